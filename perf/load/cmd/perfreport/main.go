@@ -1,0 +1,139 @@
+// Command perfreport renders result.json as report.md and latency.png beside it, after merging
+// in the figures measured by other tools of the same run (floor, loadgen, bridge benchmark).
+//
+//	perfreport -in perf/results/latest/result.json [-floor floor.json] [-loadgen loadgen.json] [-gobench go-bench.txt]
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"filterd.local/perf/load/internal/report"
+	"filterd.local/perf/load/internal/result"
+)
+
+func main() {
+	in := flag.String("in", "", "result.json to render (rewritten with derived figures)")
+	floor := flag.String("floor", "", "floor JSON from filterd-loadgen --floor (optional)")
+	loadgen := flag.String("loadgen", "", "loadgen JSON from filterd-loadgen (optional)")
+	gobench := flag.String("gobench", "", "go test -bench output of go-bridge (optional)")
+	benchRe := flag.String("bridge-bench", `(?i)^Benchmark.*(1KiB|1024|1k)`, "regexp picking the bridge benchmark judged on the allocation target")
+	flag.Parse()
+	if *in == "" {
+		fmt.Fprintln(os.Stderr, "perfreport: -in is required")
+		os.Exit(2)
+	}
+	r, err := result.Load(*in)
+	must(err)
+	if *floor != "" {
+		var f result.Floor
+		if err := readJSON(*floor, &f); err != nil {
+			r.Notes = append(r.Notes, "floor not measured: "+err.Error())
+		} else {
+			r.Floor = &f
+		}
+	}
+	if *loadgen != "" {
+		var l result.Loadgen
+		if err := readJSON(*loadgen, &l); err != nil {
+			r.Notes = append(r.Notes, "filterd-loadgen result unavailable: "+err.Error())
+		} else {
+			r.Loadgen = &l
+		}
+	}
+	if *gobench != "" {
+		bb, err := pickBench(*gobench, regexp.MustCompile(*benchRe))
+		if err != nil {
+			r.Notes = append(r.Notes, "bridge benchmark: "+err.Error())
+		} else {
+			r.Bridge = bb
+		}
+	}
+	r.Derive()
+	must(r.Save(*in))
+	dir := filepath.Dir(*in)
+	must(report.PlotPNG(r, filepath.Join(dir, "latency.png")))
+	f, err := os.Create(filepath.Join(dir, "report.md"))
+	must(err)
+	must(report.Markdown(f, r, "latency.png"))
+	must(f.Close())
+	fmt.Printf("perfreport: wrote %s, %s, %s\n", *in, filepath.Join(dir, "report.md"), filepath.Join(dir, "latency.png"))
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// pickBench finds the first benchmark line matching re that reports B/op and allocs/op. With
+// -count > 1 the lines are averaged.
+func pickBench(path string, re *regexp.Regexp) (*result.BridgeBench, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var bb *result.BridgeBench
+	n := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || !re.MatchString(fields[0]) {
+			continue
+		}
+		name := regexp.MustCompile(`-\d+$`).ReplaceAllString(fields[0], "")
+		if bb != nil && bb.Name != name {
+			continue
+		}
+		var ns, bop, aop float64
+		ok := 0
+		for i := 2; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				continue
+			}
+			switch fields[i+1] {
+			case "ns/op":
+				ns = v
+			case "B/op":
+				bop, ok = v, ok+1
+			case "allocs/op":
+				aop, ok = v, ok+1
+			}
+		}
+		if ok < 2 {
+			continue
+		}
+		if bb == nil {
+			bb = &result.BridgeBench{Name: name}
+		}
+		bb.NsPerOp += ns
+		bb.BytesPerOp += bop
+		bb.AllocsPerOp += aop
+		n++
+	}
+	if bb == nil {
+		return nil, fmt.Errorf("no benchmark matching %s with -benchmem figures in %s", re, path)
+	}
+	bb.NsPerOp /= float64(n)
+	bb.BytesPerOp /= float64(n)
+	bb.AllocsPerOp /= float64(n)
+	return bb, nil
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "perfreport:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,169 @@
+// Package report renders a load-test result as a short Markdown report and a PNG plot of the
+// latency percentile curves of (a), (b) and (c).
+package report
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"filterd.local/perf/load/internal/result"
+)
+
+// Markdown writes the short report. plotName is the PNG's file name (relative link), or "".
+func Markdown(w io.Writer, r *result.Result, plotName string) error {
+	var b strings.Builder
+	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	p("# Load test: %s\n\n", r.StartedAt)
+	m := r.Machine
+	p("Machine: %s, %d CPUs (%s), %.0f GiB, %s, kernel %s, %s. Commit %s.\n\n", m.Hostname, m.CPUs, m.CPUModel, m.MemGiB, m.OS, m.Kernel, m.Go, r.Commit)
+	c := r.Config
+	order := "back to back"
+	if c.Interleaved {
+		order = "interleaved"
+	}
+	p("Profile: %d requests/s per endpoint, %.0f s per endpoint in %d round(s), %s (order %s), %.0f s warm-up per endpoint, %d-byte body.\n\n",
+		c.RatePerS, c.DurationS, c.Rounds, order, strings.Join(c.Order, ","), c.WarmupS, c.BodyBytes)
+
+	p("## Latency (µs)\n\n")
+	p("| endpoint | requests | ok | errors | RPS | P50 | P90 | P99 | P99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, k := range r.PhaseNames() {
+		ph := r.Phases[k]
+		l := ph.LatencyUS
+		p("| (%s) %s | %d | %d | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", k, ph.Name, ph.Requests, ph.Success, ph.Errors, ph.AchievedRPS, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	p("\n")
+	d := r.Derived
+	if d.AddedB != nil || d.AddedC != nil {
+		p("## Added latency over (a) (µs)\n\n| | P50 | P90 | P99 | P99.9 | max |\n|---|---:|---:|---:|---:|---:|\n")
+		if x := d.AddedB; x != nil {
+			p("| (b) − (a) | %+.0f | %+.0f | %+.0f | %+.0f | %+.0f |\n", x.P50, x.P90, x.P99, x.P999, x.Max)
+		}
+		if x := d.AddedC; x != nil {
+			p("| (c) − (a) | %+.0f | %+.0f | %+.0f | %+.0f | %+.0f |\n", x.P50, x.P90, x.P99, x.P999, x.Max)
+		}
+		p("\n")
+	}
+	p("## CPU (seconds over each endpoint's phases)\n\n| endpoint | filterd | gateway | backend | load driver |\n|---|---:|---:|---:|---:|\n")
+	for _, k := range r.PhaseNames() {
+		cpu := r.Phases[k].CPU
+		p("| (%s) | %.2f | %.2f | %.2f | %.2f |\n", k, cpu.FilterdS, cpu.GatewayS, cpu.BackendS, cpu.DriverS)
+	}
+	p("\nfilterd during (b): %.2f%% of one core, %.1f µs CPU per request. Extra gateway CPU per request: (b) %+.1f µs, (c) %+.1f µs over (a).\n\n",
+		d.FilterdCoreShareB*100, d.FilterdCPUPerReqUS, d.GatewayExtraCPUPerReqBUS, d.GatewayExtraCPUPerReqCUS)
+	if f := r.Floor; f != nil {
+		p("## Raw floor\n\nUnix-socket round trip between two processes, %d-byte request, %d-byte reply, %d iterations (%s): P50 %.1f µs, P90 %.1f µs, P99 %.1f µs.",
+			f.ReqBytes, f.ReplyBytes, f.Iterations, f.Source, f.RTTUS.P50, f.RTTUS.P90, f.RTTUS.P99)
+		if d.BridgeRTTOverFloor > 0 {
+			p(" Added P50 of (b) is **%.1f×** the floor.", d.BridgeRTTOverFloor)
+		}
+		p("\n\n")
+	}
+	if lg := r.Loadgen; lg != nil {
+		p("## filterd alone (C++ load generator, full chain)\n\n%d decisions in %.1f s over %d connection(s) × %d in flight: %.0f decisions/s wall, filterd CPU %.2f s → **%.0f decisions per CPU-second**. allow %d, deny %d, errors %d. Frames %d B → %d B.\n\n",
+			lg.Decisions, lg.WallS, lg.Connections, lg.Pipeline, lg.DecisionsPerS, lg.FilterdCPUS, lg.DecisionsPerCore, lg.Allowed, lg.Denied, lg.Errors, lg.ReqBytes, lg.ReplyBytes)
+	}
+	p("## Targets (issue 5)\n\n| measure | target | figure | status |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		fig := "—"
+		if t.Status != "not measured" {
+			fig = fmt.Sprintf("%s %s", trim(t.Value), t.Unit)
+		}
+		if t.Note != "" {
+			fig += " (" + t.Note + ")"
+		}
+		p("| %s | %s | %s | %s |\n", t.Measure, t.Target, fig, t.Status)
+	}
+	for _, n := range r.Notes {
+		p("\n- %s", n)
+	}
+	if len(r.Notes) > 0 {
+		p("\n")
+	}
+	if plotName != "" {
+		p("\n![latency percentiles](%s)\n", plotName)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func trim(v float64) string {
+	switch {
+	case math.Abs(v) >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+// nines maps a quantile to the x position of an HdrHistogram-style plot: 1/(1−q), on a log axis,
+// so 90% sits at 10, 99% at 100, 99.9% at 1000. The maximum is drawn one decade past the last
+// finite point.
+func nines(q float64, maxX float64) float64 {
+	if q >= 1 {
+		return maxX
+	}
+	return 1 / (1 - q)
+}
+
+type ninesTicks struct{}
+
+func (ninesTicks) Ticks(min, max float64) []plot.Tick {
+	labels := map[float64]string{1: "0%", 2: "50%", 10: "90%", 100: "99%", 1000: "99.9%", 10000: "99.99%", 100000: "max"}
+	var t []plot.Tick
+	for _, x := range []float64{1, 2, 10, 100, 1000, 10000, 100000} {
+		if x >= min && x <= max {
+			t = append(t, plot.Tick{Value: x, Label: labels[x]})
+		}
+	}
+	return t
+}
+
+// PlotPNG writes the percentile curves of every phase to path (PNG).
+func PlotPNG(r *result.Result, path string) error {
+	pl := plot.New()
+	pl.Title.Text = fmt.Sprintf("Latency by percentile, %d RPS per endpoint", r.Config.RatePerS)
+	pl.X.Label.Text = "percentile"
+	pl.Y.Label.Text = "latency (ms, log)"
+	pl.X.Scale = plot.LogScale{}
+	pl.Y.Scale = plot.LogScale{}
+	pl.X.Tick.Marker = ninesTicks{}
+	pl.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	pl.Add(plotter.NewGrid())
+	const maxX = 100000
+	colors := map[string]color.RGBA{"a": {0x1f, 0x77, 0xb4, 0xff}, "b": {0xd6, 0x27, 0x28, 0xff}, "c": {0x2c, 0xa0, 0x2c, 0xff}}
+	pl.X.Min, pl.X.Max = 1, maxX
+	for _, k := range r.PhaseNames() {
+		ph := r.Phases[k]
+		var pts plotter.XYs
+		for _, pt := range ph.Curve {
+			if pt.US <= 0 {
+				continue
+			}
+			pts = append(pts, plotter.XY{X: nines(pt.Q, maxX), Y: pt.US / 1000})
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		c := colors[k]
+		line.Color, points.Color = c, c
+		line.Width = vg.Points(1.5)
+		pl.Add(line, points)
+		pl.Legend.Add(fmt.Sprintf("(%s) %s: P50 %.2f ms, P99 %.2f ms", k, ph.Name, ph.LatencyUS.P50/1000, ph.LatencyUS.P99/1000), line, points)
+	}
+	pl.Legend.Top = true
+	pl.Legend.Left = true
+	return pl.Save(9*vg.Inch, 5.5*vg.Inch, path)
+}

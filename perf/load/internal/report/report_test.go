@@ -1,0 +1,63 @@
+package report
+
+import (
+	"bytes"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filterd.local/perf/load/internal/result"
+	"filterd.local/perf/load/internal/stats"
+)
+
+func sample() *result.Result {
+	mk := func(name string, base float64) *result.Phase {
+		var s stats.Sample
+		for i := 0; i < 5000; i++ {
+			s.Add(durUS(base + float64(i%100)*3 + float64(i%1000)/10))
+		}
+		return &result.Phase{Name: name, Requests: 5000, Success: 5000, DurationS: 5, AchievedRPS: 1000,
+			StatusCodes: map[string]int{"200": 5000}, LatencyUS: s.Percentiles(), Curve: s.Curve()}
+	}
+	r := &result.Result{Schema: result.SchemaVersion, StartedAt: "2026-11-26T12:00:00Z",
+		Config: result.Config{RatePerS: 1000, DurationS: 5, Rounds: 1, Order: []string{"a", "b", "c"}},
+		Phases: map[string]*result.Phase{"a": mk("baseline", 300), "b": mk("plugin", 340), "c": mk("builtin", 310)},
+		Floor:  &result.Floor{Source: "test", ReqBytes: 1500, ReplyBytes: 500, Iterations: 100, RTTUS: stats.Percentiles{P50: 12}}}
+	r.Derive()
+	return r
+}
+
+func TestMarkdownHasEveryFigure(t *testing.T) {
+	var b bytes.Buffer
+	if err := Markdown(&b, sample(), "latency.png"); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{"| (a) baseline |", "| (b) plugin |", "| (c) builtin |", "(b) − (a) | +40 |", "(c) − (a) | +10 |",
+		"Raw floor", "3.3×", "| added P99 at 1000 RPS (b over a) |", "not measured", "![latency percentiles](latency.png)"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestPlotIsAPNG(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "latency.png")
+	if err := PlotPNG(sample(), p); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Bounds().Dx() < 500 {
+		t.Fatalf("plot too small: %v", img.Bounds())
+	}
+}

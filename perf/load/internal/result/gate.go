@@ -1,0 +1,85 @@
+package result
+
+import (
+	"fmt"
+	"strings"
+)
+
+// GateConfig sets the regression gate's tolerances.
+type GateConfig struct {
+	// MaxAddedP99GrowthUS: the added P99 of (b) over (a) may grow by at most this much over the
+	// baseline's added P99. STD-API-034: "Any regression >1ms at P99 fails the build".
+	MaxAddedP99GrowthUS float64
+	// MaxErrorRateB: the share of (b)'s requests that may fail. A faster plugin that fails requests
+	// is not an improvement, so failures are gated too.
+	MaxErrorRateB float64
+}
+
+// DefaultGate is the gate CI runs.
+var DefaultGate = GateConfig{MaxAddedP99GrowthUS: 1000, MaxErrorRateB: 0}
+
+// GateOutcome is the verdict of one comparison.
+type GateOutcome struct {
+	Pass  bool
+	Lines []string // human-readable, one finding per line
+}
+
+// Gate compares a current run with the baseline. Only same-run deltas are compared: the added P99
+// of (b) over (a) in the current run against the added P99 of (b) over (a) in the baseline run.
+// The absolute latencies of the two runs never meet.
+func Gate(base, cur *Result, cfg GateConfig) GateOutcome {
+	o := GateOutcome{Pass: true}
+	fail := func(f string, a ...any) { o.Pass = false; o.Lines = append(o.Lines, "FAIL: "+fmt.Sprintf(f, a...)) }
+	info := func(f string, a ...any) { o.Lines = append(o.Lines, "ok:   "+fmt.Sprintf(f, a...)) }
+
+	cb, ca := cur.Phases[PhasePlugin], cur.Phases[PhaseBaseline]
+	if cb == nil || ca == nil {
+		fail("current run lacks phase (a) or (b)")
+		return o
+	}
+	if ca.Success == 0 || cb.Success == 0 {
+		fail("current run: (a) %d ok, (b) %d ok: nothing to compare", ca.Success, cb.Success)
+		return o
+	}
+	if base.Derived.AddedB == nil {
+		fail("baseline has no added latency for (b); regenerate it with scripts/perf-baseline-update.sh")
+		return o
+	}
+	if cur.Derived.AddedB == nil {
+		cur.Derive()
+	}
+	if rate := float64(cb.Errors) / float64(cb.Requests); rate > cfg.MaxErrorRateB {
+		fail("(b) failed %d of %d requests (%.3f%%; allowed %.3f%%): %s", cb.Errors, cb.Requests, rate*100,
+			cfg.MaxErrorRateB*100, codes(cb))
+	} else {
+		info("(b) %d of %d requests succeeded", cb.Success, cb.Requests)
+	}
+	if ca.Errors > 0 {
+		fail("(a) baseline endpoint failed %d of %d requests (%s): the run is not a valid comparison", ca.Errors, ca.Requests, codes(ca))
+	}
+
+	growth := cur.Derived.AddedB.P99 - base.Derived.AddedB.P99
+	line := fmt.Sprintf("added P99 (b over a): now %.0f µs, baseline %.0f µs, growth %+.0f µs (limit +%.0f µs)",
+		cur.Derived.AddedB.P99, base.Derived.AddedB.P99, growth, cfg.MaxAddedP99GrowthUS)
+	if growth > cfg.MaxAddedP99GrowthUS {
+		fail("%s", line)
+	} else {
+		info("%s", line)
+	}
+	info("added P50 (b over a): now %.0f µs, baseline %.0f µs (reported, not gated)", cur.Derived.AddedB.P50, base.Derived.AddedB.P50)
+	if cur.Config.RatePerS != base.Config.RatePerS {
+		o.Lines = append(o.Lines, fmt.Sprintf("note: current rate %d/s, baseline rate %d/s", cur.Config.RatePerS, base.Config.RatePerS))
+	}
+	return o
+}
+
+func codes(p *Phase) string {
+	var parts []string
+	for k, v := range p.StatusCodes {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, v))
+	}
+	for k, v := range p.ErrorKinds {
+		parts = append(parts, fmt.Sprintf("%q×%d", k, v))
+	}
+	return strings.Join(parts, ", ")
+}

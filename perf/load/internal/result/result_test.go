@@ -1,0 +1,162 @@
+package result
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filterd.local/perf/load/internal/stats"
+)
+
+// synthetic builds a run whose (a) and (b) latencies differ by addP50/addP99 µs.
+func synthetic(addP50, addP99 float64, errsB int) *Result {
+	a := &Phase{Name: "baseline", Requests: 10000, Success: 10000, DurationS: 10, AchievedRPS: 1000,
+		StatusCodes: map[string]int{"200": 10000},
+		LatencyUS:   stats.Percentiles{P50: 300, P90: 450, P99: 900, P999: 2000, Max: 5000, Mean: 320},
+		CPU:         CPU{GatewayS: 1.0, FilterdS: 0.001}}
+	b := &Phase{Name: "plugin", Requests: 10000, Success: 10000 - errsB, Errors: errsB, DurationS: 10, AchievedRPS: 1000,
+		StatusCodes: map[string]int{"200": 10000 - errsB},
+		LatencyUS:   stats.Percentiles{P50: 300 + addP50, P90: 500, P99: 900 + addP99, P999: 2100, Max: 6000, Mean: 350},
+		CPU:         CPU{GatewayS: 1.3, FilterdS: 0.08}}
+	if errsB > 0 {
+		b.StatusCodes["503"] = errsB
+	}
+	c := &Phase{Name: "builtin", Requests: 10000, Success: 10000, DurationS: 10, AchievedRPS: 1000,
+		StatusCodes: map[string]int{"200": 10000},
+		LatencyUS:   stats.Percentiles{P50: 310, P90: 460, P99: 950, P999: 2050, Max: 5100, Mean: 330},
+		CPU:         CPU{GatewayS: 1.1}}
+	r := &Result{Schema: SchemaVersion, Config: Config{RatePerS: 1000, DurationS: 10, Rounds: 1},
+		Phases: map[string]*Phase{"a": a, "b": b, "c": c},
+		Floor:  &Floor{ReqBytes: 1700, ReplyBytes: 600, Iterations: 20000, RTTUS: stats.Percentiles{P50: 10}}}
+	r.Derive()
+	return r
+}
+
+func TestDeriveAddedLatencyCPUAndFloorMultiple(t *testing.T) {
+	r := synthetic(25, 150, 0)
+	d := r.Derived
+	if d.AddedB == nil || d.AddedB.P50 != 25 || d.AddedB.P99 != 150 || d.AddedB.P999 != 100 || d.AddedB.Max != 1000 {
+		t.Fatalf("added b = %+v", d.AddedB)
+	}
+	if d.AddedC == nil || d.AddedC.P50 != 10 || d.AddedC.P99 != 50 {
+		t.Fatalf("added c = %+v", d.AddedC)
+	}
+	near := func(x, y float64) bool { return x-y < 1e-6 && y-x < 1e-6 }
+	if !near(d.FilterdCoreShareB, 0.008) || !near(d.FilterdCPUPerReqUS, 8) {
+		t.Fatalf("filterd share %v, per req %v", d.FilterdCoreShareB, d.FilterdCPUPerReqUS)
+	}
+	if !near(d.GatewayExtraCPUPerReqBUS, 30) || !near(d.GatewayExtraCPUPerReqCUS, 10) {
+		t.Fatalf("gateway extra b %v c %v", d.GatewayExtraCPUPerReqBUS, d.GatewayExtraCPUPerReqCUS)
+	}
+	if !near(d.BridgeRTTOverFloor, 2.5) {
+		t.Fatalf("bridge/floor = %v", d.BridgeRTTOverFloor)
+	}
+}
+
+func targetStatus(r *Result, prefix string) string {
+	for _, t := range r.Targets {
+		if strings.HasPrefix(t.Measure, prefix) {
+			return t.Status
+		}
+	}
+	return "absent"
+}
+
+func TestTargets(t *testing.T) {
+	r := synthetic(25, 150, 0)
+	if s := targetStatus(r, "added P99"); s != "met" {
+		t.Fatalf("added P99 150 µs: %s", s)
+	}
+	if s := targetStatus(r, "added P50"); s != "met" {
+		t.Fatalf("2.5× floor: %s", s)
+	}
+	if s := targetStatus(r, "filterd CPU"); s != "met" {
+		t.Fatalf("8 µs/req: %s", s)
+	}
+	if s := targetStatus(r, "bridge allocations"); s != "not measured" {
+		t.Fatalf("no bridge figure: %s", s)
+	}
+	if s := targetStatus(r, "filterd alone"); s != "not measured" {
+		t.Fatalf("no loadgen: %s", s)
+	}
+
+	slow := synthetic(40, 600, 0)
+	if targetStatus(slow, "added P99") != "missed" || targetStatus(slow, "added P50") != "missed" {
+		t.Fatalf("600 µs / 4× must miss: %+v", slow.Targets)
+	}
+	// Fast but failing is not a pass.
+	failing := synthetic(5, 10, 3)
+	if targetStatus(failing, "added P99") != "missed" {
+		t.Fatal("a run with failed (b) requests must not meet the latency target")
+	}
+
+	r.Bridge = &BridgeBench{Name: "BenchmarkModifier/body=1KiB", BytesPerOp: 4097, AllocsPerOp: 12}
+	r.Loadgen = &Loadgen{Decisions: 600000, FilterdCPUS: 10, DecisionsPerCore: 60000}
+	r.Derive()
+	if targetStatus(r, "bridge allocations") != "missed" || targetStatus(r, "filterd alone") != "met" {
+		t.Fatalf("targets: %+v", r.Targets)
+	}
+}
+
+func TestGate(t *testing.T) {
+	base := synthetic(25, 150, 0)
+	cases := []struct {
+		name string
+		cur  *Result
+		pass bool
+	}{
+		{"same", synthetic(25, 150, 0), true},
+		{"better", synthetic(10, 20, 0), true},
+		{"grows 0.99 ms", synthetic(25, 1140, 0), true},
+		{"grows exactly 1 ms", synthetic(25, 1150, 0), true},
+		{"grows 1.01 ms", synthetic(25, 1160, 0), false},
+		{"fast but failing", synthetic(0, 0, 1), false},
+	}
+	for _, c := range cases {
+		o := Gate(base, c.cur, DefaultGate)
+		if o.Pass != c.pass {
+			t.Errorf("%s: pass=%v, want %v\n%s", c.name, o.Pass, c.pass, strings.Join(o.Lines, "\n"))
+		}
+	}
+	// Absolute latencies from another day do not matter: shift the whole current run by +5 ms.
+	shifted := synthetic(25, 150, 0)
+	for _, p := range shifted.Phases {
+		p.LatencyUS.P50 += 5000
+		p.LatencyUS.P99 += 5000
+	}
+	shifted.Derive()
+	if o := Gate(base, shifted, DefaultGate); !o.Pass {
+		t.Fatalf("a uniformly slower machine must not fail the gate:\n%s", strings.Join(o.Lines, "\n"))
+	}
+	// A broken baseline endpoint invalidates the comparison.
+	broken := synthetic(25, 150, 0)
+	broken.Phases["a"].Errors, broken.Phases["a"].StatusCodes["502"] = 10, 10
+	if o := Gate(base, broken, DefaultGate); o.Pass {
+		t.Fatal("errors on (a) must fail the gate")
+	}
+	// A baseline without (b) cannot gate.
+	empty := &Result{Schema: SchemaVersion, Phases: map[string]*Phase{}}
+	if o := Gate(empty, synthetic(25, 150, 0), DefaultGate); o.Pass {
+		t.Fatal("baseline without added latency must fail")
+	}
+}
+
+func TestSaveLoadRoundTrip(t *testing.T) {
+	r := synthetic(25, 150, 0)
+	p := filepath.Join(t.TempDir(), "r.json")
+	if err := r.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Derived.AddedB.P99 != 150 || back.Phases["b"].CPU.FilterdS != 0.08 || len(back.Targets) != 5 {
+		t.Fatalf("round trip lost data: %+v", back.Derived)
+	}
+	bad := &Result{Schema: 99}
+	_ = bad.Save(p)
+	if _, err := Load(p); err == nil {
+		t.Fatal("unknown schema must be refused")
+	}
+}

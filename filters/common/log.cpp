@@ -88,7 +88,15 @@ std::string format_line(level l, std::string_view msg, std::initializer_list<fie
         append_escaped(out, f.key);
         out += "\":";
         if (f.raw_number) {
-            out += f.value;
+            // A number can be a card number or a CNIC too: scrub it, and quote what the scrubber masked.
+            std::string v = scrub_text(f.value);
+            if (v == f.value) {
+                out += f.value;
+            } else {
+                out += '"';
+                append_escaped(out, v);
+                out += '"';
+            }
         } else {
             out += '"';
             append_escaped(out, scrub_text(f.value));

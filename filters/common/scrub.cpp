@@ -1,12 +1,262 @@
-// Placeholder owned by the filters issue (#3): replaced by the full scrubber and its tests.
+// The one log scrubber (issue 3, "Logs that leak nothing"). Contract and rules: scrub.hpp, docs/logging.md.
+//
+// One left-to-right pass. Two kinds of candidate are looked at:
+//  * numeric spans: a maximal run of ASCII digits in which single ' ' or '-' characters may sit between two
+//    digits (optionally led by '+'). A span is split into digit groups at its separators; cards, phones and
+//    CNICs are ranges of whole groups, so digits are never taken out of the middle of a longer contiguous run.
+//  * words that start with two letters and two digits (IBAN candidates), contiguous or grouped by 4.
+// Every candidate looks at a bounded number of characters (at most 19 digits, at most 34 IBAN characters)
+// beyond what it consumes, so the pass is linear in the input.
 #include "filters/common/scrub.hpp"
 
+#include <cstdint>
+#include <vector>
+
 namespace filterd {
+namespace {
+
+constexpr std::string_view token_card = "[card]";
+constexpr std::string_view token_phone = "[phone]";
+constexpr std::string_view token_cnic = "[cnic]";
+constexpr std::string_view token_iban = "[iban]";
+
+constexpr std::size_t card_min = 13;
+constexpr std::size_t card_max = 19;
+constexpr std::size_t iban_min = 15;  // 2 letters + 2 check digits + 11 BBAN characters
+constexpr std::size_t iban_max = 34;  // ... + 30 BBAN characters
+
+inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
+inline bool is_alpha(char c) noexcept { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+inline bool is_alnum(char c) noexcept { return is_digit(c) || is_alpha(c); }
+
+/// One run of contiguous digits inside a numeric span; `sep` is the separator before it (0 for the first).
+struct group {
+    std::size_t begin;
+    std::size_t end;
+    char sep;
+    std::size_t size() const noexcept { return end - begin; }
+};
+
+enum class kind : std::uint8_t { none, card, phone, cnic };
+
+bool luhn_ok(const char* d, std::size_t n) noexcept {
+    unsigned sum = 0;
+    bool dbl = false;
+    for (std::size_t i = n; i-- > 0;) {
+        unsigned v = static_cast<unsigned>(d[i] - '0');
+        if (dbl) {
+            v *= 2;
+            if (v > 9)
+                v -= 9;
+        }
+        sum += v;
+        dbl = !dbl;
+    }
+    return sum % 10 == 0;
+}
+
+bool starts_with(const char* d, std::size_t n, std::string_view p) noexcept {
+    return n >= p.size() && std::string_view(d, p.size()) == p;
+}
+
+/// Pakistani mobile numbers as digit strings: 03XXXXXXXXX, 923XXXXXXXXX (also written +92...), 00923XXXXXXXXX.
+bool is_pk_mobile(const char* d, std::size_t n) noexcept {
+    return (n == 11 && starts_with(d, n, "03")) || (n == 12 && starts_with(d, n, "923")) ||
+           (n == 14 && starts_with(d, n, "00923"));
+}
+
+/// Finds the sensitive item that starts at group `i`, if any; `last` receives its last group.
+kind match_at(std::string_view in, const std::vector<group>& gs, std::size_t i, std::size_t& last) noexcept {
+    const std::size_t ng = gs.size();
+
+    // CNIC, written 12345-1234567-1.
+    if (i + 2 < ng && gs[i].size() == 5 && gs[i + 1].size() == 7 && gs[i + 2].size() == 1 && gs[i + 1].sep == '-' &&
+        gs[i + 2].sep == '-') {
+        last = i + 2;
+        return kind::cnic;
+    }
+
+    // Collect the digits of the ranges [i, j] that hold at most card_max digits.
+    char digits[card_max];
+    std::size_t total = 0;
+    std::size_t ends[card_max + 1];  // ends[k]: digit count of [i, i + k]
+    std::size_t nranges = 0;
+    for (std::size_t j = i; j < ng; ++j) {
+        std::size_t len = gs[j].size();
+        if (total + len > card_max)
+            break;
+        for (std::size_t k = 0; k < len; ++k)
+            digits[total + k] = in[gs[j].begin + k];
+        total += len;
+        ends[nranges++] = total;
+    }
+
+    for (std::size_t k = 0; k < nranges; ++k)
+        if (is_pk_mobile(digits, ends[k])) {
+            last = i + k;
+            return kind::phone;
+        }
+    for (std::size_t k = nranges; k-- > 0;)  // longest card first
+        if (ends[k] >= card_min && luhn_ok(digits, ends[k])) {
+            last = i + k;
+            return kind::card;
+        }
+    // CNIC written as 13 contiguous digits (a 13-digit run that is not a Luhn-valid card).
+    if (gs[i].size() == 13) {
+        last = i;
+        return kind::cnic;
+    }
+    return kind::none;
+}
+
+std::string_view token_for(kind k) noexcept {
+    switch (k) {
+    case kind::card: return token_card;
+    case kind::phone: return token_phone;
+    case kind::cnic: return token_cnic;
+    case kind::none: break;
+    }
+    return {};
+}
+
+/// Scrubs the numeric span that starts at `p` (a digit, or '+' before a digit) and returns its end.
+std::size_t scrub_span(std::string_view in, std::size_t p, std::string& out, std::vector<group>& gs) {
+    const bool plus = in[p] == '+';
+    std::size_t q = plus ? p + 1 : p;
+    gs.clear();
+    char sep = 0;
+    for (;;) {
+        std::size_t b = q;
+        while (q < in.size() && is_digit(in[q]))
+            ++q;
+        gs.push_back({b, q, sep});
+        if (q + 1 < in.size() && (in[q] == ' ' || in[q] == '-') && is_digit(in[q + 1])) {
+            sep = in[q];
+            ++q;
+            continue;
+        }
+        break;
+    }
+    const std::size_t span_end = q;
+
+    std::size_t cursor = p;  // input before `cursor` has been written to `out`
+    for (std::size_t i = 0; i < gs.size();) {
+        std::size_t last = i;
+        kind k = match_at(in, gs, i, last);
+        if (k == kind::none) {
+            ++i;
+            continue;
+        }
+        // "+92 300 1234567": the '+' belongs to the phone number.
+        std::size_t from = (k == kind::phone && plus && i == 0) ? p : gs[i].begin;
+        out.append(in.data() + cursor, from - cursor);
+        out += token_for(k);
+        cursor = gs[last].end;
+        i = last + 1;
+    }
+    out.append(in.data() + cursor, span_end - cursor);
+    return span_end;
+}
+
+unsigned letter_value(char c) noexcept {
+    return static_cast<unsigned>((c >= 'a' ? c - 'a' : c - 'A') + 10);
+}
+
+/// mod-97 of the decimal string formed by appending `c` (a digit, or a letter as two digits 10..35).
+unsigned mod97_push(unsigned r, char c) noexcept {
+    if (is_digit(c))
+        return (r * 10 + static_cast<unsigned>(c - '0')) % 97;
+    return (r * 100 + letter_value(c)) % 97;
+}
+
+/// ISO 13616 check: BBAN, then country code and check digits, as one number mod 97 must be 1.
+bool iban_check(unsigned bban_mod, std::string_view head) noexcept {
+    unsigned r = bban_mod;
+    for (char c : head)
+        r = mod97_push(r, c);
+    return r == 1;
+}
+
+/// An IBAN at a word start `p`: "CCdd" then 11-30 alphanumerics, either contiguous (ending at a word
+/// boundary) or in space-separated groups of four with a last group of 1-4. Returns its end, or 0.
+std::size_t match_iban(std::string_view in, std::size_t p) noexcept {
+    const std::size_t n = in.size();
+    if (p + 4 >= n || !is_alpha(in[p]) || !is_alpha(in[p + 1]) || !is_digit(in[p + 2]) || !is_digit(in[p + 3]))
+        return 0;
+    const std::string_view head = in.substr(p, 4);
+    unsigned r = 0;
+    if (is_alnum(in[p + 4])) {
+        std::size_t q = p + 4;
+        while (q < n && is_alnum(in[q]) && q - p <= iban_max) {
+            r = mod97_push(r, in[q]);
+            ++q;
+        }
+        std::size_t len = q - p;
+        if ((q < n && is_alnum(in[q])) || len < iban_min || len > iban_max)
+            return 0;
+        return iban_check(r, head) ? q : 0;
+    }
+    if (in[p + 4] != ' ')
+        return 0;
+    std::size_t q = p + 4;
+    std::size_t count = 0;  // BBAN characters so far
+    std::size_t best = 0;
+    while (q + 1 < n && in[q] == ' ' && is_alnum(in[q + 1])) {
+        std::size_t k = q + 1;
+        while (k < n && is_alnum(in[k]) && k - (q + 1) < 5)
+            ++k;
+        std::size_t glen = k - (q + 1);
+        if (glen > 4)
+            break;  // not a group of the printed form
+        for (std::size_t t = q + 1; t < k; ++t)
+            r = mod97_push(r, in[t]);
+        count += glen;
+        if (count > iban_max - 4)
+            break;
+        if (count >= iban_min - 4 && iban_check(r, head))
+            best = k;
+        if (glen < 4)
+            break;  // a short group is the last one
+        q = k;
+    }
+    return best;
+}
+
+}  // namespace
+
 std::string scrub_text(std::string_view in) noexcept {
     try {
-        return std::string(in);
+        thread_local std::vector<group> groups;
+        std::string out;
+        out.reserve(in.size() + 8);
+        const std::size_t n = in.size();
+        std::size_t p = 0;
+        while (p < n) {
+            char c = in[p];
+            if (is_digit(c) || (c == '+' && p + 1 < n && is_digit(in[p + 1]))) {
+                p = scrub_span(in, p, out, groups);
+                continue;
+            }
+            if (is_alpha(c) && (p == 0 || !is_alnum(in[p - 1]))) {
+                if (std::size_t end = match_iban(in, p); end != 0) {
+                    out += token_iban;
+                    p = end;
+                    continue;
+                }
+            }
+            out += c;
+            ++p;
+        }
+        if (groups.capacity() > 4096)  // one huge span must not pin memory in this thread for ever
+            std::vector<group>().swap(groups);
+        return out;
     } catch (...) {
-        return "[scrub-failed]";
+        try {
+            return "[scrub-failed]";
+        } catch (...) {
+            return {};
+        }
     }
 }
+
 }  // namespace filterd

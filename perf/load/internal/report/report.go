@@ -163,7 +163,8 @@ func PlotPNG(r *result.Result, path string) error {
 		pl.Add(line, points)
 		pl.Legend.Add(fmt.Sprintf("(%s) %s: P50 %.2f ms, P99 %.2f ms", k, ph.Name, ph.LatencyUS.P50/1000, ph.LatencyUS.P99/1000), line, points)
 	}
-	pl.Legend.Top = true
-	pl.Legend.Left = true
+	// Curves rise to the right, so the lower right corner is empty.
+	pl.Legend.Top = false
+	pl.Legend.Left = false
 	return pl.Save(9*vg.Inch, 5.5*vg.Inch, path)
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 
 	"filterd.local/perf/load/internal/stats"
 )
@@ -238,7 +239,7 @@ func (r *Result) targets() []Target {
 			x.Note = fmt.Sprintf("(b) had %d non-2xx/failed requests: a latency figure over failed requests is not a pass", b.Errors)
 		}
 		if r.Config.RatePerS != 1000 {
-			x.Note += fmt.Sprintf(" measured at %d RPS, not 1000", r.Config.RatePerS)
+			x.Note = strings.TrimSpace(x.Note + fmt.Sprintf(" measured at %d RPS, not 1000", r.Config.RatePerS))
 		}
 		t = append(t, x)
 	} else {

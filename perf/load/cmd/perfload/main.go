@@ -1,0 +1,296 @@
+// Command perfload drives a constant request rate through up to three gateway endpoints with the
+// vegeta library and writes result.json (see internal/result):
+//
+//	(a) a baseline endpoint with no plugin,
+//	(b) the endpoint with the filter-bridge plugin and all three filters,
+//	(c) the endpoint using KrakenD's built-in qos/ratelimit/router, as a peer reference.
+//
+// Every request carries a fresh SPV1 signature (unique nonce, current timestamp), made ahead of
+// time by a pump goroutine so that signing is not inside the measured latency. All three endpoints
+// get requests of the same shape and size (signed for their own path), so they differ only in what
+// the gateway does with them.
+//
+// The measured time is split into rounds; each round runs every endpoint for duration/rounds, in
+// an order rotated every round, so slow drift of a shared machine (other builds, thermal state)
+// falls on all three endpoints alike. CPU seconds of filterd, the gateway, the backend and this
+// driver are read from /proc/<pid>/stat around every segment and summed per endpoint.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"filterd.local/perf/load/internal/procstat"
+	"filterd.local/perf/load/internal/result"
+	"filterd.local/perf/load/internal/spv1"
+	"filterd.local/perf/load/internal/stats"
+)
+
+type endpoint struct {
+	key, name string
+	url       *url.URL
+	query     []spv1.Pair
+	sample    stats.Sample
+	phase     *result.Phase
+}
+
+type pids struct{ filterd, gateway, backend int }
+
+func main() {
+	var (
+		aURL      = flag.String("a", "", "baseline endpoint URL (no plugin)")
+		bURL      = flag.String("b", "", "plugin endpoint URL (filter-bridge with all three filters)")
+		cURL      = flag.String("c", "", "built-in qos/ratelimit/router endpoint URL")
+		rate      = flag.Int("rate", 1000, "requests per second, per endpoint")
+		duration  = flag.Duration("duration", 60*time.Second, "measured time per endpoint")
+		rounds    = flag.Int("rounds", 0, "rounds the measured time is split into (0: one per 5 s, at least 1)")
+		warmup    = flag.Duration("warmup", 2*time.Second, "unmeasured warm-up per endpoint before the first round")
+		method    = flag.String("method", "POST", "HTTP method")
+		bodyBytes = flag.Int("body-bytes", 1024, "request body size (JSON)")
+		merchant  = flag.String("merchant", "m-perf", "SPV1 merchant id")
+		keyID     = flag.String("key-id", "k-perf", "SPV1 key id")
+		secretEnv = flag.String("secret-env", "SPV1_PERF_SECRET", "environment variable holding the hmac secret")
+		secretF   = flag.String("secret-file", "", "file holding the hmac secret (overrides -secret-env)")
+		timeout   = flag.Duration("timeout", 5*time.Second, "per-request timeout")
+		out       = flag.String("out", "result.json", "result file")
+		commit    = flag.String("commit", "", "commit the stack was built from (recorded)")
+		fPid      = flag.Int("filterd-pid", 0, "pid of filterd (0: not tracked)")
+		gPid      = flag.Int("gateway-pid", 0, "pid of the gateway (0: not tracked)")
+		bPid      = flag.Int("backend-pid", 0, "pid of the backend (0: not tracked)")
+		note      = flag.String("note", "", "free-text note recorded in the result")
+	)
+	flag.Parse()
+
+	secret := []byte(os.Getenv(*secretEnv))
+	if *secretF != "" {
+		b, err := os.ReadFile(*secretF)
+		must(err)
+		secret = bytes.TrimRight(b, "\r\n")
+	}
+	key := spv1.Key{MerchantID: *merchant, KeyID: *keyID, Secret: secret}
+
+	var eps []*endpoint
+	for _, e := range []struct{ k, n, u string }{{"a", "baseline (no plugin)", *aURL}, {"b", "plugin + 3 filters", *bURL}, {"c", "built-in qos/ratelimit/router", *cURL}} {
+		if e.u == "" {
+			continue
+		}
+		u, err := url.Parse(e.u)
+		must(err)
+		var q []spv1.Pair
+		for name, vs := range u.Query() {
+			for _, v := range vs {
+				q = append(q, spv1.Pair{Name: name, Value: v})
+			}
+		}
+		eps = append(eps, &endpoint{key: e.k, name: e.n, url: u, query: q,
+			phase: &result.Phase{Name: e.n, URL: e.u, StatusCodes: map[string]int{}, ErrorKinds: map[string]int{}}})
+	}
+	if len(eps) == 0 {
+		fail("give at least one of -a, -b, -c")
+	}
+	if len(secret) == 0 {
+		fmt.Fprintf(os.Stderr, "perfload: warning: empty SPV1 secret (set $%s or -secret-file); (b) will be denied\n", *secretEnv)
+	}
+	if *rounds <= 0 {
+		*rounds = int(*duration / (5 * time.Second))
+		if *rounds < 1 {
+			*rounds = 1
+		}
+	}
+	seg := *duration / time.Duration(*rounds)
+	body := makeBody(*bodyBytes)
+	p := pids{*fPid, *gPid, *bPid}
+
+	// A vegeta Attacker stops for good after one attack, so every segment gets a new one; they share
+	// one HTTP client, so keep-alive connections carry over and no segment pays for new connections.
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 10000, IdleConnTimeout: time.Minute}}
+	attacker := func() *vegeta.Attacker {
+		return vegeta.NewAttacker(vegeta.Client(client), vegeta.Timeout(*timeout), vegeta.KeepAlive(true),
+			vegeta.Workers(32), vegeta.MaxBody(512), vegeta.Redirects(vegeta.NoFollow))
+	}
+	pace := vegeta.Rate{Freq: *rate, Per: time.Second}
+
+	res := &result.Result{Schema: result.SchemaVersion, StartedAt: time.Now().UTC().Format(time.RFC3339), Commit: *commit,
+		Machine: machine(), Phases: map[string]*result.Phase{}}
+	var order []string
+	for _, e := range eps {
+		order = append(order, e.key)
+		res.Phases[e.key] = e.phase
+	}
+	res.Config = result.Config{RatePerS: *rate, DurationS: duration.Seconds(), Rounds: *rounds, Order: order,
+		BodyBytes: len(body), WarmupS: warmup.Seconds(), Interleaved: *rounds > 1}
+	if *note != "" {
+		res.Notes = append(res.Notes, *note)
+	}
+
+	if *warmup > 0 {
+		for _, e := range eps {
+			fmt.Fprintf(os.Stderr, "perfload: warm-up (%s) %s for %s\n", e.key, e.url, *warmup)
+			for r := range attacker().Attack(targeter(e, key, *method, body, *rate), pace, *warmup, "warmup-"+e.key) {
+				_ = r
+			}
+		}
+	}
+	for round := 0; round < *rounds; round++ {
+		for i := range eps {
+			e := eps[(i+round)%len(eps)] // rotate the order every round
+			fmt.Fprintf(os.Stderr, "perfload: round %d/%d (%s) %d/s for %s\n", round+1, *rounds, e.key, *rate, seg)
+			runSegment(attacker(), e, key, *method, body, *rate, pace, seg, p)
+		}
+	}
+	for _, e := range eps {
+		ph := e.phase
+		ph.LatencyUS = e.sample.Percentiles()
+		ph.Curve = e.sample.Curve()
+		if ph.DurationS > 0 {
+			ph.AchievedRPS = float64(ph.Requests) / ph.DurationS
+		}
+		if len(ph.ErrorKinds) == 0 {
+			ph.ErrorKinds = nil
+		}
+		fmt.Fprintf(os.Stderr, "perfload: (%s) %d requests, %d ok, P50 %.0f µs, P99 %.0f µs, max %.0f µs\n",
+			e.key, ph.Requests, ph.Success, ph.LatencyUS.P50, ph.LatencyUS.P99, ph.LatencyUS.Max)
+	}
+	res.Derive()
+	must(res.Save(*out))
+	fmt.Fprintf(os.Stderr, "perfload: wrote %s\n", *out)
+}
+
+// runSegment attacks one endpoint for d and adds the results and the CPU used to its phase.
+func runSegment(atk *vegeta.Attacker, e *endpoint, key spv1.Key, method string, body []byte, rate int, pace vegeta.Pacer, d time.Duration, p pids) {
+	cpu0 := readCPU(p)
+	start := time.Now()
+	for r := range atk.Attack(targeter(e, key, method, body, rate), pace, d, e.key) {
+		ph := e.phase
+		ph.Requests++
+		e.sample.Add(r.Latency)
+		ph.StatusCodes[fmt.Sprint(r.Code)]++
+		if r.Code >= 200 && r.Code < 300 {
+			ph.Success++
+			continue
+		}
+		ph.Errors++
+		if r.Error != "" {
+			k := r.Error
+			if len(k) > 60 {
+				k = k[:60]
+			}
+			ph.ErrorKinds[k]++
+		}
+	}
+	wall := time.Since(start).Seconds()
+	cpu1 := readCPU(p)
+	ph := e.phase
+	ph.DurationS += wall
+	ph.CPU.FilterdS += cpu1.FilterdS - cpu0.FilterdS
+	ph.CPU.GatewayS += cpu1.GatewayS - cpu0.GatewayS
+	ph.CPU.BackendS += cpu1.BackendS - cpu0.BackendS
+	ph.CPU.DriverS += cpu1.DriverS - cpu0.DriverS
+}
+
+func readCPU(p pids) result.CPU {
+	get := func(pid int) float64 {
+		v, err := procstat.CPUSeconds(pid)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "perfload: warning: pid %d: %v\n", pid, err)
+		}
+		return v
+	}
+	return result.CPU{FilterdS: get(p.filterd), GatewayS: get(p.gateway), BackendS: get(p.backend), DriverS: get(os.Getpid())}
+}
+
+// targeter hands out requests signed ahead of time by a pump goroutine. The pump stays at most
+// rate/10 requests (≈100 ms) ahead, so every X-Timestamp is well inside the ±300 s skew window and
+// every nonce is used once. The pump stops when the attack stops asking (after a short grace).
+func targeter(e *endpoint, key spv1.Key, method string, body []byte, rate int) vegeta.Targeter {
+	ahead := rate / 10
+	if ahead < 8 {
+		ahead = 8
+	}
+	ch := make(chan vegeta.Target, ahead)
+	done := make(chan struct{})
+	path := e.url.EscapedPath()
+	go func() {
+		for {
+			h := http.Header{}
+			h.Set("Content-Type", "application/json")
+			h.Set("X-Request-Id", spv1.NewNonce())
+			key.Sign(h, method, path, e.query, body, time.Now())
+			select {
+			case ch <- vegeta.Target{Method: method, URL: e.url.String(), Body: body, Header: h}:
+			case <-done:
+				return
+			case <-time.After(5 * time.Second): // attack over
+				return
+			}
+		}
+	}()
+	return func(t *vegeta.Target) error {
+		select {
+		case *t = <-ch:
+			return nil
+		case <-time.After(5 * time.Second):
+			close(done)
+			return fmt.Errorf("perfload: target pump stalled")
+		}
+	}
+}
+
+// makeBody returns a JSON object of exactly n bytes (at least 32).
+func makeBody(n int) []byte {
+	head := `{"amount":12500,"currency":"PKR","pad":"`
+	tail := `"}`
+	if n < len(head)+len(tail) {
+		n = len(head) + len(tail)
+	}
+	return []byte(head + strings.Repeat("x", n-len(head)-len(tail)) + tail)
+}
+
+func machine() result.Machine {
+	m := result.Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	m.Hostname, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				m.CPUModel = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb float64
+		fmt.Sscanf(strings.TrimPrefix(strings.Split(string(b), "\n")[0], "MemTotal:"), "%f", &kb)
+		m.MemGiB = kb / (1 << 20)
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/etc/os-release"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "PRETTY_NAME=") {
+				m.OS = strings.Trim(strings.TrimPrefix(l, "PRETTY_NAME="), `"`)
+			}
+		}
+	}
+	return m
+}
+
+func must(err error) {
+	if err != nil {
+		fail(err.Error())
+	}
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "perfload:", msg)
+	os.Exit(2)
+}

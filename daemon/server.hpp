@@ -1,0 +1,92 @@
+#pragma once
+// The filter socket server: a Unix stream socket, one session per connection.
+//
+// Concurrency contract
+//  * Each session lives on its own strand: its reader, writer and watchdog coroutines, and every
+//    completion posted back to it, run there, so session state needs no locks.
+//  * A verified FilterRequest is copied and posted to the io_context (any I/O thread) to run the
+//    filter chain, so one connection's requests run in parallel and are answered out of order,
+//    matched by request id.
+//  * One write in flight per connection: responses queue behind it and are written in batches.
+//  * Bounds: the frame size (negotiated in Hello), in-flight requests per connection (past it:
+//    Overloaded error), queued responses (past it the reader stops: back-pressure), connections, and a
+//    stall timeout for peers that stop mid-frame, mid-handshake, or stop reading our writes.
+//
+// Reload: update_config() swaps the config atomically; each request holds the config it started with.
+// Drain: begin_drain() stops accepting; sessions stop reading, answer what they already accepted and close.
+
+#include "daemon/config.hpp"
+#include "daemon/errc.hpp"
+#include "filters/common/metrics.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace filterd {
+
+class session;
+
+struct server_metrics {
+    gauge& connections_open;
+    counter& connections_total;
+    counter& deadline_misses;
+    histogram& request_duration;
+    counter& responses_allow;
+    counter& responses_deny;
+
+    counter& frame_error(errc e);
+    counter& error_reply(errc e);
+
+    static server_metrics& get();
+};
+
+class server {
+public:
+    server(boost::asio::io_context& ioc, std::shared_ptr<const daemon_config> cfg);
+    ~server();
+    server(const server&) = delete;
+    server& operator=(const server&) = delete;
+
+    /// Removes a stale socket file (only if it is a socket), binds with the configured mode and starts
+    /// accepting. @throws std::system_error with a message naming the path.
+    void start();
+
+    /// New requests use `cfg` from now on; requests already running keep theirs.
+    void update_config(std::shared_ptr<const daemon_config> cfg);
+    std::shared_ptr<const daemon_config> config() const { return cfg_.load(); }
+
+    /// Stops accepting. Sessions stop reading, finish the requests they hold, then close.
+    void begin_drain();
+    /// Closes every session now (after the drain timeout).
+    void close_all();
+
+    bool accepting() const noexcept { return accepting_.load(); }
+    std::size_t session_count() const;
+    boost::asio::io_context& io() noexcept { return ioc_; }
+
+private:
+    friend class session;
+    /// Sessions by id. Shared with the sessions (weakly) so one that outlives the server is safe.
+    struct session_registry {
+        std::mutex mu;
+        std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;
+    };
+    void run_accept_loop();
+    std::vector<std::shared_ptr<session>> live_sessions() const;
+
+    boost::asio::io_context& ioc_;
+    std::atomic<std::shared_ptr<const daemon_config>> cfg_;
+    boost::asio::local::stream_protocol::acceptor acceptor_;
+    std::atomic<bool> accepting_{false};
+    std::atomic<bool> draining_{false};
+    std::shared_ptr<session_registry> registry_;
+    std::uint64_t next_id_ = 1;  ///< only touched by the accept loop
+    std::string bound_path_;
+};
+
+}  // namespace filterd

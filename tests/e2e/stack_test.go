@@ -1,0 +1,463 @@
+// Package e2e holds the end-to-end tests of issue 4: the real gateway harness (lura v2.13.0) with the
+// real filter-bridge plugin, the real filterd daemon and a real HTTP backend, all as plain processes
+// on loopback. Nothing is mocked. Every test starts its own processes on port 0 / its own temporary
+// socket path, waits for them with a bound, and kills them when it ends.
+//
+// Binaries come from scripts/test-e2e.sh (which builds them), or from these variables:
+//
+//	E2E_OUT      Go outputs of scripts/build-go.sh --test-plugins (default: <repo>/out)
+//	E2E_FILTERD  the filterd binary (default: <repo>/build-e2e/filterd)
+//	E2E_SIGN     the SPV1 signing tool (default: <repo>/tools/spv1_sign.py, else tools/spv1-sign)
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bounded waits. Generous: the box has 2 cores and other builds may be running.
+const (
+	startWait = 15 * time.Second
+	httpWait  = 10 * time.Second
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Clean(filepath.Join(wd, "..", ".."))
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+type paths struct {
+	harness, backend, plugin, pluginDir, testPluginDir, emptyPluginDir, filterd string
+}
+
+func binaries(t *testing.T) paths {
+	t.Helper()
+	root := repoRoot(t)
+	out := envOr("E2E_OUT", filepath.Join(root, "out"))
+	p := paths{
+		harness:        filepath.Join(out, "bin", "gateway-harness"),
+		backend:        filepath.Join(out, "bin", "demo-backend"),
+		pluginDir:      filepath.Join(out, "plugins"),
+		plugin:         filepath.Join(out, "plugins", "simpaisa-plugin-filter-bridge.so"),
+		testPluginDir:  filepath.Join(out, "test-plugins"),
+		emptyPluginDir: filepath.Join(out, "test-plugins-empty"),
+		filterd:        envOr("E2E_FILTERD", filepath.Join(root, "build-e2e", "filterd")),
+	}
+	return p
+}
+
+// need fails (never skips) when a binary is missing: a missing piece must not look like a pass.
+func need(t *testing.T, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("required binary missing: %s (run scripts/test-e2e.sh, which builds it): %v", f, err)
+		}
+	}
+}
+
+// proc is a child process with its output captured to a file for failure diagnostics.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error
+}
+
+func start(t *testing.T, name string, dir string, bin string, args ...string) *proc {
+	t.Helper()
+	logf, err := os.CreateTemp(dir, name+"-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = os.Environ()
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logf.Name(), done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(p.log)
+			if len(b) > 4000 {
+				b = b[len(b)-4000:]
+			}
+			t.Logf("--- %s log (tail) ---\n%s", name, b)
+		}
+	})
+	return p
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (p *proc) signal(s syscall.Signal) error { return p.cmd.Process.Signal(s) }
+
+// kill sends SIGKILL (which also ends a SIGSTOPped process) and waits for it, bounded.
+func (p *proc) kill() {
+	if p.alive() {
+		_ = p.cmd.Process.Kill()
+	}
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// waitExit waits for the process to exit by itself and returns its exit code.
+func (p *proc) waitExit(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		t.Fatalf("%s did not exit within %v", p.name, d)
+		return -1
+	}
+}
+
+func (p *proc) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+func waitFile(t *testing.T, p *proc, path string) string {
+	t.Helper()
+	deadline := time.Now().Add(startWait)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return strings.TrimSpace(string(b))
+		}
+		if !p.alive() {
+			t.Fatalf("%s exited before writing %s:\n%s", p.name, path, p.logText())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s did not write %s within %v", p.name, path, startWait)
+	return ""
+}
+
+func waitSocket(t *testing.T, p *proc, path string) {
+	t.Helper()
+	deadline := time.Now().Add(startWait)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("unix", path, 100*time.Millisecond); err == nil {
+			c.Close()
+			return
+		}
+		if !p.alive() {
+			t.Fatalf("%s exited before accepting on %s:\n%s", p.name, path, p.logText())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s did not accept on %s within %v", p.name, path, startWait)
+}
+
+// tmpDir is a short private directory (Unix socket paths are limited to 107 bytes).
+func tmpDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func writeJSON(t *testing.T, path string, v interface{}) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ---- the three processes -------------------------------------------------------------------------
+
+type backend struct {
+	*proc
+	addr string
+}
+
+func startBackend(t *testing.T, dir string) *backend {
+	t.Helper()
+	b := binaries(t)
+	need(t, b.backend)
+	af := filepath.Join(dir, "backend.addr")
+	p := start(t, "demo-backend", dir, b.backend, "-listen", "127.0.0.1:0", "-addr-file", af)
+	return &backend{proc: p, addr: waitFile(t, p, af)}
+}
+
+type counts struct {
+	Total  int64            `json:"total"`
+	ByPath map[string]int64 `json:"by_path"`
+}
+
+func (b *backend) counts(t *testing.T) counts {
+	t.Helper()
+	resp, err := http.Get("http://" + b.addr + "/__counts")
+	if err != nil {
+		t.Fatalf("backend counts: %v", err)
+	}
+	defer resp.Body.Close()
+	var c counts
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		t.Fatalf("backend counts: %v", err)
+	}
+	return c
+}
+
+type daemon struct {
+	*proc
+	socket, cfgPath string
+}
+
+// startFilterd starts the real daemon with cfg (a filterd config object) on socket.
+func startFilterd(t *testing.T, dir, socket string, cfg map[string]interface{}) *daemon {
+	t.Helper()
+	b := binaries(t)
+	need(t, b.filterd)
+	cfgPath := filepath.Join(dir, "filterd.json")
+	writeJSON(t, cfgPath, cfg)
+	return restartFilterd(t, &daemon{socket: socket, cfgPath: cfgPath})
+}
+
+// restartFilterd starts a fresh daemon process with the same config and socket.
+func restartFilterd(t *testing.T, d *daemon) *daemon {
+	t.Helper()
+	b := binaries(t)
+	p := start(t, "filterd", filepath.Dir(d.cfgPath), b.filterd, "--config", d.cfgPath, "--socket", d.socket)
+	waitSocket(t, p, d.socket)
+	return &daemon{proc: p, socket: d.socket, cfgPath: d.cfgPath}
+}
+
+type gateway struct {
+	*proc
+	addr   string
+	client *http.Client
+}
+
+// startHarness starts the gateway harness on 127.0.0.1:0 with cfg (a KrakenD-format config object).
+func startHarness(t *testing.T, dir string, cfg map[string]interface{}) *gateway {
+	t.Helper()
+	p := startHarnessProc(t, dir, cfg)
+	af := filepath.Join(dir, "gateway.addr")
+	addr := waitFile(t, p, af)
+	return &gateway{proc: p, addr: addr, client: &http.Client{Timeout: httpWait}}
+}
+
+func startHarnessProc(t *testing.T, dir string, cfg map[string]interface{}) *proc {
+	t.Helper()
+	b := binaries(t)
+	need(t, b.harness)
+	cfgPath := filepath.Join(dir, "gateway.json")
+	writeJSON(t, cfgPath, cfg)
+	af := filepath.Join(dir, "gateway.addr")
+	os.Remove(af)
+	return start(t, "gateway-harness", dir, b.harness, "-c", cfgPath, "-listen", "127.0.0.1:0", "-addr-file", af)
+}
+
+type reply struct {
+	status  int
+	header  http.Header
+	body    []byte
+	latency time.Duration
+}
+
+func (g *gateway) do(t *testing.T, method, path string, hdr map[string]string, body []byte) reply {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, "http://"+g.addr+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	t0 := time.Now()
+	resp, err := g.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	lat := time.Since(t0)
+	if err != nil {
+		t.Fatalf("%s %s: reading body: %v", method, path, err)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: b, latency: lat}
+}
+
+// echoed decodes what the demo backend saw (it answers with a JSON echo; the harness passes it
+// through unchanged with the no-op encoding).
+type echoed struct {
+	Method   string              `json:"method"`
+	Path     string              `json:"path"`
+	RawQuery string              `json:"raw_query"`
+	Headers  map[string][]string `json:"headers"`
+	Bytes    int                 `json:"body_bytes"`
+}
+
+func (r reply) echo(t *testing.T) echoed {
+	t.Helper()
+	var e echoed
+	if err := json.Unmarshal(r.body, &e); err != nil {
+		t.Fatalf("backend echo: %v; body %q", err, r.body)
+	}
+	return e
+}
+
+func (e echoed) header(name string) (string, bool) {
+	for k, v := range e.Headers {
+		if strings.EqualFold(k, name) && len(v) > 0 {
+			return v[0], true
+		}
+	}
+	return "", false
+}
+
+// ---- configs ---------------------------------------------------------------------------------------
+
+// bridge returns the plugin/req-resp-modifier block for the filter bridge.
+func bridge(socket, route string, filters []string, extra map[string]interface{}) map[string]interface{} {
+	s := map[string]interface{}{
+		"socket_path": socket, "route_id": route, "filters": filters,
+		"deadline": "3ms", "max_body_bytes": 65536, "error_status": 503, "mode": "enforce",
+	}
+	for k, v := range extra {
+		s[k] = v
+	}
+	return map[string]interface{}{
+		"plugin/req-resp-modifier": map[string]interface{}{
+			"name":                   []interface{}{"simpaisa/filter-bridge"},
+			"simpaisa/filter-bridge": s,
+		},
+	}
+}
+
+// endpoint returns a no-op (pass-through) endpoint to the demo backend, forwarding all headers and
+// query parameters, as the example config does.
+func endpoint(path, method, backendAddr string, extra map[string]interface{}) map[string]interface{} {
+	e := map[string]interface{}{
+		"endpoint": path, "method": method, "output_encoding": "no-op",
+		"input_headers": []string{"*"}, "input_query_strings": []string{"*"},
+		"backend": []interface{}{map[string]interface{}{
+			"host": []string{"http://" + backendAddr}, "url_pattern": path, "encoding": "no-op",
+		}},
+	}
+	if extra != nil {
+		e["extra_config"] = extra
+	}
+	return e
+}
+
+func gatewayConfig(pluginDir string, endpoints []interface{}, serviceExtra map[string]interface{}) map[string]interface{} {
+	extra := map[string]interface{}{
+		"router": map[string]interface{}{"return_error_msg": true, "disable_access_log": true},
+	}
+	for k, v := range serviceExtra {
+		extra[k] = v
+	}
+	cfg := map[string]interface{}{
+		"version": 3, "port": 8080, "timeout": "5s",
+		"extra_config": extra, "endpoints": endpoints,
+	}
+	if pluginDir != "" {
+		cfg["plugin"] = map[string]interface{}{"folder": pluginDir, "pattern": ".so"}
+	}
+	return cfg
+}
+
+// readiness is the harness's probe block, checking the daemon through the plugin on route.
+func readiness(socket, route string) map[string]interface{} {
+	return map[string]interface{}{
+		"simpaisa/gateway-harness": map[string]interface{}{
+			"readiness": map[string]interface{}{
+				"path": "/__ready", "timeout": "1s", "plugin": "simpaisa/filter-bridge",
+				"settings": map[string]interface{}{
+					"socket_path": socket, "route_id": route, "filters": []string{},
+					"deadline": "3ms", "error_status": 503, "mode": "enforce",
+				},
+			},
+		},
+	}
+}
+
+// filterdConfig is the daemon config: the admin listener is off (nothing here needs it, and a fixed
+// port would collide between tests), every route given is served.
+func filterdConfig(socket string, filters map[string]interface{}, routes map[string]interface{}) map[string]interface{} {
+	c := map[string]interface{}{
+		"listen": map[string]interface{}{"socket": socket},
+		"admin":  map[string]interface{}{"enabled": false},
+		"routes": routes,
+	}
+	if filters != nil {
+		c["filters"] = filters
+	}
+	return c
+}
+
+// percentile of durations (nearest rank).
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	i := int(p*float64(len(s))+0.999999) - 1
+	if i < 0 {
+		i = 0
+	}
+	if i >= len(s) {
+		i = len(s) - 1
+	}
+	return s[i]
+}
+
+var _ = fmt.Sprintf
+var _ sync.Mutex

@@ -1,0 +1,583 @@
+// filterd-loadgen: drives filterd alone over its Unix socket, and measures the raw socket floor.
+//
+//   filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--json FILE]
+//       Two processes (fork) on one AF_UNIX stream socketpair play ping-pong with frames of the
+//       bridge's sizes: the parent writes a request frame, the child reads it whole and answers
+//       with a reply frame. Reports the round-trip percentiles. This is the floor the bridge's
+//       round trip is compared with: no parsing, no filters, no scheduling beyond two blocking
+//       processes. By default the sizes are those of a representative encoded request (the load
+//       driver's 1 KiB signed POST, made with proto::encode_request) and an allow reply with the
+//       enrichment headers.
+//
+//   filterd-loadgen run --socket PATH --route ROUTE --filters a,b,c [--duration S]
+//       [--connections C] [--pipeline P] [--merchant ID --key-id ID --secret-env VAR]
+//       [--filterd-pid PID] [--json FILE]
+//       Opens C connections, each with a HELLO, keeps P requests in flight on each (never more than
+//       the daemon's max_in_flight) and counts verdicts for S seconds. Each request carries a fresh
+//       SPV1 hmac-sha256 signature with a unique nonce. With --filterd-pid, filterd's CPU seconds
+//       over the run give decisions per CPU-second: decisions per second per core.
+//
+// Output is one JSON object (the shapes of result.Floor and result.Loadgen in perf/load).
+
+#include "protocol/framing.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <fmt/format.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+namespace proto = filterd::proto;
+namespace wire = filterd::wire;
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+[[noreturn]] void die(const std::string& msg) {
+    std::fprintf(stderr, "filterd-loadgen: %s\n", msg.c_str());
+    std::exit(2);
+}
+
+bool write_all(int fd, const std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= static_cast<std::size_t>(w);
+    }
+    return true;
+}
+
+bool read_all(int fd, std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        ssize_t r = ::read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= static_cast<std::size_t>(r);
+    }
+    return true;
+}
+
+/// Reads one length-prefixed frame body into `body`, refusing anything above `limit`.
+bool read_frame(int fd, std::vector<std::uint8_t>& body, std::uint32_t limit) {
+    std::uint8_t len[proto::length_bytes];
+    if (!read_all(fd, len, sizeof len))
+        return false;
+    std::uint32_t n = proto::read_length(len);
+    if (proto::check_length(n, limit) != proto::frame_status::ok)
+        return false;
+    body.resize(n);
+    return read_all(fd, body.data(), n);
+}
+
+double cpu_seconds(int pid) {
+    if (pid <= 0)
+        return 0;
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto close = s.rfind(')');
+    if (close == std::string::npos)
+        return 0;
+    std::istringstream in(s.substr(close + 1));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14)
+            utime = std::stoull(field);
+        if (i == 15)
+            stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+struct percentiles {
+    double p50 = 0, p90 = 0, p99 = 0, p999 = 0, max = 0, mean = 0;
+};
+
+/// Nearest-rank percentiles, as perf/load/internal/stats computes them.
+percentiles summarise(std::vector<double> v) {
+    percentiles p;
+    if (v.empty())
+        return p;
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) {
+        auto r = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()) - 1e-9));
+        return v[std::clamp<std::size_t>(r == 0 ? 0 : r - 1, 0, v.size() - 1)];
+    };
+    double sum = 0;
+    for (double x : v)
+        sum += x;
+    p.p50 = at(0.50);
+    p.p90 = at(0.90);
+    p.p99 = at(0.99);
+    p.p999 = at(0.999);
+    p.max = v.back();
+    p.mean = sum / static_cast<double>(v.size());
+    return p;
+}
+
+std::string json(const percentiles& p) {
+    return fmt::format(R"({{"p50":{:.3f},"p90":{:.3f},"p99":{:.3f},"p99_9":{:.3f},"max":{:.3f},"mean":{:.3f}}})", p.p50,
+                       p.p90, p.p99, p.p999, p.max, p.mean);
+}
+
+void emit(const std::string& out, const std::string& path) {
+    if (path.empty() || path == "-") {
+        std::printf("%s\n", out.c_str());
+        return;
+    }
+    std::ofstream f(path);
+    f << out << '\n';
+    if (!f)
+        die("cannot write " + path);
+    std::fprintf(stderr, "filterd-loadgen: wrote %s\n", path.c_str());
+}
+
+// ---- SPV1 signing (issue 3's canonical string; no query) --------------------------------------
+
+std::string hex(const unsigned char* p, std::size_t n) {
+    static constexpr char d[] = "0123456789abcdef";
+    std::string s(n * 2, '0');
+    for (std::size_t i = 0; i < n; ++i) {
+        s[2 * i] = d[p[i] >> 4];
+        s[2 * i + 1] = d[p[i] & 15];
+    }
+    return s;
+}
+
+std::string b64(const unsigned char* p, std::size_t n, bool url) {
+    std::string s(4 * ((n + 2) / 3) + 1, '\0');
+    int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(s.data()), p, static_cast<int>(n));
+    s.resize(static_cast<std::size_t>(len));
+    if (url) {
+        for (char& c : s)
+            c = c == '+' ? '-' : c == '/' ? '_' : c;
+        while (!s.empty() && s.back() == '=')
+            s.pop_back();
+    }
+    return s;
+}
+
+struct signer {
+    std::string merchant, key_id, secret;
+    std::string body_hash;  // hex SHA-256 of the fixed body
+    unsigned char prefix[8]{};
+    std::atomic<std::uint64_t> counter{0};
+
+    /// Unique per process run: 8 random bytes then a counter, as 22 base64url characters.
+    std::string nonce() {
+        unsigned char raw[16];
+        std::memcpy(raw, prefix, 8);
+        std::uint64_t c = counter.fetch_add(1, std::memory_order_relaxed);
+        std::memcpy(raw + 8, &c, 8);
+        return b64(raw, sizeof raw, true);
+    }
+
+    void sign(proto::request_spec& r) {
+        std::string ts = std::to_string(std::time(nullptr));
+        std::string n = nonce();
+        std::string canonical = "SPV1\n" + r.method + "\n" + r.path + "\n\n" + merchant + "\n" + key_id + "\n" + ts + "\n" +
+                                n + "\n" + body_hash;
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+             reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), mac, &mac_len);
+        auto set = [&](const char* name, std::string v) {
+            for (auto& h : r.headers)
+                if (h.name == name) {
+                    h.values = {std::move(v)};
+                    return;
+                }
+            r.headers.push_back({name, {std::move(v)}});
+        };
+        set("X-Merchant-Id", merchant);
+        set("X-Key-Id", key_id);
+        set("X-Timestamp", ts);
+        set("X-Nonce", n);
+        set("X-Signature", "v1=" + b64(mac, mac_len, false));
+    }
+};
+
+/// The request the load driver sends through the gateway: a 1 KiB JSON POST with the headers a
+/// Go HTTP client and vegeta add, plus the five SPV1 headers.
+proto::request_spec representative_request(const std::string& route, std::vector<std::string> filters,
+                                           std::size_t body_bytes) {
+    proto::request_spec r;
+    r.route = route;
+    r.filters = std::move(filters);
+    r.method = "POST";
+    r.path = "/v1/payments";
+    std::string head = R"({"amount":12500,"currency":"PKR","pad":")", tail = R"("})";
+    r.body = head + std::string(body_bytes > head.size() + tail.size() ? body_bytes - head.size() - tail.size() : 0, 'x') +
+             tail;
+    r.headers = {{"Host", {"127.0.0.1:8080"}},
+                 {"User-Agent", {"Go-http-client/1.1"}},
+                 {"Content-Length", {std::to_string(r.body.size())}},
+                 {"Content-Type", {"application/json"}},
+                 {"Accept-Encoding", {"gzip"}},
+                 {"X-Request-Id", {"Q2hhbmdlTWVQbGVhc2UwMA"}},
+                 {"X-Vegeta-Attack", {"b"}},
+                 {"X-Vegeta-Seq", {"123456"}}};
+    return r;
+}
+
+/// An allow reply shaped like the full chain's: enrichment's headers set, spoofable ones removed,
+/// three filter results.
+std::vector<std::uint8_t> representative_reply(std::uint64_t id) {
+    flatbuffers::FlatBufferBuilder b(1024);
+    auto hdr = [&](const char* n, const char* v) {
+        std::vector<flatbuffers::Offset<flatbuffers::String>> vs{b.CreateString(v)};
+        return wire::CreateHeader(b, b.CreateString(n), b.CreateVector(vs));
+    };
+    std::vector<flatbuffers::Offset<wire::Header>> set{
+        hdr("X-Request-Id", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
+        hdr("X-Client-Request-Id", "Q2hhbmdlTWVQbGVhc2UwMA"),
+        hdr("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        hdr("X-Gw-Merchant-Id", "m-perf"),
+        hdr("X-Gw-Key-Id", "k-perf"),
+        hdr("X-Gw-Client-Ip", "127.0.0.1"),
+        hdr("X-Gw-Request-Id", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
+        hdr("X-Gw-Received-At", "2026-11-26T12:00:00.000Z")};
+    std::vector<flatbuffers::Offset<flatbuffers::String>> rm{b.CreateString("X-Original-URL"),
+                                                            b.CreateString("X-Rewrite-URL"),
+                                                            b.CreateString("X-HTTP-Method-Override")};
+    std::vector<flatbuffers::Offset<wire::FilterResult>> fr{
+        wire::CreateFilterResult(b, b.CreateString("merchant-auth"), wire::FilterOutcome::Allow, 2100),
+        wire::CreateFilterResult(b, b.CreateString("rate-limit"), wire::FilterOutcome::Allow, 150),
+        wire::CreateFilterResult(b, b.CreateString("enrichment"), wire::FilterOutcome::Allow, 900)};
+    auto setv = b.CreateVector(set);
+    auto rmv = b.CreateVector(rm);
+    auto frv = b.CreateVector(fr);
+    wire::FilterResponseBuilder rb(b);
+    rb.add_id(id);
+    rb.add_verdict(wire::Verdict::Allow);
+    rb.add_set_headers(setv);
+    rb.add_remove_headers(rmv);
+    rb.add_filters(frv);
+    auto resp = rb.Finish();
+    b.Finish(wire::CreateFrame(b, wire::Body::FilterResponse, resp.Union()), wire::FrameIdentifier());
+    return proto::to_frame(b);
+}
+
+// ---- floor --------------------------------------------------------------------------------------
+
+int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, const std::string& json_path) {
+    signer s{"m-perf", "k-perf", "perf-secret", std::string(64, '0'), {}, {}};
+    auto req = representative_request("perf", {"merchant-auth", "rate-limit", "enrichment"}, 1024);
+    s.sign(req);
+    std::vector<std::uint8_t> req_frame = proto::encode_request(req);
+    std::vector<std::uint8_t> reply_frame = representative_reply(1);
+    // Explicit sizes override the representative frames (the bytes are then just padding: the
+    // floor never parses them).
+    if (req_bytes > proto::length_bytes)
+        req_frame.resize(req_bytes);
+    if (reply_bytes > proto::length_bytes)
+        reply_frame.resize(reply_bytes);
+    proto::write_length(req_frame.data(), static_cast<std::uint32_t>(req_frame.size() - proto::length_bytes));
+    proto::write_length(reply_frame.data(), static_cast<std::uint32_t>(reply_frame.size() - proto::length_bytes));
+
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        die(std::string("socketpair: ") + std::strerror(errno));
+    pid_t child = ::fork();
+    if (child < 0)
+        die(std::string("fork: ") + std::strerror(errno));
+    if (child == 0) {  // the echo side: read a whole frame, answer with the reply frame
+        ::close(sv[0]);
+        std::vector<std::uint8_t> body;
+        while (read_frame(sv[1], body, proto::max_frame_limit))
+            if (!write_all(sv[1], reply_frame.data(), reply_frame.size()))
+                break;
+        ::_exit(0);
+    }
+    ::close(sv[1]);
+    const int warmup = std::max(1000, iterations / 10);
+    std::vector<double> rtt;
+    rtt.reserve(static_cast<std::size_t>(iterations));
+    std::vector<std::uint8_t> body;
+    for (int i = 0; i < warmup + iterations; ++i) {
+        auto t0 = clock_type::now();
+        if (!write_all(sv[0], req_frame.data(), req_frame.size()) || !read_frame(sv[0], body, proto::max_frame_limit))
+            die("floor: echo process went away");
+        auto t1 = clock_type::now();
+        if (i >= warmup)
+            rtt.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+    }
+    ::close(sv[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    auto p = summarise(std::move(rtt));
+    std::fprintf(stderr, "filterd-loadgen: floor %zu B -> %zu B, %d round trips: P50 %.1f us, P99 %.1f us\n",
+                 req_frame.size(), reply_frame.size(), iterations, p.p50, p.p99);
+    emit(fmt::format(R"({{"source":"filterd-loadgen floor: fork + AF_UNIX socketpair ping-pong","req_bytes":{},)"
+                     R"("reply_bytes":{},"iterations":{},"rtt_us":{}}})",
+                     req_frame.size(), reply_frame.size(), iterations, json(p)),
+         json_path);
+    return 0;
+}
+
+// ---- run: drive filterd ---------------------------------------------------------------------------
+
+struct counters {
+    std::atomic<std::int64_t> decisions{0}, allowed{0}, denied{0}, errors{0};
+    std::atomic<std::int64_t> req_bytes{0}, reply_bytes{0};
+    std::map<int, std::int64_t> error_codes;  // guarded by being written only after join
+};
+
+int connect_unix(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die(std::string("socket: ") + std::strerror(errno));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path)
+        die("socket path too long");
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        die("connect " + path + ": " + std::strerror(errno));
+    return fd;
+}
+
+struct conn_result {
+    std::int64_t decisions = 0, allowed = 0, denied = 0, errors = 0, req_bytes = 0, reply_bytes = 0;
+    std::map<int, std::int64_t> error_codes;
+    std::map<int, std::int64_t> deny_status;
+    std::string failure;
+};
+
+void drive(const std::string& socket_path, proto::request_spec base, signer& s, int pipeline, clock_type::time_point end,
+           conn_result& out) {
+    int fd = connect_unix(socket_path);
+    auto hello = proto::encode_hello(proto::protocol_version, proto::protocol_version, 1u << 20, proto::cap_filter_timings,
+                                     "filterd-loadgen/1");
+    std::vector<std::uint8_t> body;
+    if (!write_all(fd, hello.data(), hello.size()) || !read_frame(fd, body, proto::max_frame_limit)) {
+        out.failure = "HELLO exchange failed";
+        ::close(fd);
+        return;
+    }
+    proto::frame_status st{};
+    const wire::Frame* f = proto::verify_frame(body, st);
+    const wire::HelloAck* ack = f ? f->body_as_HelloAck() : nullptr;
+    if (!ack) {
+        out.failure = "no HelloAck";
+        ::close(fd);
+        return;
+    }
+    std::uint32_t limit = ack->max_frame_bytes() ? ack->max_frame_bytes() : proto::max_frame_limit;
+    if (ack->max_in_flight() > 0 && static_cast<std::uint32_t>(pipeline) > ack->max_in_flight())
+        pipeline = static_cast<int>(ack->max_in_flight());
+
+    std::uint64_t next_id = 1;
+    auto send_one = [&]() {
+        base.id = next_id++;
+        s.sign(base);
+        auto frame = proto::encode_request(base);
+        out.req_bytes += static_cast<std::int64_t>(frame.size());
+        return write_all(fd, frame.data(), frame.size());
+    };
+    int in_flight = 0;
+    for (; in_flight < pipeline; ++in_flight)
+        if (!send_one()) {
+            out.failure = "write failed";
+            ::close(fd);
+            return;
+        }
+    while (in_flight > 0) {
+        if (!read_frame(fd, body, limit)) {
+            out.failure = "connection closed by filterd";
+            break;
+        }
+        --in_flight;
+        out.reply_bytes += static_cast<std::int64_t>(body.size() + proto::length_bytes);
+        f = proto::verify_frame(body, st);
+        if (!f) {
+            ++out.errors;
+            ++out.error_codes[-1];
+        } else if (auto* r = f->body_as_FilterResponse()) {
+            ++out.decisions;
+            if (r->verdict() == wire::Verdict::Allow)
+                ++out.allowed;
+            else {
+                ++out.denied;
+                ++out.deny_status[r->status()];
+            }
+        } else if (auto* e = f->body_as_Error()) {
+            ++out.errors;
+            ++out.error_codes[static_cast<int>(e->code())];
+        } else {
+            ++out.errors;
+            ++out.error_codes[-2];
+        }
+        if (clock_type::now() < end) {
+            if (!send_one()) {
+                out.failure = "write failed";
+                break;
+            }
+            ++in_flight;
+        }
+    }
+    ::close(fd);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+    std::vector<std::string> v;
+    std::string cur;
+    for (char c : s) {
+        if (c == sep) {
+            if (!cur.empty())
+                v.push_back(cur);
+            cur.clear();
+        } else
+            cur += c;
+    }
+    if (!cur.empty())
+        v.push_back(cur);
+    return v;
+}
+
+int run_load(const std::map<std::string, std::string>& opt) {
+    auto get = [&](const std::string& k, const std::string& d) {
+        auto it = opt.find(k);
+        return it == opt.end() ? d : it->second;
+    };
+    std::string socket_path = get("socket", "");
+    if (socket_path.empty())
+        die("run: --socket is required");
+    double seconds = std::stod(get("duration", "10"));
+    int conns = std::stoi(get("connections", "2"));
+    int pipeline = std::stoi(get("pipeline", "32"));
+    int filterd_pid = std::stoi(get("filterd-pid", "0"));
+    const char* secret = std::getenv(get("secret-env", "SPV1_PERF_SECRET").c_str());
+    std::string secret_file = get("secret-file", "");
+    std::string secret_value = secret ? secret : "";
+    if (!secret_file.empty()) {
+        std::ifstream sf(secret_file);
+        std::getline(sf, secret_value);
+    }
+
+    auto base = representative_request(get("route", "perf"), split(get("filters", "merchant-auth,rate-limit,enrichment"), ','),
+                                        static_cast<std::size_t>(std::stoi(get("body-bytes", "1024"))));
+    base.path = get("path", base.path);
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(base.body.data()), base.body.size(), digest);
+    signer s{get("merchant", "m-perf"), get("key-id", "k-perf"), secret_value, hex(digest, sizeof digest), {}, {}};
+    if (RAND_bytes(s.prefix, sizeof s.prefix) != 1)
+        die("RAND_bytes failed");
+
+    double cpu0 = cpu_seconds(filterd_pid);
+    auto start = clock_type::now();
+    auto end = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(seconds));
+    std::vector<conn_result> results(static_cast<std::size_t>(conns));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < conns; ++i)
+        threads.emplace_back(drive, socket_path, base, std::ref(s), pipeline, end, std::ref(results[static_cast<std::size_t>(i)]));
+    for (auto& t : threads)
+        t.join();
+    double wall = std::chrono::duration<double>(clock_type::now() - start).count();
+    double cpu = cpu_seconds(filterd_pid) - cpu0;
+
+    conn_result sum;
+    for (auto& r : results) {
+        sum.decisions += r.decisions;
+        sum.allowed += r.allowed;
+        sum.denied += r.denied;
+        sum.errors += r.errors;
+        sum.req_bytes += r.req_bytes;
+        sum.reply_bytes += r.reply_bytes;
+        for (auto [k, v] : r.error_codes)
+            sum.error_codes[k] += v;
+        for (auto [k, v] : r.deny_status)
+            sum.deny_status[k] += v;
+        if (!r.failure.empty())
+            std::fprintf(stderr, "filterd-loadgen: connection: %s\n", r.failure.c_str());
+    }
+    std::int64_t answered = sum.decisions + sum.errors;
+    for (auto [k, v] : sum.error_codes)
+        std::fprintf(stderr, "filterd-loadgen: error code %d x %lld\n", k, static_cast<long long>(v));
+    for (auto [k, v] : sum.deny_status)
+        std::fprintf(stderr, "filterd-loadgen: deny status %d x %lld\n", k, static_cast<long long>(v));
+    double per_core = cpu > 0 ? static_cast<double>(sum.decisions) / cpu : 0;
+    std::fprintf(stderr,
+                 "filterd-loadgen: %lld decisions (%lld allow, %lld deny, %lld errors) in %.2f s = %.0f/s; filterd CPU %.2f s "
+                 "-> %.0f decisions per CPU-second\n",
+                 static_cast<long long>(sum.decisions), static_cast<long long>(sum.allowed), static_cast<long long>(sum.denied),
+                 static_cast<long long>(sum.errors), wall, static_cast<double>(sum.decisions) / wall, cpu, per_core);
+    emit(fmt::format(R"({{"decisions":{},"allowed":{},"denied":{},"errors":{},"wall_s":{:.3f},"filterd_cpu_s":{:.2f},)"
+                     R"("decisions_per_s":{:.0f},"decisions_per_core_s":{:.0f},"connections":{},"pipeline":{},)"
+                     R"("req_bytes":{},"reply_bytes":{}}})",
+                     sum.decisions, sum.allowed, sum.denied, sum.errors, wall, cpu, static_cast<double>(sum.decisions) / wall,
+                     per_core, conns, pipeline, answered ? sum.req_bytes / answered : 0,
+                     answered ? sum.reply_bytes / answered : 0),
+         get("json", ""));
+    return sum.decisions > 0 ? 0 : 1;
+}
+
+void usage() {
+    std::fprintf(stderr,
+                 "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--json FILE]\n"
+                 "       filterd-loadgen run --socket PATH [--route R] [--filters a,b,c] [--path P] [--duration S]\n"
+                 "                           [--connections C] [--pipeline P] [--merchant ID] [--key-id ID]\n"
+                 "                           [--secret-env VAR | --secret-file F] [--filterd-pid PID] [--json FILE]\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) {
+        usage();
+        return 2;
+    }
+    std::string mode = argv[1];
+    std::map<std::string, std::string> opt;
+    for (int i = 2; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a.rfind("--", 0) != 0 || i + 1 >= argc) {
+            usage();
+            return 2;
+        }
+        opt[a.substr(2)] = argv[++i];
+    }
+    try {
+        if (mode == "floor") {
+            auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
+            return run_floor(std::stoul(num("req-bytes", "0")), std::stoul(num("reply-bytes", "0")),
+                             std::stoi(num("iterations", "20000")), num("json", ""));
+        }
+        if (mode == "run")
+            return run_load(opt);
+    } catch (const std::exception& e) {  // bad numeric option: a tool, not the data path
+        die(std::string("bad option: ") + e.what());
+    }
+    usage();
+    return 2;
+}

@@ -1,0 +1,5 @@
+module bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge
+
+go 1.26.8
+
+require github.com/google/flatbuffers v2.0.8+incompatible

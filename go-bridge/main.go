@@ -1,0 +1,133 @@
+// Command simpaisa-plugin-filter-bridge is a KrakenD CE v2 request-modifier plugin
+// (go build -buildmode=plugin) that hands every request of an endpoint to filterd over a
+// Unix socket and applies its verdict. See docs/bridge.md.
+//
+// The plugin boundary uses standard-library types only (STD-API-034, style guide habit 11):
+// lura finds ModifierRegisterer by name and talks to it through interfaces with the method
+// sets declared here, so the .so shares no types with the gateway binary.
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Name is the name the plugin registers under and the key of its settings.
+const Name = "simpaisa/filter-bridge"
+
+const logPrefix = "[PLUGIN: " + Name + "]"
+
+// ModifierRegisterer is the symbol lura's plugin loader looks up.
+var ModifierRegisterer = registerer(Name)
+
+func main() {}
+
+// Logger is the subset of KrakenD's logger the plugin uses (the method set of lura's
+// logging.Logger, declared locally as lura's test plugins do).
+type Logger interface {
+	Debug(v ...interface{})
+	Info(v ...interface{})
+	Warning(v ...interface{})
+	Error(v ...interface{})
+	Critical(v ...interface{})
+	Fatal(v ...interface{})
+}
+
+type noopLogger struct{}
+
+func (noopLogger) Debug(...interface{})    {}
+func (noopLogger) Info(...interface{})     {}
+func (noopLogger) Warning(...interface{})  {}
+func (noopLogger) Error(...interface{})    {}
+func (noopLogger) Critical(...interface{}) {}
+func (noopLogger) Fatal(...interface{})    {}
+
+type registerer string
+
+// RegisterModifiers registers the request modifier (appliesToRequest=true,
+// appliesToResponse=false).
+func (r registerer) RegisterModifiers(f func(
+	name string,
+	factory func(map[string]interface{}) func(interface{}) (interface{}, error),
+	appliesToRequest bool,
+	appliesToResponse bool,
+)) {
+	f(string(r), defaultPlugin.factory, true, false)
+}
+
+// RegisterLogger receives KrakenD's logger; anything without the Logger methods is ignored.
+func (registerer) RegisterLogger(v interface{}) {
+	if l, ok := v.(Logger); ok {
+		defaultPlugin.setLogger(l)
+		l.Debug(logPrefix, "logger registered")
+	}
+}
+
+// RegisterContext receives the gateway's context: when it ends, every daemon connection and
+// goroutine of the plugin ends.
+func (registerer) RegisterContext(ctx context.Context) {
+	defaultPlugin.setContext(ctx)
+}
+
+// Ready reports nil when the plugin has at least one daemon connection and every one of them
+// has completed its HELLO exchange; otherwise an error that says which socket is not ready.
+// The gateway's readiness probe looks it up by name in the loaded .so (plugin.Open on the
+// same path returns the already loaded plugin) as a func() error; see docs/bridge.md.
+func Ready() error { return defaultPlugin.ready() }
+
+var defaultPlugin = newPlugin()
+
+// pluginState is everything the plugin keeps between factory calls. Tests make their own.
+type pluginState struct {
+	logger atomic.Pointer[loggerBox]
+
+	mu    sync.Mutex
+	ctx   context.Context
+	conns map[string]*daemonConn // one shared connection per socket path
+}
+
+type loggerBox struct{ Logger }
+
+func newPlugin() *pluginState {
+	p := &pluginState{ctx: context.Background(), conns: map[string]*daemonConn{}}
+	p.logger.Store(&loggerBox{noopLogger{}})
+	return p
+}
+
+func (p *pluginState) setLogger(l Logger) { p.logger.Store(&loggerBox{l}) }
+
+func (p *pluginState) log() Logger { return p.logger.Load().Logger }
+
+func (p *pluginState) setContext(ctx context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ctx = ctx
+}
+
+// conn returns the shared connection for path, starting it on first use.
+func (p *pluginState) conn(path string) *daemonConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[path]; ok {
+		return c
+	}
+	c := newDaemonConn(p.ctx, path, p.log)
+	p.conns[path] = c
+	return c
+}
+
+func (p *pluginState) ready() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.conns) == 0 {
+		return fmt.Errorf("%s: no endpoint is configured with the plugin", Name)
+	}
+	for _, c := range p.conns {
+		if err := c.ready(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

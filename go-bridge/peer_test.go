@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	flatbuffers "github.com/google/flatbuffers/go"
+
+	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/codec"
+	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/wire"
+)
+
+// peer is a scripted stand-in for filterd on a real Unix socket. It speaks the protocol with
+// the same generated code, and its hooks inject every failure the bridge must survive.
+type peer struct {
+	t    testing.TB
+	path string
+	ln   *net.UnixListener
+
+	// onHello answers the Hello frame; nil answers with a HelloAck built from ack.
+	onHello func(pc *peerConn, h *wire.Hello)
+	ack     ackParams
+	// onRequest handles one FilterRequest; nil answers allow.
+	onRequest func(pc *peerConn, req *wire.FilterRequest)
+
+	accepted atomic.Int32
+	requests atomic.Int32
+	hellos   atomic.Int32
+
+	mu    sync.Mutex
+	conns []*peerConn
+	wg    sync.WaitGroup
+}
+
+type ackParams struct {
+	version     uint16
+	maxFrame    uint32
+	maxInFlight uint32
+}
+
+type peerConn struct {
+	p   *peer
+	c   net.Conn
+	wmu sync.Mutex
+	enc *codec.Encoder
+}
+
+// socketPath returns a fresh path short enough for sun_path.
+func socketPath(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "fb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "d.sock")
+}
+
+func newPeer(t testing.TB, path string) *peer {
+	p := &peer{t: t, path: path, ack: ackParams{version: 1, maxFrame: 1 << 20, maxInFlight: 256}}
+	return p
+}
+
+// start listens and serves; configure the hooks before calling it.
+func (p *peer) start() *peer {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p.path, Net: "unix"})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.ln = ln
+	p.wg.Add(1)
+	go p.acceptLoop()
+	p.t.Cleanup(p.stop)
+	return p
+}
+
+// stop closes the listener and every connection, like a daemon that exits.
+func (p *peer) stop() {
+	if p.ln != nil {
+		p.ln.Close()
+	}
+	p.mu.Lock()
+	for _, pc := range p.conns {
+		pc.c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *peer) acceptLoop() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.accepted.Add(1)
+		pc := &peerConn{p: p, c: c, enc: codec.NewEncoder(1024)}
+		p.mu.Lock()
+		p.conns = append(p.conns, pc)
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go pc.serve()
+	}
+}
+
+func (pc *peerConn) serve() {
+	defer pc.p.wg.Done()
+	defer pc.c.Close()
+	for {
+		buf, err := readPeerFrame(pc.c)
+		if err != nil {
+			return
+		}
+		f := wire.GetRootAsFrame(buf, 0)
+		var tab flatbuffers.Table
+		if !f.Body(&tab) {
+			return
+		}
+		switch f.BodyType() {
+		case wire.BodyHello:
+			pc.p.hellos.Add(1)
+			h := new(wire.Hello)
+			h.Init(tab.Bytes, tab.Pos)
+			if pc.p.onHello != nil {
+				pc.p.onHello(pc, h)
+				continue
+			}
+			pc.sendAck(pc.p.ack)
+		case wire.BodyFilterRequest:
+			pc.p.requests.Add(1)
+			r := new(wire.FilterRequest)
+			r.Init(tab.Bytes, tab.Pos)
+			if pc.p.onRequest != nil {
+				pc.p.onRequest(pc, r)
+				continue
+			}
+			pc.reply(&codec.Response{ID: r.Id(), Verdict: codec.VerdictAllow})
+		default:
+			return
+		}
+	}
+}
+
+func readPeerFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > 32<<20 {
+		return nil, errors.New("peer: frame too large")
+	}
+	buf := make([]byte, n)
+	_, err := io.ReadFull(r, buf)
+	return buf, err
+}
+
+func (pc *peerConn) sendAck(a ackParams) {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	b, err := pc.enc.HelloAck(a.version, a.maxFrame, codec.CapFilterTimings, "test-peer", a.maxInFlight)
+	if err != nil {
+		panic(err)
+	}
+	pc.c.Write(b)
+}
+
+func (pc *peerConn) reply(r *codec.Response) {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	b, err := pc.enc.FilterResponse(r)
+	if err != nil {
+		panic(err)
+	}
+	pc.c.Write(b)
+}
+
+func (pc *peerConn) sendError(id uint64, code wire.ErrorCode) {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	b, err := pc.enc.Error(id, uint16(code), "test error")
+	if err != nil {
+		panic(err)
+	}
+	pc.c.Write(b)
+}
+
+func (pc *peerConn) sendRaw(b []byte) {
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	pc.c.Write(b)
+}
+
+// testEnv is a plugin instance with its own context, logger and counters.
+type testEnv struct {
+	t      testing.TB
+	p      *pluginState
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *recLogger
+}
+
+func newEnv(t testing.TB) *testEnv {
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &testEnv{t: t, p: newPlugin(), ctx: ctx, cancel: cancel, log: &recLogger{}}
+	e.p.setContext(ctx)
+	e.p.setLogger(e.log)
+	t.Cleanup(func() {
+		cancel()
+		e.p.mu.Lock()
+		conns := make([]*daemonConn, 0, len(e.p.conns))
+		for _, c := range e.p.conns {
+			conns = append(conns, c)
+		}
+		e.p.mu.Unlock()
+		for _, c := range conns {
+			select {
+			case <-c.done:
+			case <-time.After(5 * time.Second):
+				t.Errorf("supervisor for %s did not stop after the context was cancelled", c.path)
+			}
+		}
+	})
+	return e
+}
+
+// bridge builds an endpoint modifier from settings (merged over sensible test defaults).
+func (e *testEnv) bridge(path string, settings map[string]interface{}) *bridge {
+	m := map[string]interface{}{
+		"socket_path": path, "route_id": "payments", "filters": []interface{}{"merchant-auth", "rate-limit"},
+		"deadline": "4ms",
+	}
+	for k, v := range settings {
+		m[k] = v
+	}
+	cfg, err := ParseConfig(map[string]interface{}{"name": []interface{}{Name}, Name: m})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.p.newBridge(cfg)
+}
+
+// waitReady polls until the bridge's connection completed HELLO (or fails the test).
+func waitReady(t testing.TB, d *daemonConn) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for d.ready() != nil {
+		if time.Now().After(end) {
+			t.Fatalf("connection never became ready: %v", d.ready())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// recLogger records every log line so tests can check what logs must never contain.
+type recLogger struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *recLogger) add(level string, v ...interface{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, level+" "+fmt.Sprint(v...))
+}
+func (l *recLogger) Debug(v ...interface{})    { l.add("DEBUG", v...) }
+func (l *recLogger) Info(v ...interface{})     { l.add("INFO", v...) }
+func (l *recLogger) Warning(v ...interface{})  { l.add("WARNING", v...) }
+func (l *recLogger) Error(v ...interface{})    { l.add("ERROR", v...) }
+func (l *recLogger) Critical(v ...interface{}) { l.add("CRITICAL", v...) }
+func (l *recLogger) Fatal(v ...interface{})    { l.add("FATAL", v...) }
+
+func (l *recLogger) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}

@@ -1,0 +1,66 @@
+#pragma once
+// merchant-auth: verifies SPV1 request signatures (docs/filters/merchant-auth.md).
+//
+// Order of checks, each stopping at the first failure:
+//   1. syntax and limits: duplicate auth header (400), control character in an auth header, the method
+//      or the path (400), missing (401) or malformed (401) auth header, more than max_query_params
+//      query pairs (400), body over max_body_bytes (413);
+//   2. |now - X-Timestamp| <= skew_seconds, with now = ctx.wall_ns (401 timestamp_skew);
+//   3. key lookup by (X-Merchant-Id, X-Key-Id); an unknown key is still verified (with the merchant's
+//      first key, or a throwaway key for an unknown merchant) and the result discarded, so it costs
+//      the same work, then denied 401 unknown_key;
+//   4. the signature over the canonical string, with the key record's algorithm (401 bad_signature);
+//      then the key's state and validity window at ctx.wall_ns: revoked (401 key_revoked), before
+//      not_before (401 key_not_yet_valid), at or after not_after (401 key_expired). A retiring key
+//      still authenticates; each use is counted and logged (at most once a minute per key);
+//   5. the nonce, recorded only now, after the signature passed: replay (401), store full (503);
+//   6. authorisation (403): merchant active, route allowed for the key, client IP inside the key's
+//      CIDRs, and the route's merchant path parameter equal to the merchant id.
+// On allow: ctx.authenticated = true, ctx.merchant_id and ctx.key_id are set.
+// On deny: ctx.deny_problem(status, generic title, reason token); 401 adds WWW-Authenticate: SPV1;
+// the reason goes to ctx.reason, filterd_merchant_auth_denied_total{reason} and one warn log line
+// that never holds the signature, the secret or the body.
+
+#include "filters/common/filter.hpp"
+#include "filters/merchant_auth/config.hpp"
+#include "filters/merchant_auth/nonce_store.hpp"
+
+#include <memory>
+
+namespace filterd::merchant_auth {
+
+class auth_filter final : public filter {
+public:
+    auth_filter(std::shared_ptr<const config> cfg, route_config route, std::shared_ptr<nonce_store> nonces)
+        : cfg_(std::move(cfg)), route_(std::move(route)), nonces_(std::move(nonces)) {}
+
+    outcome on_request(const request_view& req, context& ctx) const noexcept override;
+
+private:
+    outcome deny(const request_view& req, context& ctx, reason r, std::string_view merchant_id,
+                 std::string_view key_id) const noexcept;
+
+    std::shared_ptr<const config> cfg_;
+    route_config route_;
+    std::shared_ptr<nonce_store> nonces_;
+};
+
+/// The filter_instance of one config generation: the config plus the nonce store, which is shared
+/// with (carried over from) the previous generation.
+class auth_instance final : public filter_instance {
+public:
+    auth_instance(std::shared_ptr<const config> cfg, std::shared_ptr<nonce_store> nonces)
+        : cfg_(std::move(cfg)), nonces_(std::move(nonces)) {}
+
+    std::shared_ptr<const filter> for_route(std::string_view route_id, const boost::json::value* route_cfg,
+                                            const std::string& path) const override;
+
+    const std::shared_ptr<const config>& cfg() const noexcept { return cfg_; }
+    const std::shared_ptr<nonce_store>& nonces() const noexcept { return nonces_; }
+
+private:
+    std::shared_ptr<const config> cfg_;
+    std::shared_ptr<nonce_store> nonces_;
+};
+
+}  // namespace filterd::merchant_auth

@@ -1,0 +1,161 @@
+#include "filters/merchant_auth/nonce_store.hpp"
+
+#include <openssl/rand.h>
+
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <random>
+
+namespace filterd::merchant_auth {
+
+namespace {
+
+constexpr std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64 finaliser
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+bool live(std::int64_t timestamp_s, std::int64_t now_ns, std::int64_t skew_ns) noexcept {
+    // now <= T + skew. Timestamps are bounded by the filter's skew check; clamp anyway so that no
+    // input can overflow (a timestamp past year 2255 counts as live: fail closed).
+    if (timestamp_s > 9'000'000'000 || timestamp_s < -9'000'000'000)
+        return timestamp_s > 0;
+    return now_ns - skew_ns <= timestamp_s * 1'000'000'000;
+}
+
+}  // namespace
+
+nonce_store::nonce_store(std::size_t capacity) : capacity_(capacity < 1 ? 1 : capacity) {
+    shard_count_ = capacity_ < 1024 ? 1 : 64;
+    shards_ = std::make_unique<shard[]>(shard_count_);
+    std::size_t per = (capacity_ + shard_count_ - 1) / shard_count_;
+    std::size_t table = std::bit_ceil(per * 2);  // load factor <= 1/2 keeps probe chains short
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+        // calloc: zero pages come from the kernel lazily, so a large capacity costs nothing until used.
+        auto* p = static_cast<slot*>(std::calloc(table, sizeof(slot)));
+        if (p == nullptr)
+            throw std::bad_alloc();
+        shards_[i].slots = p;
+        shards_[i].mask = table - 1;
+        shards_[i].cap = per;
+    }
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(seed_), sizeof(seed_)) != 1) {
+        std::random_device rd;
+        seed_[0] = (std::uint64_t{rd()} << 32) ^ rd();
+        seed_[1] = (std::uint64_t{rd()} << 32) ^ rd();
+    }
+}
+
+nonce_store::~nonce_store() {
+    for (std::size_t i = 0; i < shard_count_; ++i)
+        std::free(shards_[i].slots);
+}
+
+std::uint64_t nonce_store::hash(std::string_view merchant_id, std::string_view nonce) const noexcept {
+    // Keyed multiply-mix over both strings with a separator byte; not a MAC, only collision-resistant
+    // against parties that do not know the seed (see the header).
+    std::uint64_t h = seed_[0] ^ (merchant_id.size() * 0x9e3779b97f4a7c15ULL);
+    auto absorb = [&](std::string_view s) {
+        std::size_t i = 0;
+        for (; i + 8 <= s.size(); i += 8) {
+            std::uint64_t w;
+            std::memcpy(&w, s.data() + i, 8);
+            h = mix(h ^ w ^ seed_[1]);
+        }
+        std::uint64_t w = 0;
+        std::memcpy(&w, s.data() + i, s.size() - i);
+        h = mix(h ^ w ^ (std::uint64_t{s.size() - i} << 56));
+    };
+    absorb(merchant_id);
+    h = mix(h ^ 0xff);
+    absorb(nonce);
+    return mix(h ^ (nonce.size() * 0xc2b2ae3d27d4eb4fULL) ^ seed_[1]);
+}
+
+void nonce_store::erase_at(shard& s, std::size_t i) noexcept {
+    // Backward-shift deletion for linear probing: no tombstones, chains stay intact.
+    std::size_t j = i;
+    for (;;) {
+        j = (j + 1) & s.mask;
+        if (s.slots[j].fp == 0)
+            break;
+        std::size_t home = s.slots[j].fp & s.mask;
+        // Move slot j back to i unless its home lies cyclically in (i, j].
+        bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+        if (stays)
+            continue;
+        s.slots[i] = s.slots[j];
+        i = j;
+    }
+    s.slots[i] = slot{0, 0};
+    --s.used;
+}
+
+void nonce_store::purge_expired(shard& s, std::int64_t now_ns, std::int64_t skew_ns) noexcept {
+    std::int64_t min_ts = INT64_MAX;
+    for (std::size_t i = 0; i <= s.mask;) {
+        slot& e = s.slots[i];
+        if (e.fp != 0 && !live(e.timestamp_s, now_ns, skew_ns)) {
+            erase_at(s, i);  // another entry may have moved into i: look at i again
+            continue;
+        }
+        if (e.fp != 0 && e.timestamp_s < min_ts)
+            min_ts = e.timestamp_s;
+        ++i;
+    }
+    s.min_timestamp_s = min_ts;
+}
+
+nonce_store::result nonce_store::check_and_record(std::string_view merchant_id, std::string_view nonce,
+                                                  std::int64_t timestamp_s, std::int64_t now_ns,
+                                                  std::int64_t skew_ns) noexcept {
+    std::uint64_t h = hash(merchant_id, nonce);
+    std::uint64_t fp = h == 0 ? 1 : h;
+    shard& s = shards_[shard_count_ == 1 ? 0 : (h >> 58)];
+    std::lock_guard lock(s.mu);
+
+    std::size_t i = fp & s.mask;
+    for (; s.slots[i].fp != 0; i = (i + 1) & s.mask) {
+        slot& e = s.slots[i];
+        if (e.fp != fp)
+            continue;
+        if (live(e.timestamp_s, now_ns, skew_ns))
+            return result::replay;
+        e.timestamp_s = timestamp_s;  // an expired entry for the same pair: reuse it
+        if (timestamp_s < s.min_timestamp_s)
+            s.min_timestamp_s = timestamp_s;
+        return result::recorded;
+    }
+    if (s.used >= s.cap) {
+        if (s.min_timestamp_s == INT64_MAX || live(s.min_timestamp_s, now_ns, skew_ns))
+            return result::full;  // nothing can have expired: do not scan
+        purge_expired(s, now_ns, skew_ns);
+        if (s.used >= s.cap)
+            return result::full;
+        i = fp & s.mask;  // the purge moved entries: find the first empty slot again
+        while (s.slots[i].fp != 0)
+            i = (i + 1) & s.mask;
+    }
+    s.slots[i] = slot{fp, timestamp_s};
+    ++s.used;
+    if (timestamp_s < s.min_timestamp_s)
+        s.min_timestamp_s = timestamp_s;
+    return result::recorded;
+}
+
+std::size_t nonce_store::size() const noexcept {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < shard_count_; ++i) {
+        std::lock_guard lock(shards_[i].mu);
+        n += shards_[i].used;
+    }
+    return n;
+}
+
+}  // namespace filterd::merchant_auth

@@ -1,0 +1,85 @@
+#include "filters/enrichment/config.hpp"
+
+#include "filters/common/filter.hpp"
+
+namespace filterd::enrichment {
+
+bool is_header_token(std::string_view s) noexcept {
+    if (s.empty())
+        return false;
+    for (unsigned char c : s) {
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!ok) {
+            switch (c) {
+            case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
+            case '^': case '_': case '`': case '|': case '~': ok = true; break;
+            default: break;
+            }
+        }
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+namespace {
+
+/// Reads and checks a `strip_headers` array; `also_against` holds names that must not be repeated.
+std::vector<std::string> read_strip_list(config_object& o, std::string_view key,
+                                         const std::vector<std::string>& also_against) {
+    std::vector<std::string> names = o.get_string_array(key);
+    if (names.size() > max_strip_headers)
+        o.fail(key, "at most " + std::to_string(max_strip_headers) + " names");
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        const std::string item = o.key_path(key) + "[" + std::to_string(i) + "]";
+        const std::string& n = names[i];
+        if (n.size() > max_header_name || !is_header_token(n))
+            throw config_error(item, "must be a header name (RFC 9110 token, 1-" + std::to_string(max_header_name) +
+                                         " characters)");
+        for (std::size_t j = 0; j < i; ++j)
+            if (iequals(names[j], n))
+                throw config_error(item, "duplicate header name \"" + n + "\"");
+        for (const auto& a : also_against)
+            if (iequals(a, n))
+                throw config_error(item, "\"" + n + "\" is already removed by default");
+    }
+    return names;
+}
+
+}  // namespace
+
+config config::from_json(const boost::json::value* cfg, const std::string& path) {
+    config c;
+    for (auto n : fixed_strip_headers)
+        c.strip_headers.emplace_back(n);
+    if (cfg != nullptr) {
+        config_object o(*cfg, path);
+        c.internal_prefix = o.get_string("internal_prefix", std::string(default_internal_prefix));
+        if (c.internal_prefix.size() < 2 || c.internal_prefix.size() > max_prefix ||
+            !is_header_token(c.internal_prefix) || c.internal_prefix.back() != '-')
+            o.fail("internal_prefix", "must be a header-name token of 2-" + std::to_string(max_prefix) +
+                                          " characters ending in '-'");
+        for (auto& n : read_strip_list(o, "strip_headers", c.strip_headers))
+            c.strip_headers.push_back(std::move(n));
+        c.sample_new_traces = o.get_bool("sample_new_traces", true);
+        o.finish();
+    }
+    c.merchant_id_header = c.internal_prefix + "Merchant-Id";
+    c.key_id_header = c.internal_prefix + "Key-Id";
+    c.client_ip_header = c.internal_prefix + "Client-Ip";
+    c.request_id_header = c.internal_prefix + "Request-Id";
+    c.received_at_header = c.internal_prefix + "Received-At";
+    return c;
+}
+
+route_config route_config::from_json(const boost::json::value* cfg, const std::string& path) {
+    route_config r;
+    if (cfg == nullptr)
+        return r;
+    config_object o(*cfg, path);
+    r.strip_headers = read_strip_list(o, "strip_headers", {});
+    o.finish();
+    return r;
+}
+
+}  // namespace filterd::enrichment

@@ -1,0 +1,188 @@
+// Protocol round trips, the Verifier on truncated and garbled buffers, framing limits.
+#include "protocol/framing.hpp"
+#include "tests/support/request.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+using namespace filterd;
+
+namespace {
+proto::request_spec sample() {
+    proto::request_spec r;
+    r.id = 42;
+    r.budget_us = 3000;
+    r.route = "payments";
+    r.filters = {"merchant-auth", "rate-limit", "enrichment"};
+    r.method = "POST";
+    r.path = "/v1/merchants/m-1/payments";
+    r.query = {{"b", "2"}, {"a", ""}};
+    r.headers = {{"X-Merchant-Id", {"m-1"}}, {"Accept", {"a", "b"}}};
+    r.client_ip = "10.1.2.3";
+    r.body = std::string(1024, 'x');
+    r.path_params = {{"merchant", "m-1"}};
+    return r;
+}
+std::span<const std::uint8_t> body_of(const std::vector<std::uint8_t>& frame) {
+    return std::span<const std::uint8_t>(frame).subspan(proto::length_bytes);
+}
+}  // namespace
+
+TEST_CASE("request round trip keeps every field", "[protocol]") {
+    auto b = testing::make_request(sample());
+    auto v = b.view();
+    CHECK(v.id() == 42);
+    CHECK(b.req->budget_us() == 3000);
+    CHECK(v.route() == "payments");
+    REQUIRE(b.req->filters()->size() == 3);
+    CHECK(b.req->filters()->Get(1)->str() == "rate-limit");
+    CHECK(v.method() == "POST");
+    CHECK(v.path() == "/v1/merchants/m-1/payments");
+    CHECK(v.query_count() == 2);
+    CHECK(v.client_ip() == "10.1.2.3");
+    CHECK(v.body().size() == 1024);
+    CHECK(v.header("x-merchant-id").first == "m-1");
+    CHECK(v.header("ACCEPT").count == 2);
+    CHECK(v.header("missing").count == 0);
+    CHECK(v.path_param("merchant").value() == "m-1");
+    CHECK_FALSE(v.path_param("other").has_value());
+    CHECK(proto::read_length(b.frame.data()) == b.frame.size() - 4);
+}
+
+TEST_CASE("hello, hello-ack and error round trip", "[protocol]") {
+    proto::frame_status st{};
+    auto h = proto::encode_hello(1, 3, 65536, 7, "x");
+    auto* f = proto::verify_frame(body_of(h), st);
+    REQUIRE(f != nullptr);
+    REQUIRE(f->body_as_Hello() != nullptr);
+    CHECK(f->body_as_Hello()->version_max() == 3);
+    CHECK(f->body_as_Hello()->max_frame_bytes() == 65536);
+
+    auto a = proto::encode_hello_ack(1, 4096, 1, 9);
+    f = proto::verify_frame(body_of(a), st);
+    REQUIRE(f != nullptr);
+    REQUIRE(f->body_as_HelloAck() != nullptr);
+    CHECK(f->body_as_HelloAck()->max_in_flight() == 9);
+
+    auto e = proto::encode_error(5, wire::ErrorCode::Overloaded, "busy");
+    f = proto::verify_frame(body_of(e), st);
+    REQUIRE(f != nullptr);
+    REQUIRE(f->body_as_Error() != nullptr);
+    CHECK(f->body_as_Error()->id() == 5);
+    CHECK(f->body_as_Error()->code() == wire::ErrorCode::Overloaded);
+}
+
+TEST_CASE("the Verifier rejects every truncation of a request", "[protocol][verifier]") {
+    auto frame = proto::encode_request(sample());
+    auto body = body_of(frame);
+    std::size_t rejected = 0;
+    for (std::size_t n = 0; n < body.size(); ++n) {
+        std::vector<std::uint8_t> cut(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(n));
+        proto::frame_status st{};
+        const wire::Frame* f = proto::verify_frame(cut, st);
+        if (f == nullptr) {
+            ++rejected;
+            continue;
+        }
+        // Only trailing alignment padding may be cut without losing data: then every field is intact.
+        INFO("truncated to " << n << " of " << body.size() << " bytes");
+        CHECK(body.size() - n < 8);
+        REQUIRE(f->body_as_FilterRequest() != nullptr);
+        request_view v(*f->body_as_FilterRequest());
+        CHECK(v.body().size() == 1024);
+        CHECK(v.path_param("merchant").value_or("") == "m-1");
+    }
+    CHECK(rejected >= body.size() - 8);
+}
+
+TEST_CASE("the Verifier rejects garbled offsets and wrong identifiers", "[protocol][verifier]") {
+    auto frame = proto::encode_request(sample());
+    std::vector<std::uint8_t> body(frame.begin() + 4, frame.end());
+    proto::frame_status st{};
+
+    SECTION("wrong file identifier") {
+        body[4] = 'X';
+        CHECK(proto::verify_frame(body, st) == nullptr);
+        CHECK(st == proto::frame_status::bad_identifier);
+    }
+    SECTION("root offset pointing outside the buffer") {
+        body[0] = 0xff;
+        body[1] = 0xff;
+        body[2] = 0xff;
+        body[3] = 0x7f;
+        CHECK(proto::verify_frame(body, st) == nullptr);
+        CHECK(st == proto::frame_status::verify_failed);
+    }
+    SECTION("random byte flips never crash, and results stay readable") {
+        std::mt19937 rng(1234);
+        int accepted = 0;
+        for (int i = 0; i < 5000; ++i) {
+            auto g = body;
+            for (int k = 0; k < 3; ++k)
+                g[rng() % g.size()] ^= static_cast<std::uint8_t>(1 + rng() % 255);
+            const wire::Frame* f = proto::verify_frame(g, st);
+            if (f != nullptr && f->body_as_FilterRequest() != nullptr) {
+                // Whatever survives the Verifier must be safe to read in full.
+                request_view v(*f->body_as_FilterRequest());
+                std::size_t n = 0;
+                v.for_each_header([&](std::string_view a, std::string_view b) { n += a.size() + b.size(); });
+                v.for_each_query([&](std::string_view a, std::string_view b) { n += a.size() + b.size(); });
+                n += v.body().size() + v.path().size();
+                CHECK(n < g.size() * 2);
+                ++accepted;
+            }
+        }
+        CHECK(accepted < 5000);  // most garbling must be caught
+    }
+    SECTION("a valid Frame without a body is refused") {
+        flatbuffers::FlatBufferBuilder b;
+        wire::FinishFrameBuffer(b, wire::CreateFrame(b));
+        std::vector<std::uint8_t> empty(b.GetBufferPointer(), b.GetBufferPointer() + b.GetSize());
+        CHECK(proto::verify_frame(empty, st) == nullptr);
+        CHECK(st == proto::frame_status::no_body);
+    }
+}
+
+TEST_CASE("frame_splitter refuses oversized and empty frames from the length prefix alone", "[protocol]") {
+    proto::frame_splitter s(4096);
+    std::uint8_t hdr[4];
+    proto::write_length(hdr, 4097);
+    auto buf = s.prepare(4);
+    std::memcpy(buf.data(), hdr, 4);
+    s.commit(4);
+    std::span<const std::uint8_t> out;
+    proto::frame_status st{};
+    CHECK(s.next(out, st) == proto::frame_splitter::next_result::error);
+    CHECK(st == proto::frame_status::too_large);
+
+    proto::frame_splitter z(4096);
+    proto::write_length(hdr, 0);
+    buf = z.prepare(4);
+    std::memcpy(buf.data(), hdr, 4);
+    z.commit(4);
+    CHECK(z.next(out, st) == proto::frame_splitter::next_result::error);
+    CHECK(st == proto::frame_status::empty);
+}
+
+TEST_CASE("frame_splitter reassembles frames fed one byte at a time", "[protocol]") {
+    auto a = proto::encode_request(sample());
+    auto b = proto::encode_hello(1, 1, 0, 0, "y");
+    std::vector<std::uint8_t> stream(a);
+    stream.insert(stream.end(), b.begin(), b.end());
+    proto::frame_splitter s(1 << 20);
+    std::vector<std::size_t> sizes;
+    for (std::uint8_t byte : stream) {
+        auto buf = s.prepare(1);
+        buf[0] = byte;
+        s.commit(1);
+        std::span<const std::uint8_t> out;
+        proto::frame_status st{};
+        while (s.next(out, st) == proto::frame_splitter::next_result::frame)
+            sizes.push_back(out.size());
+    }
+    REQUIRE(sizes.size() == 2);
+    CHECK(sizes[0] == a.size() - 4);
+    CHECK(sizes[1] == b.size() - 4);
+    CHECK_FALSE(s.mid_frame());
+}

@@ -1,0 +1,376 @@
+// The socket server over real Unix sockets, with test-only filters.
+#include "filters/common/metrics.hpp"
+#include "tests/support/client.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cstring>
+
+using namespace filterd;
+using namespace filterd::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* routes_json = R"(
+  "routes": {
+    "open":    {},
+    "allow":   {"test-allow": {}},
+    "deny":    {"test-allow": {}, "test-deny": {}},
+    "slow":    {"test-delay": {}},
+    "ctx":     {"test-auth": {}, "test-echo": {}}
+  })";
+
+std::string cfg(const std::string& path, const std::string& extra = "") {
+    return config_with_socket(path, extra + routes_json);
+}
+
+proto::request_spec req(std::uint64_t id, std::string route, std::vector<std::string> filters = {}) {
+    proto::request_spec r;
+    r.id = id;
+    r.route = std::move(route);
+    r.filters = std::move(filters);
+    return r;
+}
+
+std::string header_value(const flatbuffers::Vector<flatbuffers::Offset<wire::Header>>* hs, std::string_view name) {
+    if (hs == nullptr)
+        return {};
+    for (const auto* h : *hs)
+        if (h->name()->string_view() == name && h->values() && h->values()->size() > 0)
+            return h->values()->Get(0)->str();
+    return {};
+}
+
+}  // namespace
+
+TEST_CASE("hello negotiates version, frame size and capabilities", "[server]") {
+    daemon_fixture d(cfg(temp_socket_path("hello")));
+    client c(d.socket_path());
+    REQUIRE(c.connected());
+    auto ack = c.handshake(8192, proto::cap_filter_timings | (1u << 20));
+    REQUIRE(ack);
+    CHECK(ack->ack()->version() == 1);
+    CHECK(ack->ack()->max_frame_bytes() == 8192);           // min(client, daemon)
+    CHECK(ack->ack()->capabilities() == proto::cap_filter_timings);  // unknown bits dropped
+    CHECK(ack->ack()->max_in_flight() == 256);
+}
+
+TEST_CASE("a version mismatch is answered with an error and a close", "[server]") {
+    daemon_fixture d(cfg(temp_socket_path("ver")));
+    client c(d.socket_path());
+    REQUIRE(c.send(proto::encode_hello(2, 3, 0, 0, "future")));
+    auto r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->error() != nullptr);
+    CHECK(r->error()->code() == wire::ErrorCode::VersionMismatch);
+    CHECK(r->error()->id() == 0);
+    CHECK(r->error()->message()->str().find("version") != std::string::npos);
+    CHECK(c.wait_closed(2s));
+}
+
+TEST_CASE("a request before hello is refused", "[server]") {
+    daemon_fixture d(cfg(temp_socket_path("nohello")));
+    client c(d.socket_path());
+    REQUIRE(c.send(proto::encode_request(req(1, "open"))));
+    auto r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->error() != nullptr);
+    CHECK(r->error()->code() == wire::ErrorCode::HelloRequired);
+    CHECK(c.wait_closed(2s));
+}
+
+TEST_CASE("allow and deny carry headers, status, body and filter timings", "[server]") {
+    daemon_fixture d(cfg(temp_socket_path("verdict")));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+
+    REQUIRE(c.send(proto::encode_request(req(7, "allow", {"test-allow"}))));
+    auto a = c.recv();
+    REQUIRE(a);
+    REQUIRE(a->response() != nullptr);
+    CHECK(a->response()->id() == 7);
+    CHECK(a->response()->verdict() == wire::Verdict::Allow);
+    CHECK(header_value(a->response()->set_headers(), "X-Test-Allow") == "1");
+    REQUIRE(a->response()->filters() != nullptr);
+    CHECK(a->response()->filters()->Get(0)->name()->str() == "test-allow");
+
+    REQUIRE(c.send(proto::encode_request(req(8, "deny", {"test-allow", "test-deny"}))));
+    auto n = c.recv();
+    REQUIRE(n);
+    REQUIRE(n->response() != nullptr);
+    CHECK(n->response()->verdict() == wire::Verdict::Deny);
+    CHECK(n->response()->status() == 418);
+    CHECK(header_value(n->response()->deny_headers(), "X-Test-Deny") == "1");
+    CHECK(n->response()->deny_content_type()->str() == "application/problem+json");
+    std::string body(n->response()->deny_body()->begin(), n->response()->deny_body()->end());
+    CHECK(body.find("\"status\":418") != std::string::npos);
+    REQUIRE(n->response()->filters()->size() == 2);
+    CHECK(n->response()->filters()->Get(1)->outcome() == wire::FilterOutcome::Deny);
+}
+
+TEST_CASE("the chain stops at the first deny and context crosses filters", "[server][chain]") {
+    daemon_fixture d(cfg(temp_socket_path("ctx")));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto r = req(1, "ctx", {"test-auth", "test-echo"});
+    r.headers = {{"X-Test-Merchant", {"m-77"}}};
+    REQUIRE(c.send(proto::encode_request(r)));
+    auto a = c.recv();
+    REQUIRE(a);
+    REQUIRE(a->response() != nullptr);
+    CHECK(header_value(a->response()->set_headers(), "X-Seen-Merchant") == "m-77");
+
+    REQUIRE(c.send(proto::encode_request(req(2, "ctx", {"test-auth", "test-echo"}))));  // no merchant: deny
+    auto n = c.recv();
+    REQUIRE(n);
+    REQUIRE(n->response() != nullptr);
+    CHECK(n->response()->status() == 401);
+    REQUIRE(n->response()->filters()->size() == 1);  // test-echo never ran
+}
+
+TEST_CASE("unknown route and unknown filter are error replies, and nothing runs", "[server]") {
+    daemon_fixture d(cfg(temp_socket_path("unknown")));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    REQUIRE(c.send(proto::encode_request(req(3, "nope"))));
+    auto r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->error() != nullptr);
+    CHECK(r->error()->id() == 3);
+    CHECK(r->error()->code() == wire::ErrorCode::UnknownRoute);
+
+    REQUIRE(c.send(proto::encode_request(req(4, "allow", {"test-allow", "test-deny"}))));
+    r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->error() != nullptr);
+    CHECK(r->error()->id() == 4);
+    CHECK(r->error()->code() == wire::ErrorCode::UnknownFilter);
+
+    REQUIRE(c.send(proto::encode_request(req(5, "allow", {"test-allow", "test-allow"}))));  // duplicate
+    r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->error() != nullptr);
+    CHECK(r->error()->code() == wire::ErrorCode::UnknownFilter);
+}
+
+TEST_CASE("pipelined requests are answered out of order, matched by id", "[server]") {
+    daemon_fixture d(cfg(temp_socket_path("pipe")), 4);
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto slow = req(100, "slow", {"test-delay"});
+    slow.headers = {{"X-Test-Delay-Ms", {"300"}}};
+    REQUIRE(c.send(proto::encode_request(slow)));
+    for (std::uint64_t id = 101; id <= 110; ++id)
+        REQUIRE(c.send(proto::encode_request(req(id, "slow", {"test-delay"}))));
+    std::vector<std::uint64_t> order;
+    for (int i = 0; i < 11; ++i) {
+        auto r = c.recv();
+        REQUIRE(r);
+        REQUIRE(r->response() != nullptr);
+        CHECK(r->response()->verdict() == wire::Verdict::Allow);
+        order.push_back(r->response()->id());
+    }
+    CHECK(order.back() == 100);  // the slow one, sent first, is answered last
+    std::sort(order.begin(), order.end());
+    for (std::uint64_t i = 0; i < 11; ++i)
+        CHECK(order[i] == 100 + i);
+}
+
+TEST_CASE("an expired budget is answered DeadlineExceeded without running filters", "[server][deadline]") {
+    daemon_fixture d(cfg(temp_socket_path("deadline")), 1);
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto before = metrics_registry::global().counter_value("filterd_deadline_misses_total");
+
+    SECTION("zero budget") {
+        auto r = req(1, "deny", {"test-deny"});
+        r.budget_us = 0;
+        REQUIRE(c.send(proto::encode_request(r)));
+        auto e = c.recv();
+        REQUIRE(e);
+        REQUIRE(e->error() != nullptr);
+        CHECK(e->error()->id() == 1);
+        CHECK(e->error()->code() == wire::ErrorCode::DeadlineExceeded);
+    }
+    SECTION("budget spent while queued behind a slow request") {
+        auto slow = req(1, "slow", {"test-delay"});
+        slow.headers = {{"X-Test-Delay-Ms", {"100"}}};
+        auto late = req(2, "deny", {"test-deny"});
+        late.budget_us = 2000;  // 2 ms, but the only I/O thread is busy for 100 ms
+        REQUIRE(c.send(proto::encode_request(slow)));
+        REQUIRE(c.send(proto::encode_request(late)));
+        bool saw_deadline = false;
+        for (int i = 0; i < 2; ++i) {
+            auto r = c.recv();
+            REQUIRE(r);
+            if (r->error() != nullptr) {
+                CHECK(r->error()->id() == 2);
+                CHECK(r->error()->code() == wire::ErrorCode::DeadlineExceeded);
+                saw_deadline = true;
+            }
+        }
+        CHECK(saw_deadline);
+    }
+    CHECK(metrics_registry::global().counter_value("filterd_deadline_misses_total") == before + 1);
+}
+
+TEST_CASE("in-flight requests per connection are bounded", "[server][bounds]") {
+    daemon_fixture d(cfg(temp_socket_path("bound"), R"("limits": {"max_in_flight_per_connection": 2}, )"), 2);
+    client c(d.socket_path());
+    auto ack = c.handshake();
+    REQUIRE(ack);
+    CHECK(ack->ack()->max_in_flight() == 2);
+    for (std::uint64_t id = 1; id <= 3; ++id) {
+        auto r = req(id, "slow", {"test-delay"});
+        r.headers = {{"X-Test-Delay-Ms", {"200"}}};
+        REQUIRE(c.send(proto::encode_request(r)));
+    }
+    auto first = c.recv();
+    REQUIRE(first);
+    REQUIRE(first->error() != nullptr);  // the third is refused at once, before the two slow ones finish
+    CHECK(first->error()->id() == 3);
+    CHECK(first->error()->code() == wire::ErrorCode::Overloaded);
+    for (int i = 0; i < 2; ++i) {
+        auto r = c.recv();
+        REQUIRE(r);
+        REQUIRE(r->response() != nullptr);
+        CHECK(r->response()->verdict() == wire::Verdict::Allow);
+    }
+}
+
+TEST_CASE("an oversized frame is refused from its length prefix", "[server][bounds]") {
+    daemon_fixture d(cfg(temp_socket_path("big"), R"("limits": {"max_frame_bytes": 4096}, )"));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    std::uint8_t hdr[4];
+    proto::write_length(hdr, 1u << 30);  // 1 GiB announced, no body sent
+    REQUIRE(c.send_raw(hdr, 4));
+    auto r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->error() != nullptr);
+    CHECK(r->error()->code() == wire::ErrorCode::FrameTooLarge);
+    CHECK(c.wait_closed(2s));
+}
+
+TEST_CASE("a peer that stalls mid-frame is closed", "[server][bounds]") {
+    daemon_fixture d(cfg(temp_socket_path("stall"), R"("limits": {"stall_timeout_ms": 100}, )"));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto frame = proto::encode_request(req(1, "open"));
+    REQUIRE(c.send_raw(frame.data(), frame.size() / 2));
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(c.wait_closed(3s));
+    CHECK(std::chrono::steady_clock::now() - t0 >= 90ms);  // not before the timeout
+
+    client idle(d.socket_path());  // a silent peer that never says Hello is closed too
+    REQUIRE(idle.connected());
+    CHECK(idle.wait_closed(3s));
+}
+
+TEST_CASE("an idle connection between frames is not a stall", "[server][bounds]") {
+    daemon_fixture d(cfg(temp_socket_path("idle"), R"("limits": {"stall_timeout_ms": 50}, )"));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    std::this_thread::sleep_for(250ms);
+    REQUIRE(c.send(proto::encode_request(req(1, "open"))));
+    auto r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->response() != nullptr);
+    CHECK(r->response()->verdict() == wire::Verdict::Allow);
+}
+
+TEST_CASE("a garbage-spewing client does not disturb a well-behaved one", "[server][isolation]") {
+    daemon_fixture d(cfg(temp_socket_path("garbage")), 2);
+    client good(d.socket_path());
+    REQUIRE(good.handshake());
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad_connections{0};
+    std::thread spewer([&] {
+        std::mt19937 rng(7);
+        while (!stop) {
+            client bad(d.socket_path());
+            if (!bad.connected())
+                continue;
+            ++bad_connections;
+            std::vector<std::uint8_t> junk(64 + rng() % 512);
+            for (auto& b : junk)
+                b = static_cast<std::uint8_t>(rng());
+            if (rng() % 2 == 0) {  // sometimes a valid hello first, then garbage
+                auto h = proto::encode_hello(1, 1, 0, 0, "bad");
+                junk.insert(junk.begin(), h.begin(), h.end());
+            }
+            bad.send(junk);
+            bad.wait_closed(200ms);
+        }
+    });
+    int ok = 0;
+    for (std::uint64_t id = 1; id <= 500; ++id) {
+        REQUIRE(good.send(proto::encode_request(req(id, "allow", {"test-allow"}))));
+        auto r = good.recv();
+        REQUIRE(r);
+        REQUIRE(r->response() != nullptr);
+        CHECK(r->response()->id() == id);
+        ok += r->response()->verdict() == wire::Verdict::Allow;
+    }
+    stop = true;
+    spewer.join();
+    CHECK(ok == 500);
+    CHECK(bad_connections > 0);
+}
+
+TEST_CASE("peer uid allow-list is enforced with SO_PEERCRED", "[server][security]") {
+    auto uid = ::getuid();
+    SECTION("other uid is rejected") {
+        std::string path = temp_socket_path("uid-no");
+        std::string json = R"({"listen": {"socket": ")" + path + R"(", "allowed_uids": [)" +
+                           std::to_string(uid + 1) + R"(]}, "admin": {"enabled": false}, )" + routes_json + "}";
+        daemon_fixture d(json);
+        client c(d.socket_path());
+        REQUIRE(c.connected());
+        CHECK(c.wait_closed(2s));
+    }
+    SECTION("own uid is accepted") {
+        std::string path = temp_socket_path("uid-yes");
+        std::string json = R"({"listen": {"socket": ")" + path + R"(", "allowed_uids": [)" + std::to_string(uid) +
+                           R"(]}, "admin": {"enabled": false}, )" + routes_json + "}";
+        daemon_fixture d(json);
+        client c(d.socket_path());
+        CHECK(c.handshake().has_value());
+    }
+}
+
+TEST_CASE("the socket file is created 0660 and a stale one is replaced", "[server][security]") {
+    std::string path = temp_socket_path("mode");
+    {
+        daemon_fixture d(cfg(path));
+        struct stat st {};
+        REQUIRE(::stat(path.c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0660);
+    }
+    // Leave a stale socket file behind (bind without a server), then start again on the same path.
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    ::close(fd);
+    daemon_fixture d2(cfg(path));
+    client c(path);
+    CHECK(c.handshake().has_value());
+}
+
+TEST_CASE("a regular file at the socket path is never deleted", "[server][security]") {
+    std::string path = temp_socket_path("file");
+    FILE* f = std::fopen(path.c_str(), "w");
+    REQUIRE(f != nullptr);
+    std::fclose(f);
+    CHECK_THROWS_WITH(daemon_fixture(cfg(path)), Catch::Contains("is not a socket"));
+    CHECK(::access(path.c_str(), F_OK) == 0);
+    ::unlink(path.c_str());
+}

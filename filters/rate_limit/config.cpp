@@ -1,5 +1,7 @@
 #include "filters/rate_limit/config.hpp"
 
+#include "filters/common/log.hpp"
+
 #include <charconv>
 #include <cstdlib>
 
@@ -97,6 +99,9 @@ policy_config parse_policy(const json::value& v, const std::string& name, const 
 
     // Each pod enforces its share of the fleet-wide quota; the burst stays per pod (documented).
     p.pod_quota = std::max<std::int64_t>(1, p.quota / replicas);
+    if (p.quota < replicas)  // the fleet then admits `replicas` per window, more than the quota
+        log::warn("rate-limit quota is below the replica count; each pod still admits 1 per window",
+                  {{"key", path}, {"quota", p.quota}, {"replicas", replicas}});
     const std::int64_t window_ns = p.window_ms * 1'000'000;
     p.gcra.emission_ns = window_ns / p.pod_quota;  // >= 1: window >= 1 s and quota <= 1e9
     if (p.burst > max_tolerance_ns / p.gcra.emission_ns)

@@ -292,3 +292,19 @@ TEST_CASE("filter_set::build refuses a route that uses rate-limit with no sectio
         CHECK(e.key() == "routes.pay.rate-limit.policies[0]");
     }
 }
+
+TEST_CASE("the example fragment conf/filters/rate-limit.example.json is valid", "[config]") {
+    boost::json::value doc = parse_json_file(FILTERD_SOURCE_DIR "/conf/filters/rate-limit.example.json");
+    ::setenv("FILTERD_REPLICAS", "2", 1);
+    global_config g = parse_global(doc.at("filters").as_object().if_contains("rate-limit"), "filters.rate-limit");
+    ::unsetenv("FILTERD_REPLICAS");
+    CHECK(g.replicas == 2);
+    CHECK(g.policies.at("per-merchant").pod_quota == 50);
+    std::size_t routes = 0;
+    for (const auto& r : doc.at("routes").as_object()) {
+        const std::string path = "routes." + std::string(r.key()) + ".rate-limit";
+        CHECK_FALSE(parse_route(g, r.value().as_object().if_contains("rate-limit"), path).empty());
+        ++routes;
+    }
+    CHECK(routes == 3);
+}

@@ -74,28 +74,28 @@ type encodedResponseError interface {
 func mustDeny(t *testing.T, status int) func(interface{}, error) *DenyError {
 	t.Helper()
 	return func(out interface{}, err error) *DenyError {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("request passed (out=%T), want a deny with status %d", out, status)
-	}
-	if out != nil {
-		t.Fatalf("a deny must not return a request, got %T", out)
-	}
-	var d *DenyError
-	if !errors.As(err, &d) {
-		t.Fatalf("error %T is not a DenyError", err)
-	}
-	re, ok := err.(headerResponseError)
-	if !ok {
-		t.Fatalf("deny does not implement StatusCode/Headers")
-	}
-	if _, ok := err.(encodedResponseError); !ok {
-		t.Fatalf("deny does not implement Encoding")
-	}
-	if re.StatusCode() != status {
-		t.Fatalf("status = %d, want %d", re.StatusCode(), status)
-	}
-	return d
+		t.Helper()
+		if err == nil {
+			t.Fatalf("request passed (out=%T), want a deny with status %d", out, status)
+		}
+		if out != nil {
+			t.Fatalf("a deny must not return a request, got %T", out)
+		}
+		var d *DenyError
+		if !errors.As(err, &d) {
+			t.Fatalf("error %T is not a DenyError", err)
+		}
+		re, ok := err.(headerResponseError)
+		if !ok {
+			t.Fatalf("deny does not implement StatusCode/Headers")
+		}
+		if _, ok := err.(encodedResponseError); !ok {
+			t.Fatalf("deny does not implement Encoding")
+		}
+		if re.StatusCode() != status {
+			t.Fatalf("status = %d, want %d", re.StatusCode(), status)
+		}
+		return d
 	}
 }
 
@@ -103,15 +103,15 @@ func mustDeny(t *testing.T, status int) func(interface{}, error) *DenyError {
 func mustPass(t *testing.T) func(interface{}, error) *request {
 	t.Helper()
 	return func(out interface{}, err error) *request {
-	t.Helper()
-	if err != nil {
-		t.Fatalf("request denied: %v", err)
-	}
-	r, ok := out.(*request)
-	if !ok {
-		t.Fatalf("modifier returned %T, want *request", out)
-	}
-	return r
+		t.Helper()
+		if err != nil {
+			t.Fatalf("request denied: %v", err)
+		}
+		r, ok := out.(*request)
+		if !ok {
+			t.Fatalf("modifier returned %T, want *request", out)
+		}
+		return r
 	}
 }
 

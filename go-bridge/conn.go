@@ -170,6 +170,22 @@ func (d *daemonConn) ready() error {
 // It ends when the plugin context is cancelled.
 func (d *daemonConn) supervise() {
 	defer close(d.done)
+	// A panic in the loop itself (outside serveOnce, which recovers on its own) restarts the
+	// loop rather than ending it: without this goroutine the connection would stay down.
+	for !d.superviseLoop() {
+	}
+}
+
+// superviseLoop runs until the plugin context ends (true) or a panic escapes (false).
+func (d *daemonConn) superviseLoop() (stopped bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			stopped = d.ctx.Err() != nil
+			if !stopped {
+				time.Sleep(maxBackoff)
+			}
+		}
+	}()
 	backoff := minBackoff
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -202,6 +218,7 @@ func (d *daemonConn) supervise() {
 		backoff = min(backoff*2, maxBackoff)
 	}
 	d.log().Info(logPrefix, "filterd connection", d.path, "closed: plugin context cancelled")
+	return true
 }
 
 // serveOnce runs one connection from dial to failure. helloOK reports whether it got as far

@@ -96,7 +96,22 @@ func newPlugin() *pluginState {
 	return p
 }
 
-func (p *pluginState) setLogger(l Logger) { p.logger.Store(&loggerBox{l}) }
+func (p *pluginState) setLogger(l Logger) { p.logger.Store(&loggerBox{safeLogger{l}}) }
+
+// safeLogger shields the plugin from a host logger that panics: a log line is never worth a
+// goroutine (the connection supervisor logs too, and nothing above it could recover).
+type safeLogger struct{ l Logger }
+
+func (s safeLogger) call(f func(...interface{}), v []interface{}) {
+	defer func() { _ = recover() }()
+	f(v...)
+}
+func (s safeLogger) Debug(v ...interface{})    { s.call(s.l.Debug, v) }
+func (s safeLogger) Info(v ...interface{})     { s.call(s.l.Info, v) }
+func (s safeLogger) Warning(v ...interface{})  { s.call(s.l.Warning, v) }
+func (s safeLogger) Error(v ...interface{})    { s.call(s.l.Error, v) }
+func (s safeLogger) Critical(v ...interface{}) { s.call(s.l.Critical, v) }
+func (s safeLogger) Fatal(v ...interface{})    { s.call(s.l.Fatal, v) }
 
 func (p *pluginState) log() Logger { return p.logger.Load().Logger }
 

@@ -111,6 +111,7 @@ func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{
 			mod = denyAll(fixedDeny(DefaultErrorStatus))
 		}
 	}()
+	factoryHook(block)
 	cfg, err := ParseConfig(block)
 	if err != nil {
 		p.log().Error(logPrefix, "invalid config, endpoint denies every request:", err.Error())
@@ -124,6 +125,9 @@ func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{
 	}
 	return p.newBridge(cfg).modify
 }
+
+// factoryHook lets tests make the factory panic; it does nothing in production.
+var factoryHook = func(map[string]interface{}) {}
 
 func (p *pluginState) newBridge(cfg *Config) *bridge {
 	b := &bridge{cfg: cfg, conn: p.conn(cfg.SocketPath), log: p.log,

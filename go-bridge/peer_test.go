@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"

@@ -59,19 +59,19 @@ func (e *DecodeError) Error() string { return "malformed frame: " + e.Reason }
 
 // The rejections are package-level values so that rejecting a frame does not allocate.
 var (
-	ErrShort        = &DecodeError{"shorter than root offset and file identifier"}
-	ErrIdentifier   = &DecodeError{"file identifier is not SPF1"}
-	ErrTable        = &DecodeError{"table or vtable out of bounds"}
-	ErrField        = &DecodeError{"field outside its table"}
-	ErrOffset       = &DecodeError{"offset out of bounds"}
-	ErrString       = &DecodeError{"string out of bounds or not NUL-terminated"}
-	ErrVector       = &DecodeError{"vector out of bounds"}
-	ErrBudget       = &DecodeError{"too many items"}
-	ErrUnionType    = &DecodeError{"frame body is not a reply type"}
-	ErrMissingBody  = &DecodeError{"frame has no body"}
-	ErrHeaderName   = &DecodeError{"header name is missing or not an HTTP token"}
-	ErrHeaderValue  = &DecodeError{"header value contains CR, LF or NUL"}
-	errNotPresent   = errors.New("not present") // internal: optional item absent
+	ErrShort       = &DecodeError{"shorter than root offset and file identifier"}
+	ErrIdentifier  = &DecodeError{"file identifier is not SPF1"}
+	ErrTable       = &DecodeError{"table or vtable out of bounds"}
+	ErrField       = &DecodeError{"field outside its table"}
+	ErrOffset      = &DecodeError{"offset out of bounds"}
+	ErrString      = &DecodeError{"string out of bounds or not NUL-terminated"}
+	ErrVector      = &DecodeError{"vector out of bounds"}
+	ErrBudget      = &DecodeError{"too many items"}
+	ErrUnionType   = &DecodeError{"frame body is not a reply type"}
+	ErrMissingBody = &DecodeError{"frame has no body"}
+	ErrHeaderName  = &DecodeError{"header name is missing or not an HTTP token"}
+	ErrHeaderValue = &DecodeError{"header value contains CR, LF or NUL"}
+	errNotPresent  = errors.New("not present") // internal: optional item absent
 )
 
 // StringList is a verified vector of strings inside a Reply's buffer.

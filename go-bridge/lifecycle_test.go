@@ -1,0 +1,383 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/codec"
+	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/wire"
+)
+
+func TestShadowModeLetsEverythingThroughAndCounts(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	var mu sync.Mutex
+	n := 0
+	p.onRequest = func(pc *peerConn, r *wire.FilterRequest) {
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		switch k {
+		case 1:
+			pc.reply(&codec.Response{ID: r.Id(), Verdict: codec.VerdictDeny, Status: 401})
+		case 2:
+			pc.sendError(r.Id(), wire.ErrorCodeInternal)
+		default:
+			pc.reply(&codec.Response{ID: r.Id(), Verdict: codec.VerdictAllow,
+				SetHeaders: []codec.Header{{Name: "X-Merchant-Id", Values: []string{"m"}}}})
+		}
+	}
+	p.start()
+	e := newEnv(t)
+	b := e.bridge(path, map[string]interface{}{"mode": "shadow", "max_body_bytes": float64(8)})
+	waitReady(t, b.conn)
+
+	for i := 0; i < 3; i++ {
+		r := mustPass(t)(b.modify(newRequest("payload")))
+		if got := readAll(t, r.Body()); got != "payload" {
+			t.Errorf("body = %q", got)
+		}
+		if _, ok := r.Headers()["X-Merchant-Id"]; ok {
+			t.Error("shadow mode changed the upstream request")
+		}
+	}
+	// Oversized: passes with the whole body, although the daemon is not asked.
+	r := mustPass(t)(b.modify(newRequest("0123456789abcdef")))
+	if got := readAll(t, r.Body()); got != "0123456789abcdef" {
+		t.Errorf("oversized body = %q", got)
+	}
+	// Daemon gone: passes too.
+	p.stop()
+	end := time.Now().Add(5 * time.Second)
+	for b.conn.ready() == nil && time.Now().Before(end) {
+		time.Sleep(time.Millisecond)
+	}
+	mustPass(t)(b.modify(newRequest("x")))
+
+	s := &b.stats
+	if s.ShadowDenied.Load() != 1 || s.ShadowFailed.Load() != 2 || s.ShadowAllowed.Load() != 1 || s.ShadowTooLarge.Load() != 1 {
+		t.Errorf("shadow counters denied=%d failed=%d allowed=%d toolarge=%d", s.ShadowDenied.Load(), s.ShadowFailed.Load(), s.ShadowAllowed.Load(), s.ShadowTooLarge.Load())
+	}
+	if s.Allowed.Load()+s.Denied.Load()+s.Failed.Load() != 0 {
+		t.Error("shadow requests counted as enforced")
+	}
+}
+
+func TestShadowFrameLimitPasses(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	p.ack.maxFrame = 1024
+	p.start()
+	e := newEnv(t)
+	b := e.bridge(path, map[string]interface{}{"mode": "shadow"})
+	waitReady(t, b.conn)
+	r := mustPass(t)(b.modify(newRequest(strings.Repeat("x", 2000))))
+	if len(readAll(t, r.Body())) != 2000 || b.stats.ShadowTooLarge.Load() != 1 {
+		t.Error("shadow request above the frame limit was not passed whole")
+	}
+}
+
+// panicky panics in the middle of the modifier, as hostile or broken input might.
+type panicky struct{ *fakeRequest }
+
+func (panicky) Headers() map[string][]string { panic("boom") }
+
+func TestPanicInModifierDenies(t *testing.T) {
+	path := socketPath(t)
+	newPeer(t, path).start()
+	e := newEnv(t)
+	for _, mode := range []string{"enforce", "shadow"} {
+		b := e.bridge(path, map[string]interface{}{"mode": mode, "error_status": 500.0})
+		waitReady(t, b.conn)
+		mustDeny(t, 500)(b.modify(panicky{newRequest("x")}))
+		if b.stats.Panics.Load() != 1 {
+			t.Errorf("%s: Panics = %d", mode, b.stats.Panics.Load())
+		}
+	}
+}
+
+func TestWrongInputTypeDenies(t *testing.T) {
+	e := newEnv(t)
+	b := e.bridge(socketPath(t), nil)
+	mustDeny(t, 503)(b.modify("not a request"))
+	mustDeny(t, 503)(b.modify(nil))
+}
+
+// A request without Context() (an older host) still works, bounded by the plugin deadline.
+type noContext struct{ r *fakeRequest }
+
+func (n noContext) Params() map[string]string    { return n.r.Params() }
+func (n noContext) Headers() map[string][]string { return n.r.Headers() }
+func (n noContext) Body() io.ReadCloser          { return n.r.Body() }
+func (n noContext) Method() string               { return n.r.Method() }
+func (n noContext) URL() *url.URL                { return n.r.URL() }
+func (n noContext) Query() url.Values            { return n.r.Query() }
+func (n noContext) Path() string                 { return n.r.Path() }
+
+func TestRequestWithoutContextIsServed(t *testing.T) {
+	path := socketPath(t)
+	newPeer(t, path).start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.conn)
+	r := mustPass(t)(b.modify(noContext{newRequest("x")}))
+	if r.Context() == nil {
+		t.Error("nil context handed on")
+	}
+}
+
+func TestDaemonRestartRecovers(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path).start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.conn)
+	mustPass(t)(b.modify(newRequest("x")))
+
+	p.stop()
+	end := time.Now().Add(5 * time.Second)
+	for b.conn.ready() == nil && time.Now().Before(end) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	// Down: every request is denied at once (errDown, not a wait for the deadline).
+	for i := 0; i < 5; i++ {
+		if _, f := b.conn.roundTrip(context.Background(), &codec.Request{Route: "r"}, time.Now().Add(time.Hour)); f != errDown {
+			t.Fatalf("while down: %v, want errDown", f)
+		}
+		mustDeny(t, 503)(b.modify(newRequest("x")))
+	}
+	time.Sleep(3 * maxBackoff) // let the backoff reach its cap
+
+	p2 := newPeer(t, path).start()
+	started := time.Now()
+	waitReady(t, b.conn)
+	recovery := time.Since(started)
+	t.Logf("recovered %v after the daemon started listening (bound: maxBackoff %v + HELLO)", recovery, maxBackoff)
+	mustPass(t)(b.modify(newRequest("x")))
+	if p2.requests.Load() != 1 || b.conn.connects.Load() != 2 {
+		t.Errorf("requests on new daemon = %d, connects = %d", p2.requests.Load(), b.conn.connects.Load())
+	}
+}
+
+// The reconnect delay is what bounds recovery: it must never exceed maxBackoff (50 ms), so a
+// daemon that accepts again is retried within 50 ms plus one HELLO round trip (< 100 ms).
+func TestBackoffIsBounded(t *testing.T) {
+	if maxBackoff > 50*time.Millisecond || minBackoff <= 0 || minBackoff > maxBackoff {
+		t.Fatalf("backoff %v..%v", minBackoff, maxBackoff)
+	}
+	d := minBackoff
+	for i := 0; i < 20; i++ {
+		d = min(d*2, maxBackoff)
+		if d > maxBackoff {
+			t.Fatalf("step %d: %v", i, d)
+		}
+	}
+}
+
+func TestStalledDaemonIsDroppedAndRequestsFailFast(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	p.onRequest = func(pc *peerConn, r *wire.FilterRequest) {} // like a SIGSTOPped daemon
+	p.start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.conn)
+	for i := 0; i < stallLimit; i++ {
+		if _, f := b.conn.roundTrip(context.Background(), &codec.Request{Route: "r"}, time.Now().Add(200*time.Microsecond)); f != errTimeout {
+			t.Fatalf("request %d: %v, want errTimeout", i, f)
+		}
+	}
+	// The connection was closed after stallLimit timeouts: the next request fails at once.
+	s := b.conn.sess.Load()
+	if s != nil && b.conn.connects.Load() == 1 {
+		t.Fatal("stalled connection still in use")
+	}
+	end := time.Now().Add(5 * time.Second)
+	for p.accepted.Load() < 2 && time.Now().Before(end) {
+		time.Sleep(time.Millisecond)
+	}
+	if p.accepted.Load() < 2 {
+		t.Error("no reconnect after the stall")
+	}
+}
+
+func TestInFlightLimitFromHelloAck(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	p.ack.maxInFlight = 2
+	hold := make(chan struct{})
+	p.onRequest = func(pc *peerConn, r *wire.FilterRequest) {
+		id := r.Id()
+		go func() { <-hold; pc.reply(&codec.Response{ID: id, Verdict: codec.VerdictAllow}) }()
+	}
+	p.start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.conn)
+	var wg sync.WaitGroup
+	results := make(chan *failure, 2)
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, f := b.conn.roundTrip(context.Background(), &codec.Request{Route: "r"}, time.Now().Add(10*time.Second))
+			if c != nil {
+				c.release()
+			}
+			results <- f
+		}()
+	}
+	end := time.Now().Add(5 * time.Second)
+	for p.requests.Load() < 2 && time.Now().Before(end) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	if _, f := b.conn.roundTrip(context.Background(), &codec.Request{Route: "r"}, time.Now().Add(time.Second)); f != errOverloaded {
+		t.Errorf("third request: %v, want errOverloaded", f)
+	}
+	close(hold)
+	wg.Wait()
+	close(results)
+	for f := range results {
+		if f != nil {
+			t.Errorf("held request failed: %v", f)
+		}
+	}
+}
+
+func TestContextCancelStopsEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+	path := socketPath(t)
+	p := newPeer(t, path).start()
+	ctx, cancel := context.WithCancel(context.Background())
+	ps := newPlugin()
+	ps.setContext(ctx)
+	cfg, err := ParseConfig(block(map[string]interface{}{"socket_path": path, "route_id": "r", "filters": []interface{}{}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1 := ps.newBridge(cfg)
+	b2 := ps.newBridge(cfg)
+	if b1.conn != b2.conn {
+		t.Fatal("two endpoints with one socket path got two connections")
+	}
+	waitReady(t, b1.conn)
+	if err := ps.ready(); err != nil {
+		t.Fatalf("ready() = %v", err)
+	}
+	cancel()
+	select {
+	case <-b1.conn.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("supervisor still running after cancel")
+	}
+	if _, f := b1.conn.roundTrip(context.Background(), &codec.Request{}, time.Now().Add(time.Second)); f != errShutdown {
+		t.Errorf("after cancel: %v, want errShutdown", f)
+	}
+	mustDeny(t, 503)(b1.modify(newRequest("x")))
+	if ps.ready() == nil {
+		t.Error("ready after cancel")
+	}
+	p.stop()
+	end := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(end) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after shutdown, %d before", n, before)
+	}
+}
+
+func TestRegistererAndReady(t *testing.T) {
+	var gotName string
+	var req, resp bool
+	var factory func(map[string]interface{}) func(interface{}) (interface{}, error)
+	ModifierRegisterer.RegisterModifiers(func(name string, f func(map[string]interface{}) func(interface{}) (interface{}, error), r, s bool) {
+		gotName, factory, req, resp = name, f, r, s
+	})
+	if gotName != "simpaisa/filter-bridge" || !req || resp || factory == nil {
+		t.Fatalf("registered %q request=%v response=%v", gotName, req, resp)
+	}
+	if Ready() == nil {
+		t.Fatal("Ready() with no configured endpoint must fail")
+	}
+	log := &recLogger{}
+	ModifierRegisterer.RegisterLogger("not a logger") // ignored
+	ModifierRegisterer.RegisterLogger(log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ModifierRegisterer.RegisterContext(ctx)
+
+	path := socketPath(t)
+	newPeer(t, path).start()
+	mod := factory(block(map[string]interface{}{"socket_path": path, "route_id": "r", "filters": []interface{}{"rate-limit"}}))
+	end := time.Now().Add(5 * time.Second)
+	for Ready() != nil && time.Now().Before(end) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := Ready(); err != nil {
+		t.Fatalf("Ready() = %v", err)
+	}
+	mustPass(t)(mod(newRequest("x")))
+	if len(log.all()) == 0 {
+		t.Error("registered logger was not used")
+	}
+	cancel()
+	defaultPlugin.mu.Lock()
+	c := defaultPlugin.conns[path]
+	defaultPlugin.mu.Unlock()
+	<-c.done
+}
+
+// Logs must never carry headers, bodies, tokens or secrets, whatever happens.
+func TestLogsCarryNoRequestData(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	var mu sync.Mutex
+	n := 0
+	p.onRequest = func(pc *peerConn, r *wire.FilterRequest) {
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		switch k % 4 {
+		case 0:
+			pc.reply(&codec.Response{ID: r.Id(), Verdict: codec.VerdictDeny, Status: 401, DenyBody: []byte("deny " + secretToken)})
+		case 1:
+			pc.sendError(r.Id(), wire.ErrorCodeUnknownRoute)
+		case 2:
+			pc.reply(&codec.Response{ID: r.Id(), Verdict: codec.VerdictAllow})
+		case 3:
+			pc.sendRaw([]byte{0, 0, 0, 8, 'x', 'x', 'x', 'x', 'S', 'P', 'F', '1'})
+		}
+	}
+	p.start()
+	e := newEnv(t)
+	for _, mode := range []string{"enforce", "shadow"} {
+		b := e.bridge(path, map[string]interface{}{"mode": mode, "max_body_bytes": 64.0})
+		for i := 0; i < 12; i++ {
+			waitReady(t, b.conn)
+			req := newRequest(`{"card":"4111111111111111"}`)
+			b.modify(req)
+		}
+		b.modify(newRequest(strings.Repeat("4111111111111111", 8)))
+		b.modify(panicky{newRequest("4111111111111111")})
+	}
+	lines := e.log.all()
+	if len(lines) < 5 {
+		t.Fatalf("expected logs, got %v", lines)
+	}
+	for _, l := range lines {
+		for _, bad := range []string{secretToken, "4111111111111111", "Bearer", "203.0.113.9", "internal", "m-17"} {
+			if strings.Contains(l, bad) {
+				t.Errorf("log line carries request data %q: %s", bad, l)
+			}
+		}
+	}
+}

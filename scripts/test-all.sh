@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The one test command (README "Run every test"; .ci/run calls it). On a fresh Debian 12 machine it
+# installs what it needs, builds everything, and runs every test of the project:
+#   1. C++ build (warnings as errors), Catch2 tests and fuzz-corpus replays (ctest)
+#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. Go: go-bridge (race, coverage), gateway harness, perf tooling unit tests
+#   4. end-to-end: gateway harness + plugin + filterd + backend on loopback (scripts/test-e2e.sh)
+#   5. the performance regression gate (scripts/perf-gate.sh) when present
+# Set SKIP_ASAN=1 or SKIP_PERF=1 to skip a stage locally; CI runs them all.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
+export PATH="$PATH:$(go env GOPATH 2>/dev/null || echo /root/go)/bin"
+
+bash scripts/install-deps.sh
+# shellcheck source=../versions.env
+source versions.env
+
+BUILD="${BUILD_DIR:-$ROOT/build}"
+JOBS="${JOBS:-2}"
+passed=0
+failed=0
+failures=()
+
+stage() {
+  local name="$1"
+  shift
+  echo
+  echo "=== test-all: $name"
+  local t0=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1))
+    echo "=== test-all: $name: ok ($((SECONDS - t0)) s)"
+  else
+    failed=$((failed + 1))
+    failures+=("$name")
+    echo "=== test-all: $name: FAILED ($((SECONDS - t0)) s)"
+  fi
+}
+
+cpp_tests() {
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFILTERD_WERROR=ON \
+    -DFILTERD_BUILD_TESTS=ON -DFILTERD_BUILD_BENCHMARKS=ON >/dev/null
+  ninja -C "$BUILD" -j "$JOBS"
+  ctest --test-dir "$BUILD" --output-on-failure --timeout 300
+}
+
+asan_tests() {
+  local b="$ROOT/build-asan"
+  cmake -S "$ROOT" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFILTERD_SANITIZE=ON \
+    -DFILTERD_BUILD_TESTS=ON -DFILTERD_BUILD_BENCHMARKS=OFF >/dev/null
+  ninja -C "$b" -j "$JOBS"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$b" --output-on-failure --timeout 600
+}
+
+go_unit_tests() {
+  local rc=0
+  (cd go-bridge && go test -race -count=1 -coverprofile=/tmp/go-bridge.cover ./... &&
+    go tool cover -func=/tmp/go-bridge.cover | tail -n 1) || rc=1
+  for m in gateway perf/load; do
+    if [[ -f "$m/go.mod" ]]; then
+      (cd "$m" && go vet ./... && go test -count=1 ./...) || rc=1
+    fi
+  done
+  return $rc
+}
+
+e2e_tests() {
+  E2E_BUILD_DIR="$BUILD" bash scripts/test-e2e.sh
+}
+
+perf_gate() {
+  if [[ -f scripts/perf-gate.sh ]]; then
+    PERF_BUILD_DIR="$BUILD" bash scripts/perf-gate.sh
+  else
+    echo "perf gate: scripts/perf-gate.sh not present"
+    return 1
+  fi
+}
+
+stage "C++ build and tests" cpp_tests
+if [[ "${SKIP_ASAN:-0}" != 1 ]]; then stage "C++ tests under ASan+UBSan" asan_tests; fi
+stage "Go unit tests" go_unit_tests
+stage "end-to-end tests" e2e_tests
+if [[ "${SKIP_PERF:-0}" != 1 ]]; then stage "performance regression gate" perf_gate; fi
+
+echo
+if ((failed > 0)); then
+  echo "test-all: failed stages: ${failures[*]}"
+fi
+echo "test-all: ${passed} passed, ${failed} failed"
+((failed == 0))

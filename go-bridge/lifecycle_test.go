@@ -295,6 +295,9 @@ func TestContextCancelStopsEverything(t *testing.T) {
 }
 
 func TestRegistererAndReady(t *testing.T) {
+	saved := defaultPlugin
+	defaultPlugin = newPlugin() // the exported entry points use the package's instance
+	defer func() { defaultPlugin = saved }()
 	var gotName string
 	var req, resp bool
 	var factory func(map[string]interface{}) func(interface{}) (interface{}, error)

@@ -164,3 +164,21 @@ func TestHarnessReadinessUnconfiguredFailsClosed(t *testing.T) {
 	}
 	_ = time.Second
 }
+
+// conf/gateway.example.json (what scripts/run-stack.sh serves) parses, its plugin loads, every
+// plugin name it uses is registered and its readiness probe is valid: `gateway-harness -check`.
+func TestExampleGatewayConfigChecks(t *testing.T) {
+	b := binaries(t)
+	need(t, b.harness, b.plugin)
+	root := repoRoot(t)
+	cmd := exec.Command(b.harness, "-check", "-c", filepath.Join(root, "conf", "gateway.example.json"))
+	cmd.Dir = root // the example's plugin folder is relative to the repository root
+	// The example names out/plugins; make the check use the plugin under test.
+	if filepath.Clean(b.pluginDir) != filepath.Join(root, "out", "plugins") {
+		t.Skipf("E2E_OUT is not <repo>/out; the example config names out/plugins")
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "[OK]") {
+		t.Fatalf("-check conf/gateway.example.json: %v\n%s", err, out)
+	}
+}

@@ -10,7 +10,7 @@
 //       enrichment headers.
 //
 //   filterd-loadgen run --socket PATH --route ROUTE --filters a,b,c [--duration S]
-//       [--connections C] [--pipeline P] [--merchant ID --key-id ID --secret-env VAR]
+//       [--connections C] [--pipeline P] [--budget-us U] [--merchant ID --key-id ID --secret-env VAR]
 //       [--filterd-pid PID] [--json FILE]
 //       Opens C connections, each with a HELLO, keeps P requests in flight on each (never more than
 //       the daemon's max_in_flight) and counts verdicts for S seconds. Each request carries a fresh
@@ -488,6 +488,9 @@ int run_load(const std::map<std::string, std::string>& opt) {
     auto base = representative_request(get("route", "perf"), split(get("filters", "merchant-auth,rate-limit,enrichment"), ','),
                                         static_cast<std::size_t>(std::stoi(get("body-bytes", "1024"))));
     base.path = get("path", base.path);
+    // A throughput run queues up to connections x pipeline requests at the daemon; the budget must
+    // cover that queue, or the figure would count deadline errors instead of decisions.
+    base.budget_us = static_cast<std::uint32_t>(std::stoul(get("budget-us", "1000000")));
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(base.body.data()), base.body.size(), digest);
     signer s{get("merchant", "m-perf"), get("key-id", "k-perf"), secret_value, hex(digest, sizeof digest), {}, {}};
@@ -546,7 +549,7 @@ void usage() {
     std::fprintf(stderr,
                  "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--json FILE]\n"
                  "       filterd-loadgen run --socket PATH [--route R] [--filters a,b,c] [--path P] [--duration S]\n"
-                 "                           [--connections C] [--pipeline P] [--merchant ID] [--key-id ID]\n"
+                 "                           [--connections C] [--pipeline P] [--budget-us U] [--merchant ID] [--key-id ID]\n"
                  "                           [--secret-env VAR | --secret-file F] [--filterd-pid PID] [--json FILE]\n");
 }
 

@@ -235,12 +235,14 @@ func (r *Result) targets() []Target {
 	if d.AddedB != nil {
 		x := Target{Measure: "added P99 at 1000 RPS (b over a)", Target: "≤ 0.5 ms", Value: d.AddedB.P99 / 1000, Unit: "ms",
 			Status: status(d.AddedB.P99 <= 500 && clean)}
+		var notes []string
 		if !clean {
-			x.Note = fmt.Sprintf("(b) had %d non-2xx/failed requests: a latency figure over failed requests is not a pass", b.Errors)
+			notes = append(notes, fmt.Sprintf("(b) had %d non-2xx/failed requests: a latency figure over failed requests is not a pass", b.Errors))
 		}
 		if r.Config.RatePerS != 1000 {
-			x.Note = strings.TrimSpace(x.Note + fmt.Sprintf(" measured at %d RPS, not 1000", r.Config.RatePerS))
+			notes = append(notes, fmt.Sprintf("measured at %d RPS, not 1000", r.Config.RatePerS))
 		}
+		x.Note = strings.Join(notes, "; ")
 		t = append(t, x)
 	} else {
 		t = append(t, Target{Measure: "added P99 at 1000 RPS (b over a)", Target: "≤ 0.5 ms", Unit: "ms", Status: "not measured"})

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# The load test of issue 5, in one command: builds the stack, starts it on loopback (demo backend,
+# filterd, the lura gateway harness with the filter-bridge plugin), then in ONE run measures
+#   1. the raw floor: a Unix-socket round trip of the bridge's frame sizes between two processes
+#      (build-perf/filterd-loadgen floor);
+#   2. vegeta at RATE requests/s for DURATION per endpoint, interleaved in 5 s rounds, against
+#      (a) /v1/baseline (no plugin), (b) /v1/payments (plugin + merchant-auth, rate-limit,
+#      enrichment, every request freshly SPV1-signed) and (c) /v1/builtin (KrakenD's
+#      qos/ratelimit/router) when the gateway can serve it; CPU seconds of filterd, gateway and
+#      backend per endpoint from /proc/<pid>/stat;
+#   3. filterd alone, full chain, driven by build-perf/filterd-loadgen run (decisions per core);
+# and writes <out>/result.json, <out>/report.md and <out>/latency.png.
+#
+# Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build]
+#   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
+#        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config), OUT
+#        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf)
+# Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).
+# Traffic goes to 127.0.0.1 only and is bounded by RATE x DURATION x endpoints.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RATE="${RATE:-1000}"
+DURATION="${DURATION:-60s}"
+WARMUP="${WARMUP:-3s}"
+LOADGEN_SECONDS="${LOADGEN_SECONDS:-10}"
+BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-3ms}"
+OUT="${OUT:-$ROOT/perf/results/latest}"
+BUILD="${BUILD:-$ROOT/build-perf}"
+GOOUT="${GOOUT:-$ROOT/out/perf}"
+DO_BUILD=1
+while (($#)); do
+  case "$1" in
+    --rate) RATE="$2"; shift ;;
+    --duration) DURATION="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    --no-build) DO_BUILD=0 ;;
+    *) echo "perf-load: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+log() { echo "perf-load: $*" >&2; }
+missing() { echo "perf-load: MISSING: $*" >&2; exit 3; }
+
+# shellcheck source=../versions.env
+source "$ROOT/versions.env"
+[[ "$(go env GOVERSION)" == "$GO_VERSION" ]] || { log "Go is $(go env GOVERSION), versions.env pins $GO_VERSION"; exit 1; }
+vegeta="$(cd "$ROOT/perf/load" && go list -m -f '{{.Version}}' github.com/tsenart/vegeta/v12)"
+[[ "$vegeta" == "$VEGETA_VERSION" ]] || { log "perf/load/go.mod has vegeta $vegeta, versions.env pins $VEGETA_VERSION"; exit 1; }
+
+# ---- the stack must be in the tree ----------------------------------------------------------------
+[[ -f "$ROOT/go-bridge/go.mod" ]] || missing "go-bridge/ (the filter-bridge plugin)"
+[[ -f "$ROOT/gateway/go.mod" ]] || missing "gateway/ (the gateway harness)"
+[[ -x "$ROOT/scripts/build-go.sh" ]] || missing "scripts/build-go.sh"
+for f in merchant_auth rate_limit enrichment; do
+  compgen -G "$ROOT/filters/$f/*.cpp" >/dev/null || missing "filters/$f (the $f filter)"
+done
+
+# ---- build ------------------------------------------------------------------------------------------
+if ((DO_BUILD)); then
+  if [[ ! -f "$BUILD/build.ninja" ]]; then
+    cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFILTERD_BUILD_TESTS=OFF >/dev/null
+  fi
+  log "building filterd and filterd-loadgen in $BUILD"
+  ninja -C "$BUILD" filterd filterd-loadgen >/dev/null
+  log "building the gateway harness, demo backend and plugin into $GOOUT"
+  "$ROOT/scripts/build-go.sh" --out "$GOOUT" >&2
+  (cd "$ROOT/perf/load" && go build -o "$GOOUT/bin/" ./cmd/perfload ./cmd/perfreport ./cmd/perfgate)
+fi
+for b in "$BUILD/filterd" "$BUILD/filterd-loadgen" "$GOOUT/bin/gateway-harness" "$GOOUT/bin/demo-backend" \
+  "$GOOUT/plugins/simpaisa-plugin-filter-bridge.so" "$GOOUT/bin/perfload" "$GOOUT/bin/perfreport"; do
+  [[ -e "$b" ]] || { log "not built: $b"; exit 1; }
+done
+
+# ---- start the stack on loopback --------------------------------------------------------------------
+RUN="$(mktemp -d /tmp/perf-load.XXXXXX)"
+PIDS=()
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if ((rc == 0)); then rm -rf "$RUN"; else log "logs kept in $RUN"; fi
+}
+trap cleanup EXIT
+wait_for() { # wait_for <seconds> <description> <command...>
+  local t=$(( $1 * 10 )) what="$2"; shift 2
+  for ((i = 0; i < t; i++)); do "$@" 2>/dev/null && return 0; sleep 0.1; done
+  log "timed out waiting for $what"; return 1
+}
+render() { # render <template> <output> KEY=VALUE...
+  python3 - "$@" <<'PY'
+import sys
+src, dst, *pairs = sys.argv[1:]
+text = open(src).read()
+for p in pairs:
+    k, v = p.split("=", 1)
+    if v.startswith("@file:"):
+        v = open(v[6:]).read().rstrip("\n")
+    text = text.replace("@" + k + "@", v)
+open(dst, "w").write(text)
+PY
+}
+
+SOCK="$RUN/filterd.sock"
+umask 077
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/secret" # test-only HMAC key, this run only
+umask 022
+
+"$GOOUT/bin/demo-backend" -listen 127.0.0.1:0 -addr-file "$RUN/backend.addr" >"$RUN/backend.log" 2>&1 &
+BE_PID=$!; PIDS+=("$BE_PID")
+wait_for 10 "the demo backend" test -s "$RUN/backend.addr"
+BACKEND="$(cat "$RUN/backend.addr")"
+
+CONF="$ROOT/perf/load/conf"
+render "$CONF/filterd.perf.json.in" "$RUN/filterd.json" "SOCKET=$SOCK" "SECRET_FILE=$RUN/secret"
+"$BUILD/filterd" --config "$RUN/filterd.json" --socket "$SOCK" >"$RUN/filterd.log" 2>&1 &
+FD_PID=$!; PIDS+=("$FD_PID")
+wait_for 10 "filterd's socket" test -S "$SOCK"
+
+# (c) needs qos/ratelimit/router; the harness refuses configs it cannot honour, so ask it first.
+render "$CONF/builtin-endpoint.json.in" "$RUN/builtin.json" "BACKEND=$BACKEND"
+render "$CONF/gateway.perf.json.in" "$RUN/gateway.json" "SOCKET=$SOCK" "BACKEND=$BACKEND" \
+  "PLUGIN_DIR=$GOOUT/plugins" "DEADLINE=$BRIDGE_DEADLINE" "BUILTIN_ENDPOINT=@file:$RUN/builtin.json"
+C_ARGS=()
+NOTE=""
+if "$GOOUT/bin/gateway-harness" -check -c "$RUN/gateway.json" >"$RUN/check.log" 2>&1; then
+  C_ARGS=(-c "http://GATEWAY/v1/builtin")
+else
+  NOTE="(c) not measured: the gateway cannot serve qos/ratelimit/router: $(grep -m1 -o 'qos/ratelimit/router.*' "$RUN/check.log" || tail -1 "$RUN/check.log")"
+  log "$NOTE"
+  render "$CONF/gateway.perf.json.in" "$RUN/gateway.json" "SOCKET=$SOCK" "BACKEND=$BACKEND" \
+    "PLUGIN_DIR=$GOOUT/plugins" "DEADLINE=$BRIDGE_DEADLINE" "BUILTIN_ENDPOINT="
+fi
+"$GOOUT/bin/gateway-harness" -c "$RUN/gateway.json" -listen 127.0.0.1:0 -addr-file "$RUN/gateway.addr" -l WARNING \
+  >"$RUN/gateway.log" 2>&1 &
+GW_PID=$!; PIDS+=("$GW_PID")
+wait_for 20 "the gateway" test -s "$RUN/gateway.addr"
+GW="$(cat "$RUN/gateway.addr")"
+wait_for 20 "gateway readiness (plugin loaded, filterd answering)" curl -fsS -o /dev/null "http://$GW/__ready"
+C_ARGS=("${C_ARGS[@]/GATEWAY/$GW}")
+log "stack up: backend $BACKEND (pid $BE_PID), filterd $SOCK (pid $FD_PID), gateway $GW (pid $GW_PID)"
+
+# ---- measure -------------------------------------------------------------------------------------------
+mkdir -p "$OUT"
+rm -f "$OUT/result.json" "$OUT/floor.json" "$OUT/loadgen.json"
+"$BUILD/filterd-loadgen" floor --iterations 20000 --json "$OUT/floor.json"
+
+COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcelain | grep -q . && echo '+dirty' || true)"
+"$GOOUT/bin/perfload" -a "http://$GW/v1/baseline" -b "http://$GW/v1/payments" "${C_ARGS[@]}" \
+  -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
+  -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
+  -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
+  -commit "$COMMIT" -note "$NOTE" -out "$OUT/result.json"
+
+"$BUILD/filterd-loadgen" run --socket "$SOCK" --route pay --filters merchant-auth,rate-limit,enrichment \
+  --path /v1/payments --duration "$LOADGEN_SECONDS" --connections 2 --pipeline 32 \
+  --merchant m-perf --key-id k-perf --secret-file "$RUN/secret" --filterd-pid "$FD_PID" \
+  --json "$OUT/loadgen.json" || log "filterd-loadgen run failed (see above); reported as not measured"
+
+kill -0 "$FD_PID" 2>/dev/null || { log "filterd died during the run"; exit 1; }
+kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the run"; exit 1; }
+
+REPORT_ARGS=(-in "$OUT/result.json" -floor "$OUT/floor.json" -loadgen "$OUT/loadgen.json")
+[[ -s "$OUT/go-bench.txt" ]] && REPORT_ARGS+=(-gobench "$OUT/go-bench.txt")
+"$GOOUT/bin/perfreport" "${REPORT_ARGS[@]}"
+grep -A8 '^## Targets' "$OUT/report.md" >&2 || true

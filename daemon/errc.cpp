@@ -33,7 +33,7 @@ public:
         case errc::hello_required: return "the first frame on a connection must be Hello";
         case errc::version_mismatch: return "no common protocol version";
         case errc::unexpected_frame: return "frame type not allowed from a client";
-        case errc::bad_request_id: return "request id is zero or already in flight";
+        case errc::bad_request_id: return "request id 0 is reserved for connection errors";
         case errc::overloaded: return "too many requests in flight on this connection";
         case errc::deadline_exceeded: return "deadline budget spent before the filters ran";
         case errc::unknown_route: return "route is not configured";
@@ -80,6 +80,7 @@ bool closes_connection(errc e) noexcept {
     case errc::hello_required:
     case errc::version_mismatch:
     case errc::unexpected_frame:
+    case errc::bad_request_id:
     case errc::peer_not_allowed:
     case errc::stalled:
     case errc::too_many_connections:

@@ -15,7 +15,7 @@ enum class errc {
     hello_required,       ///< first frame was not a Hello
     version_mismatch,     ///< no common protocol version
     unexpected_frame,     ///< a frame type the client must not send (HelloAck, FilterResponse, ...)
-    bad_request_id,       ///< request id 0 or already in flight on this connection
+    bad_request_id,       ///< request id 0 (reserved for connection-level errors)
     overloaded,           ///< per-connection in-flight bound reached
     deadline_exceeded,    ///< budget spent before the filters ran
     unknown_route,

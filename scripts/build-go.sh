@@ -5,8 +5,9 @@
 #   out/plugins/simpaisa-plugin-filter-bridge.so   the plugin, from go-bridge/ (-buildmode=plugin)
 # With --test-plugins it also builds the harness's test-only plugins into out/test-plugins*/.
 # Go refuses to load a plugin built by another toolchain or with other flags, so the harness and
-# every plugin are built here, together. Each built plugin is then really loaded by
-# `gateway-harness -test-plugin` (our equivalent of `krakend test-plugin`); a failure fails the build.
+# every plugin are built here, together. Each built plugin is then checked by `gateway-harness
+# -check-plugin` (build info vs the harness's, like `krakend check-plugin`) and really loaded by
+# `gateway-harness -test-plugin` (like `krakend test-plugin`); a failure fails the build.
 #
 # Usage: scripts/build-go.sh [--test-plugins] [--out DIR]
 set -euo pipefail
@@ -60,5 +61,6 @@ if ((TEST_PLUGINS)); then
 fi
 
 for p in "${plugins[@]}"; do
-  "$OUT/bin/gateway-harness" -test-plugin "$p"
+  "$OUT/bin/gateway-harness" -check-plugin "$p" # same toolchain, settings, shared modules (krakend check-plugin)
+  "$OUT/bin/gateway-harness" -test-plugin "$p"  # really loads it (krakend test-plugin)
 done

@@ -182,3 +182,35 @@ func TestExampleGatewayConfigChecks(t *testing.T) {
 		t.Fatalf("-check conf/gateway.example.json: %v\n%s", err, out)
 	}
 }
+
+// The harness and a plugin must be built by the same toolchain with the same flags. A plugin built
+// without -trimpath (the only flag in GO_BUILD_FLAGS) is caught three ways: -check-plugin names the
+// setting, -test-plugin fails to load it, and a harness whose plugin folder holds it refuses to start.
+func TestHarnessRefusesPluginBuiltWithOtherFlags(t *testing.T) {
+	b := binaries(t)
+	need(t, b.harness)
+	dir := tmpDir(t)
+	so := filepath.Join(dir, "other-flags.so")
+	build := exec.Command("go", "build", "-buildmode=plugin", "-o", so, "./testplugins/multi")
+	build.Dir = filepath.Join(repoRoot(t), "gateway")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the test plugin without -trimpath: %v\n%s", err, out)
+	}
+	out, err := exec.Command(b.harness, "-check-plugin", so).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "-trimpath") {
+		t.Errorf("-check-plugin accepted a plugin built without -trimpath: %v %s", err, out)
+	}
+	out, err = exec.Command(b.harness, "-test-plugin", so).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "different version of package") {
+		t.Errorf("-test-plugin loaded a plugin built with other flags: %v %s", err, out)
+	}
+	if out, err := exec.Command(b.harness, "-check-plugin", filepath.Join(b.testPluginDir, "harness-test-plugins.so")).CombinedOutput(); err != nil {
+		t.Errorf("-check-plugin refused the test plugin built by build-go.sh: %v %s", err, out)
+	}
+	cfg := gatewayConfig(dir, []interface{}{endpoint("/x", "GET", "127.0.0.1:65000",
+		map[string]interface{}{"plugin/req-resp-modifier": map[string]interface{}{"name": []interface{}{"test/allow"}}})}, nil)
+	p := startHarnessProc(t, dir, cfg)
+	if code := p.waitExit(t, startWait); code != 1 {
+		t.Fatalf("harness with a plugin built with other flags: exit %d, want 1\n%s", code, p.logText())
+	}
+}

@@ -5,7 +5,8 @@
 //
 //	gateway-harness -c conf/gateway.example.json [-listen 127.0.0.1:0] [-addr-file F] [-l INFO]
 //	gateway-harness -check -c conf/gateway.example.json   parse, load plugins, check; exit 0/1
-//	gateway-harness -test-plugin out/simpaisa-plugin-filter-bridge.so   like `krakend test-plugin`
+//	gateway-harness -test-plugin out/plugins/simpaisa-plugin-filter-bridge.so   like `krakend test-plugin`
+//	gateway-harness -check-plugin out/plugins/simpaisa-plugin-filter-bridge.so  like `krakend check-plugin`
 package main
 
 import (
@@ -29,6 +30,7 @@ func main() {
 func run() int {
 	cfgPath := flag.String("c", "", "KrakenD-format JSON config (version 3)")
 	testPlugin := flag.String("test-plugin", "", "load this modifier plugin .so with lura's loader, report, and exit 0 (loaded) or 1")
+	checkPlugin := flag.String("check-plugin", "", "compare this plugin .so's build info (toolchain, settings, shared modules) with the harness's; exit 0 (compatible) or 1")
 	check := flag.Bool("check", false, "parse the config, load the plugins, run every start-up check, then exit 0 or 1")
 	level := flag.String("l", "INFO", "log level: DEBUG, INFO, WARNING, ERROR, CRITICAL")
 	listen := flag.String("listen", "", "override listen_ip:port from the config (e.g. 127.0.0.1:0)")
@@ -45,6 +47,21 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if *checkPlugin != "" {
+		problems, err := harness.CheckPlugin(*checkPlugin)
+		if err != nil {
+			fmt.Printf("[KO] %s: %v\n", *checkPlugin, err)
+			return 1
+		}
+		if len(problems) > 0 {
+			for _, p := range problems {
+				fmt.Printf("[KO] %s: %s\n", *checkPlugin, p)
+			}
+			return 1
+		}
+		fmt.Printf("[OK] %s: same toolchain, build settings and shared module versions as the harness\n", *checkPlugin)
+		return 0
+	}
 	if *testPlugin != "" {
 		reg, err := harness.TestPlugin(ctx, *testPlugin, logger)
 		if err != nil {

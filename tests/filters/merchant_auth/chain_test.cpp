@@ -8,6 +8,11 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 using namespace filterd;
 using namespace filterd::merchant_auth::testing;
 
@@ -155,4 +160,22 @@ TEST_CASE("chain: config errors name the key", "[chain]") {
     std::string changed_cap = chain_config(5);
     chain first(chain_config());
     CHECK(config_error_key([&] { chain c(changed_cap, first.set.get()); }) == "filters.merchant-auth.nonce_capacity");
+}
+
+TEST_CASE("chain: the example config fragment in conf/ loads", "[chain]") {
+    // Paths in the example are relative to the repository root, where filterd is started from.
+    std::string cwd = std::filesystem::current_path().string();
+    std::filesystem::current_path(FILTERD_SOURCE_DIR);
+    ::setenv("FILTERD_DEMO_HMAC_SECRET", "demo-only-secret-at-least-32-bytes-long!", 1);
+    std::string text;
+    {
+        std::ifstream in("conf/filters/merchant-auth.example.json");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        text = ss.str();
+    }
+    std::string err = config_error_key([&] { chain c(text); });
+    std::filesystem::current_path(cwd);
+    ::unsetenv("FILTERD_DEMO_HMAC_SECRET");
+    CHECK(err == "<no error>");
 }

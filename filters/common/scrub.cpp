@@ -231,22 +231,25 @@ std::string scrub_text(std::string_view in) noexcept {
         out.reserve(in.size() + 8);
         const std::size_t n = in.size();
         std::size_t p = 0;
+        std::size_t pending = 0;  // input in [pending, p) is copied to `out` in one append when needed
         while (p < n) {
             char c = in[p];
             if (is_digit(c) || (c == '+' && p + 1 < n && is_digit(in[p + 1]))) {
-                p = scrub_span(in, p, out, groups);
+                out.append(in.data() + pending, p - pending);
+                p = pending = scrub_span(in, p, out, groups);
                 continue;
             }
             if (is_alpha(c) && (p == 0 || !is_alnum(in[p - 1]))) {
                 if (std::size_t end = match_iban(in, p); end != 0) {
+                    out.append(in.data() + pending, p - pending);
                     out += token_iban;
-                    p = end;
+                    p = pending = end;
                     continue;
                 }
             }
-            out += c;
             ++p;
         }
+        out.append(in.data() + pending, n - pending);
         if (groups.capacity() > 4096)  // one huge span must not pin memory in this thread for ever
             std::vector<group>().swap(groups);
         return out;

@@ -1,0 +1,62 @@
+// libFuzzer target for the log scrubber (filters/common/scrub.cpp).
+//
+// Asserts, for any input:
+//  * scrub_text returns (no crash, no sanitizer report, no exception: it is noexcept);
+//  * the output holds no maximal run of 13-19 ASCII digits that passes Luhn (a card number survived), and no
+//    maximal run of exactly 13 digits (a CNIC survived);
+// (Idempotence is deliberately not asserted: masking a digit run can turn the letters after it into a word
+// start, and such a word may pass the 1-in-97 IBAN check on a second pass. That is an over-mask, not a leak.)
+// Run: build-enr-fuzz/scrub_fuzz -max_total_time=60 fuzz/corpus/scrub
+#include "filters/common/scrub.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace {
+
+bool luhn_ok(std::string_view d) {
+    unsigned sum = 0;
+    bool dbl = false;
+    for (std::size_t i = d.size(); i-- > 0;) {
+        unsigned v = static_cast<unsigned>(d[i] - '0');
+        if (dbl)
+            v = v * 2 > 9 ? v * 2 - 9 : v * 2;
+        sum += v;
+        dbl = !dbl;
+    }
+    return sum % 10 == 0;
+}
+
+[[noreturn]] void fail(const char* what, std::string_view in, std::string_view out) {
+    std::fprintf(stderr, "scrub_fuzz: %s\n in:  %.*s\n out: %.*s\n", what, static_cast<int>(in.size()), in.data(),
+                 static_cast<int>(out.size()), out.data());
+    std::abort();
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    std::string_view in(reinterpret_cast<const char*>(data), size);
+    std::string out = filterd::scrub_text(in);
+
+    std::size_t i = 0;
+    while (i < out.size()) {
+        if (out[i] < '0' || out[i] > '9') {
+            ++i;
+            continue;
+        }
+        std::size_t b = i;
+        while (i < out.size() && out[i] >= '0' && out[i] <= '9')
+            ++i;
+        std::string_view run(out.data() + b, i - b);
+        if (run.size() == 13)
+            fail("a 13-digit run survived", in, out);
+        if (run.size() >= 13 && run.size() <= 19 && luhn_ok(run))
+            fail("a Luhn-valid 13-19 digit run survived", in, out);
+    }
+    return 0;
+}

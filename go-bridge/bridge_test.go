@@ -193,8 +193,8 @@ func TestAllowSendsTheRequestAndAppliesHeaderChanges(t *testing.T) {
 	if !slices.Contains(got.headers, "Authorization: Bearer "+secretToken) || !slices.Contains(got.headers, "X-Strip-Me: internal") {
 		t.Errorf("headers = %v", got.headers)
 	}
-	if got.budget == 0 || got.budget > 4000 {
-		t.Errorf("budget_us = %d, want 1..4000", got.budget)
+	if got.budget < 1_000_000 || got.budget > 2_000_000 { // remaining part of the 2 s test deadline
+		t.Errorf("budget_us = %d, want the remaining deadline in µs", got.budget)
 	}
 
 	h := r.Headers()
@@ -347,7 +347,7 @@ func TestSlowReplyTimesOutAndLateReplyIsDropped(t *testing.T) {
 		t.Fatalf("roundTrip = %v, %v; want errTimeout", c, f)
 	}
 	close(release) // the late allow must not reach anyone
-	b2 := e.bridge(path, map[string]interface{}{"deadline": "4ms"})
+	b2 := e.bridge(path, nil)
 	mustPass(t)(b2.modify(newRequest("x")))
 	if got := b.conn.connects.Load(); got != 1 {
 		t.Errorf("a late reply must not cost the connection: connects = %d", got)

@@ -17,6 +17,9 @@ fi
 ninja -C "$BUILD" filterd
 bash scripts/build-go.sh --test-plugins
 
+# The harness's own unit tests (config rules, fail-closed guards), then the end-to-end tests.
+(cd "$ROOT/gateway" && go vet ./... && go test -count=1 ./...)
+
 export E2E_OUT="$ROOT/out" E2E_FILTERD="$BUILD/filterd"
 cd "$ROOT/tests/e2e"
 # -count=1: never a cached pass; -p 1 / no t.Parallel: the timing assertions need a quiet box.

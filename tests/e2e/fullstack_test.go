@@ -388,6 +388,12 @@ func TestStackDenyCarriesDaemonResponse(t *testing.T) {
 	if forged[0].header.Get("WWW-Authenticate") != "SPV1" {
 		t.Errorf("401 without WWW-Authenticate: SPV1: %v", forged[0].header)
 	}
+	// Oversized body: refused with 413 by the bridge before the daemon or the backend sees it.
+	big := make([]byte, 65536+1)
+	hb := s.sign(t, "POST", "/v1/pay", big)
+	if r := s.g.do(t, "POST", "/v1/pay", hb, big); r.status != 413 {
+		t.Errorf("/v1/pay with a body over max_body_bytes: %d, want 413", r.status)
+	}
 	// Replay: the same signed headers twice; the second must be refused.
 	body := []byte(`{"amount":"5.00"}`)
 	h := s.sign(t, "POST", "/v1/pay", body)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -162,7 +163,6 @@ func TestHarnessReadinessUnconfiguredFailsClosed(t *testing.T) {
 	if r.status != 503 || !strings.Contains(string(r.body), "readiness-not-configured") {
 		t.Fatalf("/__ready: %d %s; want 503 readiness-not-configured", r.status, r.body)
 	}
-	_ = time.Second
 }
 
 // conf/gateway.example.json (what scripts/run-stack.sh serves) parses, its plugin loads, every
@@ -212,5 +212,22 @@ func TestHarnessRefusesPluginBuiltWithOtherFlags(t *testing.T) {
 	p := startHarnessProc(t, dir, cfg)
 	if code := p.waitExit(t, startWait); code != 1 {
 		t.Fatalf("harness with a plugin built with other flags: exit %d, want 1\n%s", code, p.logText())
+	}
+}
+
+// SIGTERM: the harness stops serving and exits 0, bounded.
+func TestHarnessSIGTERMExitsCleanly(t *testing.T) {
+	b := binaries(t)
+	dir := tmpDir(t)
+	be := startBackend(t, dir)
+	g := startHarness(t, dir, gatewayConfig(b.testPluginDir, []interface{}{endpoint("/baseline", "GET", be.addr, nil)}, nil))
+	if r := g.do(t, "GET", "/baseline", nil, nil); r.status != 200 {
+		t.Fatalf("/baseline: %d", r.status)
+	}
+	if err := g.signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := g.waitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
 }

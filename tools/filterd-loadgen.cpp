@@ -1,6 +1,6 @@
 // filterd-loadgen: drives filterd alone over its Unix socket, and measures the raw socket floor.
 //
-//   filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--json FILE]
+//   filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R] [--json FILE]
 //       Two processes (fork) on one AF_UNIX stream socketpair play ping-pong with frames of the
 //       bridge's sizes: the parent writes a request frame, the child reads it whole and answers
 //       with a reply frame. Reports the round-trip percentiles. This is the floor the bridge's
@@ -12,6 +12,8 @@
 //   filterd-loadgen run --socket PATH --route ROUTE --filters a,b,c [--duration S]
 //       [--connections C] [--pipeline P] [--budget-us U] [--merchant ID --key-id ID --secret-env VAR]
 //       [--filterd-pid PID] [--json FILE]
+//       [--rate R]  paced mode: R requests/s over all connections, one in flight per connection,
+//                   round trips recorded (filterd's round trip at a steady rate, as the bridge sees it)
 //       Opens C connections, each with a HELLO, keeps P requests in flight on each (never more than
 //       the daemon's max_in_flight) and counts verdicts for S seconds. Each request carries a fresh
 //       SPV1 hmac-sha256 signature with a unique nonce. With --filterd-pid, filterd's CPU seconds
@@ -28,6 +30,7 @@
 
 #include <fmt/format.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -290,7 +293,7 @@ std::vector<std::uint8_t> representative_reply(std::uint64_t id) {
 
 // ---- floor --------------------------------------------------------------------------------------
 
-int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, const std::string& json_path) {
+int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, double rate, const std::string& json_path) {
     signer s{"m-perf", "k-perf", "perf-secret", std::string(64, '0'), {}, {}};
     auto req = representative_request("perf", {"merchant-auth", "rate-limit", "enrichment"}, 1024);
     s.sign(req);
@@ -324,7 +327,19 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, co
     std::vector<double> rtt;
     rtt.reserve(static_cast<std::size_t>(iterations));
     std::vector<std::uint8_t> body;
+    // Paced (rate > 0): both processes sleep between round trips, as filterd does at a steady
+    // request rate, so every round trip pays the wake-ups; the echo side's CPU per round trip is then
+    // the kernel's own cost of a socket round trip on this machine.
+    auto step = rate > 0 ? std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(1.0 / rate))
+                         : clock_type::duration::zero();
+    auto next = clock_type::now();
     for (int i = 0; i < warmup + iterations; ++i) {
+        if (rate > 0 && i >= warmup) {
+            next += step;
+            std::this_thread::sleep_until(next);
+        } else if (rate > 0) {
+            next = clock_type::now();
+        }
         auto t0 = clock_type::now();
         if (!write_all(sv[0], req_frame.data(), req_frame.size()) || !read_frame(sv[0], body, proto::max_frame_limit))
             die("floor: echo process went away");
@@ -334,13 +349,21 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, co
     }
     ::close(sv[0]);
     int status = 0;
-    ::waitpid(child, &status, 0);
+    rusage ru{};
+    ::wait4(child, &status, 0, &ru);
+    double echo_cpu_us = (static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+                          static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)) /
+                         static_cast<double>(warmup + iterations);
     auto p = summarise(std::move(rtt));
-    std::fprintf(stderr, "filterd-loadgen: floor %zu B -> %zu B, %d round trips: P50 %.1f us, P99 %.1f us\n",
-                 req_frame.size(), reply_frame.size(), iterations, p.p50, p.p99);
-    emit(fmt::format(R"({{"source":"filterd-loadgen floor: fork + AF_UNIX socketpair ping-pong","req_bytes":{},)"
-                     R"("reply_bytes":{},"iterations":{},"rtt_us":{}}})",
-                     req_frame.size(), reply_frame.size(), iterations, json(p)),
+    std::fprintf(stderr,
+                 "filterd-loadgen: floor %zu B -> %zu B, %d round trips%s: P50 %.1f us, P99 %.1f us; echo process CPU %.1f us "
+                 "per round trip\n",
+                 req_frame.size(), reply_frame.size(), iterations, rate > 0 ? fmt::format(" at {:.0f}/s", rate).c_str() : "",
+                 p.p50, p.p99, echo_cpu_us);
+    emit(fmt::format(R"({{"source":"filterd-loadgen floor: fork + AF_UNIX socketpair ping-pong{}","req_bytes":{},)"
+                     R"("reply_bytes":{},"iterations":{},"rate_per_s":{:.0f},"echo_cpu_us_per_rtt":{:.2f},"rtt_us":{}}})",
+                     rate > 0 ? ", paced" : ", back to back", req_frame.size(), reply_frame.size(), iterations, rate,
+                     echo_cpu_us, json(p)),
          json_path);
     return 0;
 }
@@ -371,11 +394,12 @@ struct conn_result {
     std::int64_t decisions = 0, allowed = 0, denied = 0, errors = 0, req_bytes = 0, reply_bytes = 0;
     std::map<int, std::int64_t> error_codes;
     std::map<int, std::int64_t> deny_status;
+    std::vector<double> rtt_us;  ///< paced mode only
     std::string failure;
 };
 
-void drive(const std::string& socket_path, proto::request_spec base, signer& s, int pipeline, clock_type::time_point end,
-           conn_result& out) {
+void drive(const std::string& socket_path, proto::request_spec base, signer& s, int pipeline, double interval_s,
+           clock_type::time_point end, conn_result& out) {
     int fd = connect_unix(socket_path);
     auto hello = proto::encode_hello(proto::protocol_version, proto::protocol_version, 1u << 20, proto::cap_filter_timings,
                                      "filterd-loadgen/1");
@@ -405,6 +429,45 @@ void drive(const std::string& socket_path, proto::request_spec base, signer& s, 
         out.req_bytes += static_cast<std::int64_t>(frame.size());
         return write_all(fd, frame.data(), frame.size());
     };
+    auto count_reply = [&](const std::vector<std::uint8_t>& b) {
+        out.reply_bytes += static_cast<std::int64_t>(b.size() + proto::length_bytes);
+        const wire::Frame* rf = proto::verify_frame(b, st);
+        if (!rf) {
+            ++out.errors;
+            ++out.error_codes[-1];
+        } else if (auto* r = rf->body_as_FilterResponse()) {
+            ++out.decisions;
+            if (r->verdict() == wire::Verdict::Allow)
+                ++out.allowed;
+            else {
+                ++out.denied;
+                ++out.deny_status[r->status()];
+            }
+        } else if (auto* e = rf->body_as_Error()) {
+            ++out.errors;
+            ++out.error_codes[static_cast<int>(e->code())];
+        } else {
+            ++out.errors;
+            ++out.error_codes[-2];
+        }
+    };
+    if (interval_s > 0) {
+        // Paced mode, as the bridge sees it at a steady request rate: one request at a time, sent on a
+        // fixed schedule; the round trip of each is recorded.
+        auto step = std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(interval_s));
+        for (auto next = clock_type::now(); next < end; next += step) {
+            std::this_thread::sleep_until(next);
+            auto t0 = clock_type::now();
+            if (!send_one() || !read_frame(fd, body, limit)) {
+                out.failure = "connection closed by filterd";
+                break;
+            }
+            out.rtt_us.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
+            count_reply(body);
+        }
+        ::close(fd);
+        return;
+    }
     int in_flight = 0;
     for (; in_flight < pipeline; ++in_flight)
         if (!send_one()) {
@@ -418,26 +481,7 @@ void drive(const std::string& socket_path, proto::request_spec base, signer& s, 
             break;
         }
         --in_flight;
-        out.reply_bytes += static_cast<std::int64_t>(body.size() + proto::length_bytes);
-        f = proto::verify_frame(body, st);
-        if (!f) {
-            ++out.errors;
-            ++out.error_codes[-1];
-        } else if (auto* r = f->body_as_FilterResponse()) {
-            ++out.decisions;
-            if (r->verdict() == wire::Verdict::Allow)
-                ++out.allowed;
-            else {
-                ++out.denied;
-                ++out.deny_status[r->status()];
-            }
-        } else if (auto* e = f->body_as_Error()) {
-            ++out.errors;
-            ++out.error_codes[static_cast<int>(e->code())];
-        } else {
-            ++out.errors;
-            ++out.error_codes[-2];
-        }
+        count_reply(body);
         if (clock_type::now() < end) {
             if (!send_one()) {
                 out.failure = "write failed";
@@ -477,6 +521,7 @@ int run_load(const std::map<std::string, std::string>& opt) {
     int conns = std::stoi(get("connections", "2"));
     int pipeline = std::stoi(get("pipeline", "32"));
     int filterd_pid = std::stoi(get("filterd-pid", "0"));
+    double rate = std::stod(get("rate", "0"));  // > 0: paced mode, rate requests/s over all connections
     const char* secret = std::getenv(get("secret-env", "SPV1_PERF_SECRET").c_str());
     std::string secret_file = get("secret-file", "");
     std::string secret_value = secret ? secret : "";
@@ -503,7 +548,8 @@ int run_load(const std::map<std::string, std::string>& opt) {
     std::vector<conn_result> results(static_cast<std::size_t>(conns));
     std::vector<std::thread> threads;
     for (int i = 0; i < conns; ++i)
-        threads.emplace_back(drive, socket_path, base, std::ref(s), pipeline, end, std::ref(results[static_cast<std::size_t>(i)]));
+        threads.emplace_back(drive, socket_path, base, std::ref(s), pipeline, rate > 0 ? conns / rate : 0.0, end,
+                             std::ref(results[static_cast<std::size_t>(i)]));
     for (auto& t : threads)
         t.join();
     double wall = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -521,6 +567,7 @@ int run_load(const std::map<std::string, std::string>& opt) {
             sum.error_codes[k] += v;
         for (auto [k, v] : r.deny_status)
             sum.deny_status[k] += v;
+        sum.rtt_us.insert(sum.rtt_us.end(), r.rtt_us.begin(), r.rtt_us.end());
         if (!r.failure.empty())
             std::fprintf(stderr, "filterd-loadgen: connection: %s\n", r.failure.c_str());
     }
@@ -535,21 +582,29 @@ int run_load(const std::map<std::string, std::string>& opt) {
                  "-> %.0f decisions per CPU-second\n",
                  static_cast<long long>(sum.decisions), static_cast<long long>(sum.allowed), static_cast<long long>(sum.denied),
                  static_cast<long long>(sum.errors), wall, static_cast<double>(sum.decisions) / wall, cpu, per_core);
+    std::string paced;
+    if (rate > 0) {
+        auto p = summarise(sum.rtt_us);
+        std::fprintf(stderr, "filterd-loadgen: paced at %.0f/s: round trip P50 %.1f us, P99 %.1f us; %.1f us filterd CPU per decision\n",
+                     rate, p.p50, p.p99, sum.decisions ? cpu * 1e6 / static_cast<double>(sum.decisions) : 0.0);
+        paced = fmt::format(R"(,"rate_per_s":{:.0f},"rtt_us":{})", rate, json(p));
+        pipeline = 1;
+    }
     emit(fmt::format(R"({{"decisions":{},"allowed":{},"denied":{},"errors":{},"wall_s":{:.3f},"filterd_cpu_s":{:.2f},)"
                      R"("decisions_per_s":{:.0f},"decisions_per_core_s":{:.0f},"connections":{},"pipeline":{},)"
-                     R"("req_bytes":{},"reply_bytes":{}}})",
+                     R"("req_bytes":{},"reply_bytes":{}{}}})",
                      sum.decisions, sum.allowed, sum.denied, sum.errors, wall, cpu, static_cast<double>(sum.decisions) / wall,
                      per_core, conns, pipeline, answered ? sum.req_bytes / answered : 0,
-                     answered ? sum.reply_bytes / answered : 0),
+                     answered ? sum.reply_bytes / answered : 0, paced),
          get("json", ""));
     return sum.decisions > 0 ? 0 : 1;
 }
 
 void usage() {
     std::fprintf(stderr,
-                 "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--json FILE]\n"
+                 "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R] [--json FILE]\n"
                  "       filterd-loadgen run --socket PATH [--route R] [--filters a,b,c] [--path P] [--duration S]\n"
-                 "                           [--connections C] [--pipeline P] [--budget-us U] [--merchant ID] [--key-id ID]\n"
+                 "                           [--connections C] [--pipeline P | --rate R] [--budget-us U] [--merchant ID] [--key-id ID]\n"
                  "                           [--secret-env VAR | --secret-file F] [--filterd-pid PID] [--json FILE]\n");
 }
 
@@ -574,7 +629,7 @@ int main(int argc, char** argv) {
         if (mode == "floor") {
             auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
             return run_floor(std::stoul(num("req-bytes", "0")), std::stoul(num("reply-bytes", "0")),
-                             std::stoi(num("iterations", "20000")), num("json", ""));
+                             std::stoi(num("iterations", "20000")), std::stod(num("rate", "0")), num("json", ""));
         }
         if (mode == "run")
             return run_load(opt);

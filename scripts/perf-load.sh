@@ -9,12 +9,13 @@
 #      qos/ratelimit/router) when the gateway can serve it; CPU seconds of filterd, gateway and
 #      backend per endpoint from /proc/<pid>/stat;
 #   3. filterd alone, full chain, driven by build-perf/filterd-loadgen run (decisions per core);
+#   4. the floor and filterd again at RATE, one request at a time (CPU per round trip of each);
 # and writes <out>/result.json, <out>/report.md and <out>/latency.png.
 #
 # Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build]
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
 #        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config), OUT
-#        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf)
+#        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
 # Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).
 # Traffic goes to 127.0.0.1 only and is bounded by RATE x DURATION x endpoints.
 set -euo pipefail
@@ -73,6 +74,13 @@ for b in "$BUILD/filterd" "$BUILD/filterd-loadgen" "$GOOUT/bin/gateway-harness" 
 done
 
 # ---- start the stack on loopback --------------------------------------------------------------------
+# On a shared machine other work (builds, tests) would preempt the stack and drown the figures in
+# scheduler noise; the measured processes (and only they: everything started below inherits it)
+# therefore run at PERF_NICE (-10 when root). It is recorded in the result. PERF_NICE=0 turns it off.
+PERF_NICE="${PERF_NICE:-$( [[ $(id -u) -eq 0 ]] && echo -10 || echo 0 )}"
+if [[ "$PERF_NICE" != 0 ]]; then
+  renice -n "$PERF_NICE" -p $$ >/dev/null || { log "renice $PERF_NICE failed; running at normal priority"; PERF_NICE=0; }
+fi
 RUN="$(mktemp -d /tmp/perf-load.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -142,7 +150,7 @@ log "stack up: backend $BACKEND (pid $BE_PID), filterd $SOCK (pid $FD_PID), gate
 
 # ---- measure -------------------------------------------------------------------------------------------
 mkdir -p "$OUT"
-rm -f "$OUT/result.json" "$OUT/floor.json" "$OUT/loadgen.json"
+rm -f "$OUT/result.json" "$OUT/floor.json" "$OUT/loadgen.json" "$OUT/paced-floor.json" "$OUT/paced-filterd.json"
 "$BUILD/filterd-loadgen" floor --iterations 20000 --json "$OUT/floor.json"
 
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcelain | grep -q . && echo '+dirty' || true)"
@@ -150,17 +158,26 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcel
   -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
   -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
   -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
-  -commit "$COMMIT" -note "$NOTE" -out "$OUT/result.json"
+  -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at nice $PERF_NICE" -out "$OUT/result.json"
 
 "$BUILD/filterd-loadgen" run --socket "$SOCK" --route pay --filters merchant-auth,rate-limit,enrichment \
   --path /v1/payments --duration "$LOADGEN_SECONDS" --connections 2 --pipeline 32 \
   --merchant m-perf --key-id k-perf --secret-file "$RUN/secret" --filterd-pid "$FD_PID" \
   --json "$OUT/loadgen.json" || log "filterd-loadgen run failed (see above); reported as not measured"
 
+# filterd and the floor at a steady rate, one request at a time: splits filterd's CPU per request
+# into what the kernel charges any process for a socket round trip and filterd's own share.
+"$BUILD/filterd-loadgen" floor --iterations $((RATE * 5)) --rate "$RATE" --json "$OUT/paced-floor.json"
+"$BUILD/filterd-loadgen" run --socket "$SOCK" --route pay --filters merchant-auth,rate-limit,enrichment \
+  --path /v1/payments --duration 5 --connections 1 --rate "$RATE" \
+  --merchant m-perf --key-id k-perf --secret-file "$RUN/secret" --filterd-pid "$FD_PID" \
+  --json "$OUT/paced-filterd.json" || log "filterd-loadgen paced run failed"
+
 kill -0 "$FD_PID" 2>/dev/null || { log "filterd died during the run"; exit 1; }
 kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the run"; exit 1; }
 
-REPORT_ARGS=(-in "$OUT/result.json" -floor "$OUT/floor.json" -loadgen "$OUT/loadgen.json")
+REPORT_ARGS=(-in "$OUT/result.json" -floor "$OUT/floor.json" -loadgen "$OUT/loadgen.json"
+  -paced-floor "$OUT/paced-floor.json" -paced-loadgen "$OUT/paced-filterd.json")
 [[ -s "$OUT/go-bench.txt" ]] && REPORT_ARGS+=(-gobench "$OUT/go-bench.txt")
 "$GOOUT/bin/perfreport" "${REPORT_ARGS[@]}"
 grep -A8 '^## Targets' "$OUT/report.md" >&2 || true

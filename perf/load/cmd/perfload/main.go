@@ -43,6 +43,11 @@ type endpoint struct {
 	phase     *result.Phase
 }
 
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, "; ") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
 type pids struct{ filterd, gateway, backend int }
 
 func main() {
@@ -66,8 +71,9 @@ func main() {
 		fPid      = flag.Int("filterd-pid", 0, "pid of filterd (0: not tracked)")
 		gPid      = flag.Int("gateway-pid", 0, "pid of the gateway (0: not tracked)")
 		bPid      = flag.Int("backend-pid", 0, "pid of the backend (0: not tracked)")
-		note      = flag.String("note", "", "free-text note recorded in the result")
+		notes     multi
 	)
+	flag.Var(&notes, "note", "free-text note recorded in the result (repeatable)")
 	flag.Parse()
 
 	secret := []byte(os.Getenv(*secretEnv))
@@ -128,8 +134,10 @@ func main() {
 	}
 	res.Config = result.Config{RatePerS: *rate, DurationS: duration.Seconds(), Rounds: *rounds, Order: order,
 		BodyBytes: len(body), WarmupS: warmup.Seconds(), Interleaved: *rounds > 1}
-	if *note != "" {
-		res.Notes = append(res.Notes, *note)
+	for _, n := range notes {
+		if n != "" {
+			res.Notes = append(res.Notes, n)
+		}
 	}
 
 	if *warmup > 0 {
@@ -160,6 +168,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "perfload: (%s) %d requests, %d ok, P50 %.0f µs, P99 %.0f µs, max %.0f µs\n",
 			e.key, ph.Requests, ph.Success, ph.LatencyUS.P50, ph.LatencyUS.P99, ph.LatencyUS.Max)
 	}
+	res.Machine.LoadAvgEnd = loadavg()
 	res.Derive()
 	must(res.Save(*out))
 	fmt.Fprintf(os.Stderr, "perfload: wrote %s\n", *out)
@@ -258,6 +267,7 @@ func makeBody(n int) []byte {
 func machine() result.Machine {
 	m := result.Machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
 	m.Hostname, _ = os.Hostname()
+	m.LoadAvgStart = loadavg()
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.HasPrefix(l, "model name") {
@@ -282,6 +292,15 @@ func machine() result.Machine {
 		}
 	}
 	return m
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func must(err error) {

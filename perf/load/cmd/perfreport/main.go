@@ -23,6 +23,8 @@ func main() {
 	in := flag.String("in", "", "result.json to render (rewritten with derived figures)")
 	floor := flag.String("floor", "", "floor JSON from filterd-loadgen --floor (optional)")
 	loadgen := flag.String("loadgen", "", "loadgen JSON from filterd-loadgen (optional)")
+	pacedFloor := flag.String("paced-floor", "", "floor JSON from filterd-loadgen floor --rate (optional)")
+	pacedLoadgen := flag.String("paced-loadgen", "", "loadgen JSON from filterd-loadgen run --rate (optional)")
 	gobench := flag.String("gobench", "", "go test -bench output of go-bridge (optional)")
 	benchRe := flag.String("bridge-bench", `(?i)^Benchmark.*(1KiB|1024|1k)`, "regexp picking the bridge benchmark judged on the allocation target")
 	flag.Parse()
@@ -46,6 +48,18 @@ func main() {
 			r.Notes = append(r.Notes, "filterd-loadgen result unavailable: "+err.Error())
 		} else {
 			r.Loadgen = &l
+		}
+	}
+	if *pacedFloor != "" {
+		var f result.Floor
+		if err := readJSON(*pacedFloor, &f); err == nil {
+			r.PacedFloor = &f
+		}
+	}
+	if *pacedLoadgen != "" {
+		var l result.Loadgen
+		if err := readJSON(*pacedLoadgen, &l); err == nil {
+			r.PacedFilterd = &l
 		}
 	}
 	if *gobench != "" {

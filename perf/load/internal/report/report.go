@@ -22,7 +22,8 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
 	p("# Load test: %s\n\n", r.StartedAt)
 	m := r.Machine
-	p("Machine: %s, %d CPUs (%s), %.0f GiB, %s, kernel %s, %s. Commit %s.\n\n", m.Hostname, m.CPUs, m.CPUModel, m.MemGiB, m.OS, m.Kernel, m.Go, r.Commit)
+	p("Machine: %s, %d CPUs (%s), %.0f GiB, %s, kernel %s, %s. Commit %s. Load average at start %s, at end %s.\n\n",
+		m.Hostname, m.CPUs, m.CPUModel, m.MemGiB, m.OS, m.Kernel, m.Go, r.Commit, m.LoadAvgStart, m.LoadAvgEnd)
 	c := r.Config
 	order := "back to back"
 	if c.Interleaved {
@@ -68,6 +69,15 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 	if lg := r.Loadgen; lg != nil {
 		p("## filterd alone (C++ load generator, full chain)\n\n%d decisions in %.1f s over %d connection(s) × %d in flight: %.0f decisions/s wall, filterd CPU %.2f s → **%.0f decisions per CPU-second**. allow %d, deny %d, errors %d. Frames %d B → %d B.\n\n",
 			lg.Decisions, lg.WallS, lg.Connections, lg.Pipeline, lg.DecisionsPerS, lg.FilterdCPUS, lg.DecisionsPerCore, lg.Allowed, lg.Denied, lg.Errors, lg.ReqBytes, lg.ReplyBytes)
+	}
+	if pf, pl := r.PacedFloor, r.PacedFilterd; pf != nil && pl != nil && pl.Decisions > 0 && pl.RTTUS != nil {
+		cpu := pl.FilterdCPUS * 1e6 / float64(pl.Decisions)
+		p("## filterd at a steady rate (C++ client, one request at a time)\n\n")
+		p("| | rate | round trip P50 | P99 | CPU per round trip (server side) |\n|---|---:|---:|---:|---:|\n")
+		p("| raw socket floor (echo process) | %.0f/s | %.1f µs | %.1f µs | %.1f µs |\n", pf.RatePerS, pf.RTTUS.P50, pf.RTTUS.P99, pf.EchoCPUUS)
+		p("| filterd, full chain | %.0f/s | %.1f µs | %.1f µs | %.1f µs |\n\n", pl.RatePerS, pl.RTTUS.P50, pl.RTTUS.P99, cpu)
+		p("Of filterd's %.1f µs CPU per request at this rate, about %.1f µs is what the kernel charges any process for one socket round trip with a sleep in between (the echo process's figure); the rest, %.1f µs, is filterd's own: its event loop, thread hand-offs and the filters.\n\n",
+			cpu, pf.EchoCPUUS, cpu-pf.EchoCPUUS)
 	}
 	p("## Targets (issue 5)\n\n| measure | target | figure | status |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {

@@ -58,18 +58,23 @@ type Floor struct {
 	ReqBytes   int               `json:"req_bytes"`
 	ReplyBytes int               `json:"reply_bytes"`
 	Iterations int               `json:"iterations"`
+	RatePerS   float64           `json:"rate_per_s,omitempty"`          // 0: back to back
+	EchoCPUUS  float64           `json:"echo_cpu_us_per_rtt,omitempty"` // CPU of the echo process per round trip
 	RTTUS      stats.Percentiles `json:"rtt_us"`
 }
 
 // Machine identifies where the run happened.
 type Machine struct {
-	Hostname string  `json:"hostname"`
-	CPUModel string  `json:"cpu_model"`
-	CPUs     int     `json:"cpus"`
-	MemGiB   float64 `json:"mem_gib"`
-	Kernel   string  `json:"kernel"`
-	OS       string  `json:"os"`
-	Go       string  `json:"go"`
+	Hostname string `json:"hostname"`
+	// /proc/loadavg when the run started and ended: other work on a shared machine shows here.
+	LoadAvgStart string  `json:"loadavg_start,omitempty"`
+	LoadAvgEnd   string  `json:"loadavg_end,omitempty"`
+	CPUModel     string  `json:"cpu_model"`
+	CPUs         int     `json:"cpus"`
+	MemGiB       float64 `json:"mem_gib"`
+	Kernel       string  `json:"kernel"`
+	OS           string  `json:"os"`
+	Go           string  `json:"go"`
 }
 
 // Config records how the run was driven.
@@ -122,6 +127,9 @@ type Loadgen struct {
 	Pipeline         int     `json:"pipeline"`
 	ReqBytes         int     `json:"req_bytes"`
 	ReplyBytes       int     `json:"reply_bytes"`
+	// Paced mode only: requests/s sent one at a time, and their round trips.
+	RatePerS float64            `json:"rate_per_s,omitempty"`
+	RTTUS    *stats.Percentiles `json:"rtt_us,omitempty"`
 }
 
 // BridgeBench is the go-bridge benchmark figure the allocation target is judged on.
@@ -142,10 +150,14 @@ type Result struct {
 	Phases    map[string]*Phase `json:"phases"`
 	Floor     *Floor            `json:"floor,omitempty"`
 	Loadgen   *Loadgen          `json:"loadgen,omitempty"`
-	Bridge    *BridgeBench      `json:"bridge_bench,omitempty"`
-	Derived   Derived           `json:"derived"`
-	Targets   []Target          `json:"targets"`
-	Notes     []string          `json:"notes,omitempty"`
+	// The same two measured at a steady rate (one request at a time), to split filterd's CPU per
+	// request into the kernel's share (PacedFloor.EchoCPUUS) and filterd's own.
+	PacedFloor   *Floor       `json:"paced_floor,omitempty"`
+	PacedFilterd *Loadgen     `json:"paced_filterd,omitempty"`
+	Bridge       *BridgeBench `json:"bridge_bench,omitempty"`
+	Derived      Derived      `json:"derived"`
+	Targets      []Target     `json:"targets"`
+	Notes        []string     `json:"notes,omitempty"`
 }
 
 // Load reads a result file.

@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,7 +21,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -459,5 +457,3 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	return s[i]
 }
 
-var _ = fmt.Sprintf
-var _ sync.Mutex

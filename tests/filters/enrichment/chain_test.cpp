@@ -131,3 +131,12 @@ TEST_CASE("enrichment chain: config errors name the key", "[chain][config]") {
         CHECK(e.key() == key);
     }
 }
+
+TEST_CASE("enrichment chain: the example config fragment builds", "[chain][config]") {
+    json::value v = parse_json_file(std::string(FILTERD_SOURCE_DIR) + "/conf/filters/enrichment.example.json");
+    auto set = filter_set::build(v.as_object().if_contains("filters"), v.as_object().if_contains("routes"),
+                                 registry::builtin(), nullptr);
+    REQUIRE(set->find_route("payments.create") != nullptr);
+    REQUIRE(set->find_route("payments.create")->find("enrichment") != nullptr);
+    REQUIRE(set->find_route("public.rates")->find("enrichment") != nullptr);
+}

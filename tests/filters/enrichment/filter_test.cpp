@@ -1,7 +1,6 @@
 // enrichment behaviour, one section per bullet of the issue.
 #include "filters/enrichment/filter.hpp"  // first: the header is self-contained
 
-#include "filters/enrichment/ids.hpp"
 #include "helpers.hpp"
 
 #include <set>
@@ -170,28 +169,6 @@ TEST_CASE("enrichment: request ids are unique, also within one millisecond", "[f
         ids.insert(*r.set("X-Request-Id"));
     }
     CHECK(ids.size() == 5000);
-}
-
-TEST_CASE("enrichment ids: UUIDv7 layout matches RFC 9562 appendix A.6", "[filter]") {
-    const std::uint8_t rnd[10] = {0x0c, 0xc3, 0x18, 0xc4, 0xdc, 0x0c, 0x0c, 0x07, 0x39, 0x8f};
-    auto t = format_uuid_v7(0x017F22E279B0, rnd);
-    CHECK(std::string(t.data(), t.size()) == "017f22e2-79b0-7cc3-98c4-dc0c0c07398f");
-    // version and variant bits are forced whatever the random bytes
-    const std::uint8_t ones[10] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    auto u = format_uuid_v7(0, ones);
-    CHECK(std::string(u.data(), u.size()) == "00000000-0000-7fff-bfff-ffffffffffff");
-}
-
-TEST_CASE("enrichment ids: random_bytes hands out distinct bytes across buffer refills", "[filter]") {
-    std::set<std::string> seen;
-    std::uint8_t b[24];
-    for (int i = 0; i < 2000; ++i) {  // 48 KB: crosses many 4 KiB refills
-        REQUIRE(random_bytes(b, sizeof b));
-        seen.insert(std::string(reinterpret_cast<char*>(b), sizeof b));
-    }
-    CHECK(seen.size() == 2000);
-    std::uint8_t big[5000];  // larger than the buffer: served directly
-    CHECK(random_bytes(big, sizeof big));
 }
 
 // ---- traceparent ------------------------------------------------------------------------------------------

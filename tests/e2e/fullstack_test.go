@@ -620,4 +620,3 @@ func TestStackDaemonKilledAndRestarted(t *testing.T) {
 		t.Errorf("/__ready after restart: %d", r.status)
 	}
 }
-

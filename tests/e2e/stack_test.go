@@ -456,4 +456,3 @@ func percentile(d []time.Duration, p float64) time.Duration {
 	}
 	return s[i]
 }
-

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/luraproject/lura/v2/config"
@@ -66,6 +67,9 @@ func NewReadiness(cfg config.ServiceConfig) (*Readiness, error) {
 	if rc.Path != "" {
 		if rc.Path[0] != '/' {
 			return nil, &ConfigError{"service", HarnessKey + ".readiness.path", "must start with /"}
+		}
+		if strings.HasPrefix(rc.Path, "/__health") || strings.HasPrefix(rc.Path, "/__debug") || strings.HasPrefix(rc.Path, "/__echo") {
+			return nil, &ConfigError{"service", HarnessKey + ".readiness.path", "collides with a lura reserved path"}
 		}
 		r.Path = rc.Path
 	}

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Builds the plugin and runs every check of go-bridge. Uses the pins in ../versions.env.
 #
-#   ./build.sh            build out/simpaisa-plugin-filter-bridge.so, check it loads, run the
+#   ./build.sh            build bin/simpaisa-plugin-filter-bridge.so, check it loads, run the
 #                         schema check, vet, go mod tidy check, and the race tests with coverage
-#   ./build.sh build      only build the .so (OUT=dir to choose where; default ../out/plugins)
+#   ./build.sh build      only build the .so (OUT=dir to choose where; default go-bridge/bin,
+#                         so that it never races scripts/build-go.sh, which owns out/plugins)
 #   ./build.sh bench      run the benchmarks (go test -run '^$' -bench . -benchmem ./...)
 set -eu
 cd "$(dirname "$0")"
@@ -16,7 +17,7 @@ if [ "$have" != "$GO_VERSION" ]; then
 fi
 grep -q "github.com/google/flatbuffers $FLATBUFFERS_GO_VERSION\$" go.mod || {
   echo "build.sh: go.mod does not pin github.com/google/flatbuffers $FLATBUFFERS_GO_VERSION" >&2; exit 1; }
-OUT=${OUT:-../out/plugins}
+OUT=${OUT:-bin}
 mkdir -p "$OUT"
 so="$OUT/simpaisa-plugin-filter-bridge.so"
 

@@ -205,7 +205,7 @@ func (d *daemonConn) superviseLoop() (stopped bool) {
 			// Log changes of state, not every retry: a daemon that stays down would otherwise
 			// produce twenty lines a second.
 			if msg != lastLogged || time.Since(lastLogAt) > 10*time.Second {
-				d.log().Error(logPrefix, "filterd connection", d.path, "down:", msg)
+				d.log().Error(line(logPrefix, "filterd connection", d.path, "down:", msg))
 				lastLogged, lastLogAt = msg, time.Now()
 			}
 		}
@@ -217,7 +217,7 @@ func (d *daemonConn) superviseLoop() (stopped bool) {
 		}
 		backoff = min(backoff*2, maxBackoff)
 	}
-	d.log().Info(logPrefix, "filterd connection", d.path, "closed: plugin context cancelled")
+	d.log().Info(line(logPrefix, "filterd connection", d.path, "closed: plugin context cancelled"))
 	return true
 }
 
@@ -257,8 +257,8 @@ func (d *daemonConn) serveOnce() (helloOK bool, err error) {
 	d.connects.Add(1)
 	d.sess.Store(s)
 	d.lastErr.Store(nil)
-	d.log().Info(logPrefix, "filterd connection", d.path, "ready: server", string(ack.ServerName),
-		"max_frame_bytes", s.maxFrame, "max_in_flight", s.maxInFlight)
+	d.log().Info(line(logPrefix, "filterd connection", d.path, "ready: server", string(ack.ServerName),
+		"max_frame_bytes", s.maxFrame, "max_in_flight", s.maxInFlight))
 
 	reason := d.readLoop(s)
 	d.sess.CompareAndSwap(s, nil)
@@ -351,7 +351,7 @@ func (d *daemonConn) readLoop(s *session) *failure {
 		s.timeouts.Store(0)
 		if err := codec.Decode(*buf, &r); err != nil {
 			putBuf(buf)
-			d.log().Warning(logPrefix, "filterd connection", d.path, ":", err.Error())
+			d.log().Warning(line(logPrefix, "filterd connection", d.path, "reply rejected:", err.Error()))
 			return errMalformed
 		}
 		if r.Kind == codec.KindHelloAck {
@@ -361,7 +361,7 @@ func (d *daemonConn) readLoop(s *session) *failure {
 		if r.ID == 0 {
 			// Only Error frames reach here with id 0: the daemon is failing the connection.
 			putBuf(buf)
-			d.log().Warning(logPrefix, "filterd connection", d.path, "error from daemon:", errorCodeName(r.Code))
+			d.log().Warning(line(logPrefix, "filterd connection", d.path, "error from daemon:", errorCodeName(r.Code)))
 			return errConnError
 		}
 		if r.ID > s.lastID.Load() {

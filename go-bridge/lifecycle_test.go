@@ -384,3 +384,26 @@ func TestLogsCarryNoRequestData(t *testing.T) {
 		}
 	}
 }
+
+func TestEntryPointsRecoverPanics(t *testing.T) {
+	saved := defaultPlugin
+	defaultPlugin = newPlugin()
+	defer func() { defaultPlugin = saved }()
+	log := &recLogger{}
+	defaultPlugin.setLogger(log)
+	ModifierRegisterer.RegisterModifiers(func(string, func(map[string]interface{}) func(interface{}) (interface{}, error), bool, bool) {
+		panic("host register failed")
+	})
+	ModifierRegisterer.RegisterContext(nil) // ignored: the plugin keeps its background context
+	if defaultPlugin.ctx == nil {
+		t.Fatal("nil context accepted")
+	}
+	lines := log.all()
+	if len(lines) != 1 || !strings.Contains(lines[0], "RegisterModifiers panicked") {
+		t.Errorf("logs = %v", lines)
+	}
+	defaultPlugin.conns = map[string]*daemonConn{"x": nil} // broken state: Ready must report, not panic
+	if err := Ready(); err == nil || !strings.Contains(err.Error(), "panicked") {
+		t.Errorf("Ready() = %v", err)
+	}
+}

@@ -54,20 +54,26 @@ func (r registerer) RegisterModifiers(f func(
 	appliesToRequest bool,
 	appliesToResponse bool,
 )) {
+	defer recoverEntry("RegisterModifiers")
 	f(string(r), defaultPlugin.factory, true, false)
 }
 
 // RegisterLogger receives KrakenD's logger; anything without the Logger methods is ignored.
 func (registerer) RegisterLogger(v interface{}) {
+	defer recoverEntry("RegisterLogger")
 	if l, ok := v.(Logger); ok {
 		defaultPlugin.setLogger(l)
-		l.Debug(logPrefix, "logger registered")
+		l.Debug(line(logPrefix, "logger registered"))
 	}
 }
 
 // RegisterContext receives the gateway's context: when it ends, every daemon connection and
 // goroutine of the plugin ends.
 func (registerer) RegisterContext(ctx context.Context) {
+	defer recoverEntry("RegisterContext")
+	if ctx == nil {
+		return
+	}
 	defaultPlugin.setContext(ctx)
 }
 
@@ -75,7 +81,23 @@ func (registerer) RegisterContext(ctx context.Context) {
 // has completed its HELLO exchange; otherwise an error that says which socket is not ready.
 // The gateway's readiness probe looks it up by name in the loaded .so (plugin.Open on the
 // same path returns the already loaded plugin) as a func() error; see docs/bridge.md.
-func Ready() error { return defaultPlugin.ready() }
+func Ready() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: readiness check panicked: %s", Name, panicText(r))
+		}
+	}()
+	return defaultPlugin.ready()
+}
+
+// recoverEntry is deferred by the entry points lura calls once at load time: a panic there is
+// logged instead of crashing the gateway. (If RegisterModifiers fails, the plugin registers
+// nothing and the gateway harness refuses endpoints that name it.)
+func recoverEntry(what string) {
+	if r := recover(); r != nil {
+		defaultPlugin.log().Error(line(logPrefix, what, "panicked:", panicText(r)))
+	}
+}
 
 var defaultPlugin = newPlugin()
 
@@ -145,4 +167,11 @@ func (p *pluginState) ready() error {
 		}
 	}
 	return nil
+}
+
+// line joins the parts of a log message with spaces. Each log call passes one string, so the
+// text does not depend on how the host's logger joins variadic arguments.
+func line(v ...interface{}) string {
+	s := fmt.Sprintln(v...)
+	return s[:len(s)-1]
 }

@@ -107,14 +107,14 @@ type bridge struct {
 func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{}) (interface{}, error)) {
 	defer func() {
 		if r := recover(); r != nil {
-			p.log().Error(logPrefix, "panic while building the modifier, endpoint denies every request:", panicText(r))
+			p.log().Error(line(logPrefix, "panic while building the modifier, endpoint denies every request:", panicText(r)))
 			mod = denyAll(fixedDeny(DefaultErrorStatus))
 		}
 	}()
 	factoryHook(block)
 	cfg, err := ParseConfig(block)
 	if err != nil {
-		p.log().Error(logPrefix, "invalid config, endpoint denies every request:", err.Error())
+		p.log().Error(line(logPrefix, "invalid config, endpoint denies every request:", err.Error()))
 		status := DefaultErrorStatus
 		if m, ok := block[extraConfigKey].(map[string]interface{}); ok {
 			if n, ok := wholeNumber(m["error_status"]); ok && n >= 400 && n <= 599 {
@@ -135,9 +135,9 @@ func (p *pluginState) newBridge(cfg *Config) *bridge {
 	mode := "enforce"
 	if cfg.Shadow {
 		mode = "shadow (rollout only: verdicts are logged, never applied)"
-		p.log().Warning(logPrefix, "route", cfg.RouteID, "runs in shadow mode: requests pass whatever the verdict")
+		p.log().Warning(line(logPrefix, "route", cfg.RouteID, "runs in shadow mode: requests pass whatever the verdict"))
 	}
-	p.log().Info(logPrefix, "route", cfg.RouteID, "filters", strings.Join(cfg.Filters, ","), "deadline", cfg.Deadline.String(), "mode", mode)
+	p.log().Info(line(logPrefix, "route", cfg.RouteID, "filters", strings.Join(cfg.Filters, ","), "deadline", cfg.Deadline.String(), "mode", mode))
 	return b
 }
 
@@ -159,14 +159,14 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 			// Even in shadow mode a panic denies: the body may already be consumed, and a
 			// request that reaches the backend without it is worse than a 503.
 			b.stats.Panics.Add(1)
-			b.log().Error(logPrefix, "route", b.cfg.RouteID, "panic in request modifier, denied:", panicText(r))
+			b.log().Error(line(logPrefix, "route", b.cfg.RouteID, "panic in request modifier, denied:", panicText(r)))
 			out, err = nil, b.failDeny
 		}
 	}()
 	req, ok := in.(requestWrapper)
 	if !ok {
 		b.stats.Failed.Add(1)
-		b.log().Error(logPrefix, "route", b.cfg.RouteID, "request of unexpected type, denied")
+		b.log().Error(line(logPrefix, "route", b.cfg.RouteID, "request of unexpected type, denied"))
 		return nil, b.failDeny
 	}
 	ctx := context.Background()
@@ -192,7 +192,7 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	if tooLarge {
 		if b.cfg.Shadow {
 			b.stats.ShadowTooLarge.Add(1)
-			b.log().Info(logPrefix, "route", b.cfg.RouteID, "shadow: body above max_body_bytes, would be 413")
+			b.log().Info(line(logPrefix, "route", b.cfg.RouteID, "shadow: body above max_body_bytes, would be 413"))
 			// Give the backend what was read followed by the unread rest.
 			rest := io.MultiReader(bytes.NewReader(bytes.Clone(body)), orig)
 			return wrap(req, ctx, struct {
@@ -201,7 +201,7 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 			}{rest, orig}, req.Headers()), nil
 		}
 		b.stats.TooLarge.Add(1)
-		b.log().Debug(logPrefix, "route", b.cfg.RouteID, "body above max_body_bytes, denied with 413")
+		b.log().Debug(line(logPrefix, "route", b.cfg.RouteID, "body above max_body_bytes, denied with 413"))
 		return nil, b.bigDeny
 	}
 	if orig != nil {
@@ -242,13 +242,13 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	defer c.release()
 	r := &c.reply
 	if r.Kind == codec.KindError {
-		b.log().Debug(logPrefix, "route", b.cfg.RouteID, "daemon error:", errorCodeName(r.Code))
+		b.log().Debug(line(logPrefix, "route", b.cfg.RouteID, "daemon error:", errorCodeName(r.Code)))
 		return b.fail(req, ctx, hadBody, body, headers, errReplyError)
 	}
 	if r.Verdict != codec.VerdictAllow {
 		if b.cfg.Shadow {
 			b.stats.ShadowDenied.Add(1)
-			b.log().Info(logPrefix, "route", b.cfg.RouteID, "shadow: daemon would deny with status", r.Status)
+			b.log().Info(line(logPrefix, "route", b.cfg.RouteID, "shadow: daemon would deny with status", r.Status))
 			return wrap(req, ctx, restore(hadBody, body), headers), nil
 		}
 		b.stats.Denied.Add(1)
@@ -270,11 +270,11 @@ var errBodyRead = &failure{"request body could not be read"}
 func (b *bridge) fail(req requestWrapper, ctx context.Context, hadBody bool, body []byte, headers map[string][]string, f *failure) (interface{}, error) {
 	if b.cfg.Shadow && f != errBodyRead {
 		b.stats.ShadowFailed.Add(1)
-		b.log().Warning(logPrefix, "route", b.cfg.RouteID, "shadow: no verdict, request passed:", f.reason)
+		b.log().Warning(line(logPrefix, "route", b.cfg.RouteID, "shadow: no verdict, request passed:", f.reason))
 		return wrap(req, ctx, restore(hadBody, body), headers), nil
 	}
 	b.stats.Failed.Add(1)
-	b.log().Debug(logPrefix, "route", b.cfg.RouteID, "denied:", f.reason)
+	b.log().Debug(line(logPrefix, "route", b.cfg.RouteID, "denied:", f.reason))
 	return nil, b.failDeny
 }
 

@@ -529,6 +529,8 @@ func TestBadHelloAnswersNeverBecomeReady(t *testing.T) {
 		"not an ack":    func(pc *peerConn) { pc.reply(&codec.Response{ID: 1}) },
 		"garbage":       func(pc *peerConn) { pc.sendRaw([]byte{0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8}) },
 		"eof":           func(pc *peerConn) { pc.c.Close() },
+		"huge length":   func(pc *peerConn) { pc.sendRaw([]byte{0x00, 0x10, 0x00, 0x00}) }, // 1 MiB > the 64 KiB HelloAck limit
+		"silent":        func(pc *peerConn) {},                                             // answered by the 250 ms HELLO timeout
 	}
 	for name, answer := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -34,6 +34,9 @@ const (
 	defaultInFlight = 4096
 	clientName      = "simpaisa-plugin-filter-bridge/1"
 	pooledBufMax    = 64 << 10 // read buffers larger than this are not kept in the pool
+	// maxHelloAckFrame bounds the answer to Hello (a HelloAck or an Error is a few dozen
+	// bytes), so a confused peer cannot make the handshake allocate megabytes.
+	maxHelloAckFrame = 64 << 10
 )
 
 // failure is why a request could not get a verdict. The texts are fixed and carry no
@@ -145,6 +148,7 @@ type session struct {
 
 	mu      sync.Mutex
 	closed  bool
+	reason  *failure // why the session closed (first close wins)
 	pending map[uint64]*call
 }
 
@@ -263,6 +267,11 @@ func (d *daemonConn) serveOnce() (helloOK bool, err error) {
 	reason := d.readLoop(s)
 	d.sess.CompareAndSwap(s, nil)
 	s.close(reason)
+	// Report the first reason: when a requester dropped a stalled connection, or the writer
+	// failed, the reader only saw the socket close under it.
+	s.mu.Lock()
+	reason = s.reason
+	s.mu.Unlock()
 	return true, reason
 }
 
@@ -290,7 +299,7 @@ func (d *daemonConn) hello(c net.Conn) (codec.Reply, error) {
 		return ack, fmt.Errorf("hello: write: %v", err)
 	}
 	var hdr [4]byte
-	buf, ferr := readFrame(c, &hdr, proposedMaxFrame)
+	buf, ferr := readFrame(c, &hdr, maxHelloAckFrame)
 	if ferr != nil {
 		return ack, fmt.Errorf("hello: %v", ferr)
 	}
@@ -417,6 +426,7 @@ func (s *session) close(reason *failure) {
 		return
 	}
 	s.closed = true
+	s.reason = reason
 	pending := s.pending
 	s.pending = nil
 	s.mu.Unlock()

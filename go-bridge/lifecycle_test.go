@@ -206,6 +206,13 @@ func TestStalledDaemonIsDroppedAndRequestsFailFast(t *testing.T) {
 	if p.accepted.Load() < 2 {
 		t.Error("no reconnect after the stall")
 	}
+	found := false
+	for _, l := range e.log.all() {
+		found = found || strings.Contains(l, errStalled.reason)
+	}
+	if !found {
+		t.Errorf("the connection loss was not logged as a stall: %v", e.log.all())
+	}
 }
 
 func TestInFlightLimitFromHelloAck(t *testing.T) {

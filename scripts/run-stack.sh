@@ -63,6 +63,14 @@ if [[ -n "${MERCHANT:-}" ]]; then
   fi
 fi
 
+# The rate-limit quota may be divided by a replica count taken from an env var; this stack is one
+# replica on loopback, so default it to 1 when unset (never overriding a value you exported).
+REPLICAS_ENV="$(jq -r '.filters["rate-limit"].replicas.env // empty' "$FD_CONF")"
+if [[ -n "$REPLICAS_ENV" && -z "${!REPLICAS_ENV:-}" ]]; then
+  export "$REPLICAS_ENV=1"
+  say "\$$REPLICAS_ENV unset: using 1 (this stack is a single replica)"
+fi
+
 # ---- start, in dependency order, with bounded waits -------------------------------------------------
 PIDS=()
 cleanup() {
@@ -127,8 +135,8 @@ cat <<EOF
 
 # Unsigned (denied 401 by merchant-auth; never reaches the backend):
 curl -i -X POST 'http://$GW_ADDR/v1/payments' --data-binary '{}'
-# Other endpoints: no plugin / plugin with no filters / rate-limit only:
-curl -i 'http://$GW_ADDR/v1/baseline'; curl -i 'http://$GW_ADDR/v1/public'; curl -i 'http://$GW_ADDR/v1/limited'
+# Other endpoints: no plugin / plugin with no filters / rate-limit only (repeat it to see the 429):
+curl -i 'http://$GW_ADDR/v1/baseline'; curl -i 'http://$GW_ADDR/v1/public'; curl -i 'http://$GW_ADDR/v1/rates'
 # Readiness (plugin loaded AND filterd answering), and what the backend received:
 curl -i 'http://$GW_ADDR$READY_PATH'; curl -s 'http://$BE_ADDR/__counts'
 EOF

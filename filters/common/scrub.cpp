@@ -10,7 +10,6 @@
 #include "filters/common/scrub.hpp"
 
 #include <cstdint>
-#include <vector>
 
 namespace filterd {
 namespace {
@@ -35,6 +34,52 @@ struct group {
     std::size_t end;
     char sep;
     std::size_t size() const noexcept { return end - begin; }
+};
+
+/// Reads the groups of one numeric span lazily, keeping only a window of them: a match starting at group i
+/// looks at groups i..i+18 at most (each group has at least one digit, a match at most 19), so a ring of 32
+/// is enough and a span of any length costs no allocation.
+class span_reader {
+public:
+    span_reader(std::string_view in, std::size_t first_digit) noexcept : in_(in), q_(first_digit) {}
+
+    /// Group `k` of the span (0-based), or nullptr past its end. `k` must be at least the largest k asked
+    /// for so far minus 31.
+    const group* get(std::size_t k) noexcept {
+        while (parsed_ <= k && !done_)
+            parse_one();
+        return k < parsed_ ? &ring_[k % ring_size] : nullptr;
+    }
+    /// End of the span in the input (reads the rest of the span first).
+    std::size_t end() noexcept {
+        while (!done_)
+            parse_one();
+        return q_;
+    }
+
+private:
+    static constexpr std::size_t ring_size = 32;
+
+    void parse_one() noexcept {
+        std::size_t b = q_;
+        while (q_ < in_.size() && is_digit(in_[q_]))
+            ++q_;
+        ring_[parsed_ % ring_size] = {b, q_, sep_};
+        ++parsed_;
+        if (q_ + 1 < in_.size() && (in_[q_] == ' ' || in_[q_] == '-') && is_digit(in_[q_ + 1])) {
+            sep_ = in_[q_];
+            ++q_;
+        } else {
+            done_ = true;
+        }
+    }
+
+    std::string_view in_;
+    std::size_t q_;
+    char sep_ = 0;
+    bool done_ = false;
+    std::size_t parsed_ = 0;
+    group ring_[ring_size];
 };
 
 enum class kind : std::uint8_t { none, card, phone, cnic };
@@ -66,14 +111,17 @@ bool is_pk_mobile(const char* d, std::size_t n) noexcept {
 }
 
 /// Finds the sensitive item that starts at group `i`, if any; `last` receives its last group.
-kind match_at(std::string_view in, const std::vector<group>& gs, std::size_t i, std::size_t& last) noexcept {
-    const std::size_t ng = gs.size();
+kind match_at(std::string_view in, span_reader& gs, std::size_t i, std::size_t& last) noexcept {
+    const group* g0 = gs.get(i);
 
     // CNIC, written 12345-1234567-1.
-    if (i + 2 < ng && gs[i].size() == 5 && gs[i + 1].size() == 7 && gs[i + 2].size() == 1 && gs[i + 1].sep == '-' &&
-        gs[i + 2].sep == '-') {
-        last = i + 2;
-        return kind::cnic;
+    if (g0->size() == 5) {
+        const group* g1 = gs.get(i + 1);
+        const group* g2 = g1 ? gs.get(i + 2) : nullptr;
+        if (g2 != nullptr && g1->size() == 7 && g2->size() == 1 && g1->sep == '-' && g2->sep == '-') {
+            last = i + 2;
+            return kind::cnic;
+        }
     }
 
     // Collect the digits of the ranges [i, j] that hold at most card_max digits.
@@ -81,13 +129,13 @@ kind match_at(std::string_view in, const std::vector<group>& gs, std::size_t i, 
     std::size_t total = 0;
     std::size_t ends[card_max + 1];  // ends[k]: digit count of [i, i + k]
     std::size_t nranges = 0;
-    for (std::size_t j = i; j < ng; ++j) {
-        std::size_t len = gs[j].size();
-        if (total + len > card_max)
+    for (std::size_t j = i;; ++j) {
+        const group* g = gs.get(j);
+        if (g == nullptr || total + g->size() > card_max)
             break;
-        for (std::size_t k = 0; k < len; ++k)
-            digits[total + k] = in[gs[j].begin + k];
-        total += len;
+        for (std::size_t k = 0; k < g->size(); ++k)
+            digits[total + k] = in[g->begin + k];
+        total += g->size();
         ends[nranges++] = total;
     }
 
@@ -102,7 +150,7 @@ kind match_at(std::string_view in, const std::vector<group>& gs, std::size_t i, 
             return kind::card;
         }
     // CNIC written as 13 contiguous digits (a 13-digit run that is not a Luhn-valid card).
-    if (gs[i].size() == 13) {
+    if (g0->size() == 13) {
         last = i;
         return kind::cnic;
     }
@@ -120,27 +168,11 @@ std::string_view token_for(kind k) noexcept {
 }
 
 /// Scrubs the numeric span that starts at `p` (a digit, or '+' before a digit) and returns its end.
-std::size_t scrub_span(std::string_view in, std::size_t p, std::string& out, std::vector<group>& gs) {
+std::size_t scrub_span(std::string_view in, std::size_t p, std::string& out) {
     const bool plus = in[p] == '+';
-    std::size_t q = plus ? p + 1 : p;
-    gs.clear();
-    char sep = 0;
-    for (;;) {
-        std::size_t b = q;
-        while (q < in.size() && is_digit(in[q]))
-            ++q;
-        gs.push_back({b, q, sep});
-        if (q + 1 < in.size() && (in[q] == ' ' || in[q] == '-') && is_digit(in[q + 1])) {
-            sep = in[q];
-            ++q;
-            continue;
-        }
-        break;
-    }
-    const std::size_t span_end = q;
-
+    span_reader gs(in, plus ? p + 1 : p);
     std::size_t cursor = p;  // input before `cursor` has been written to `out`
-    for (std::size_t i = 0; i < gs.size();) {
+    for (std::size_t i = 0; gs.get(i) != nullptr;) {
         std::size_t last = i;
         kind k = match_at(in, gs, i, last);
         if (k == kind::none) {
@@ -148,12 +180,13 @@ std::size_t scrub_span(std::string_view in, std::size_t p, std::string& out, std
             continue;
         }
         // "+92 300 1234567": the '+' belongs to the phone number.
-        std::size_t from = (k == kind::phone && plus && i == 0) ? p : gs[i].begin;
+        std::size_t from = (k == kind::phone && plus && i == 0) ? p : gs.get(i)->begin;
         out.append(in.data() + cursor, from - cursor);
         out += token_for(k);
-        cursor = gs[last].end;
+        cursor = gs.get(last)->end;
         i = last + 1;
     }
+    const std::size_t span_end = gs.end();
     out.append(in.data() + cursor, span_end - cursor);
     return span_end;
 }
@@ -226,7 +259,6 @@ std::size_t match_iban(std::string_view in, std::size_t p) noexcept {
 
 std::string scrub_text(std::string_view in) noexcept {
     try {
-        thread_local std::vector<group> groups;
         std::string out;
         out.reserve(in.size() + 8);
         const std::size_t n = in.size();
@@ -236,7 +268,7 @@ std::string scrub_text(std::string_view in) noexcept {
             char c = in[p];
             if (is_digit(c) || (c == '+' && p + 1 < n && is_digit(in[p + 1]))) {
                 out.append(in.data() + pending, p - pending);
-                p = pending = scrub_span(in, p, out, groups);
+                p = pending = scrub_span(in, p, out);
                 continue;
             }
             if (is_alpha(c) && (p == 0 || !is_alnum(in[p - 1]))) {
@@ -250,8 +282,6 @@ std::string scrub_text(std::string_view in) noexcept {
             ++p;
         }
         out.append(in.data() + pending, n - pending);
-        if (groups.capacity() > 4096)  // one huge span must not pin memory in this thread for ever
-            std::vector<group>().swap(groups);
         return out;
     } catch (...) {
         try {

@@ -26,6 +26,8 @@ done
 
 # shellcheck source=../versions.env
 source "$ROOT/versions.env"
+command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null 2>&1 || { echo "build-go: no Go toolchain on PATH; install $GO_VERSION (versions.env)" >&2; exit 1; }
 have="$(go env GOVERSION)"
 if [[ "$have" != "$GO_VERSION" ]]; then
   echo "build-go: toolchain is $have but versions.env pins GO_VERSION=$GO_VERSION; refusing to build" >&2

@@ -9,6 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${E2E_BUILD_DIR:-$ROOT/build-e2e}"
 cd "$ROOT"
+command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
 
 bash scripts/install-deps.sh
 if [[ ! -f "$BUILD/build.ninja" ]]; then

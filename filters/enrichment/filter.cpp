@@ -71,12 +71,16 @@ bool enrichment_filter::must_strip(std::string_view name) const noexcept {
 }
 
 outcome enrichment_filter::on_request(const request_view& req, context& ctx) const noexcept {
+    const std::size_t removes_before = ctx.remove_headers.size();
+    const std::size_t sets_before = ctx.set_headers.size();
     try {
         outcome o = do_request(req, ctx);
         if (o != outcome::allow)
             events_.failed->inc();
         return o;
-    } catch (...) {  // only std::bad_alloc can get here; fail closed
+    } catch (...) {  // only std::bad_alloc can get here; fail closed and take back what was added
+        ctx.remove_headers.resize(removes_before);
+        ctx.set_headers.resize(sets_before);
         events_.failed->inc();
         ctx.reason = "out_of_memory";
         return outcome::error;

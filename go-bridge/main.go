@@ -90,6 +90,42 @@ func Ready() (err error) {
 	return defaultPlugin.ready()
 }
 
+// Counters returns the plugin's per-route counters, summed over the endpoints of each route,
+// keyed "<route_id>/<counter>" (counter names as in docs/bridge.md: allowed, denied, failed,
+// too_large, panics, shadow_allowed, shadow_denied, shadow_failed, shadow_too_large). A
+// host looks it up like Ready, as a func() map[string]uint64, to export metrics; it is how
+// shadow mode's verdicts are counted. The map is a fresh copy.
+func Counters() (m map[string]uint64) {
+	defer func() {
+		if r := recover(); r != nil {
+			m = map[string]uint64{}
+		}
+	}()
+	return defaultPlugin.counters()
+}
+
+func (p *pluginState) counters() map[string]uint64 {
+	p.mu.Lock()
+	bridges := append([]*bridge(nil), p.bridges...)
+	p.mu.Unlock()
+	m := make(map[string]uint64, 9*len(bridges))
+	for _, b := range bridges {
+		s := &b.stats
+		for _, c := range [...]struct {
+			name string
+			v    uint64
+		}{
+			{"allowed", s.Allowed.Load()}, {"denied", s.Denied.Load()}, {"failed", s.Failed.Load()},
+			{"too_large", s.TooLarge.Load()}, {"panics", s.Panics.Load()},
+			{"shadow_allowed", s.ShadowAllowed.Load()}, {"shadow_denied", s.ShadowDenied.Load()},
+			{"shadow_failed", s.ShadowFailed.Load()}, {"shadow_too_large", s.ShadowTooLarge.Load()},
+		} {
+			m[b.cfg.RouteID+"/"+c.name] += c.v
+		}
+	}
+	return m
+}
+
 // recoverEntry is deferred by the entry points lura calls once at load time: a panic there is
 // logged instead of crashing the gateway. (If RegisterModifiers fails, the plugin registers
 // nothing and the gateway harness refuses endpoints that name it.)
@@ -105,9 +141,10 @@ var defaultPlugin = newPlugin()
 type pluginState struct {
 	logger atomic.Pointer[loggerBox]
 
-	mu    sync.Mutex
-	ctx   context.Context
-	conns map[string]*daemonConn // one shared connection per socket path
+	mu      sync.Mutex
+	ctx     context.Context
+	conns   map[string]*daemonConn // one shared connection per socket path
+	bridges []*bridge              // every endpoint's modifier, for Counters
 }
 
 type loggerBox struct{ Logger }

@@ -132,6 +132,9 @@ var factoryHook = func(map[string]interface{}) {}
 func (p *pluginState) newBridge(cfg *Config) *bridge {
 	b := &bridge{cfg: cfg, conn: p.conn(cfg.SocketPath), log: p.log,
 		failDeny: fixedDeny(cfg.ErrorStatus), bigDeny: fixedDeny(http.StatusRequestEntityTooLarge)}
+	p.mu.Lock()
+	p.bridges = append(p.bridges, b)
+	p.mu.Unlock()
 	mode := "enforce"
 	if cfg.Shadow {
 		mode = "shadow (rollout only: verdicts are logged, never applied)"

@@ -3,7 +3,7 @@
 # filterd, the lura gateway harness with the filter-bridge plugin), then in ONE run measures
 #   1. the raw floor: a Unix-socket round trip of the bridge's frame sizes between two processes
 #      (build-perf/filterd-loadgen floor);
-#   2. vegeta at RATE requests/s for DURATION per endpoint, interleaved in 5 s rounds, against
+#   2. vegeta at RATE requests/s for DURATION per endpoint, interleaved in 1 s rounds, against
 #      (a) /v1/baseline (no plugin), (b) /v1/payments (plugin + merchant-auth, rate-limit,
 #      enrichment, every request freshly SPV1-signed) and (c) /v1/builtin (KrakenD's
 #      qos/ratelimit/router) when the gateway can serve it; CPU seconds of filterd, gateway and
@@ -81,6 +81,7 @@ PERF_NICE="${PERF_NICE:-$( [[ $(id -u) -eq 0 ]] && echo -10 || echo 0 )}"
 if [[ "$PERF_NICE" != 0 ]]; then
   renice -n "$PERF_NICE" -p $$ >/dev/null || { log "renice $PERF_NICE failed; running at normal priority"; PERF_NICE=0; }
 fi
+SCHED_NOTE="nice $PERF_NICE"
 RUN="$(mktemp -d /tmp/perf-load.XXXXXX)"
 PIDS=()
 cleanup() {
@@ -158,7 +159,7 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcel
   -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
   -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
   -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
-  -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at nice $PERF_NICE" -out "$OUT/result.json"
+  -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE" -out "$OUT/result.json"
 
 "$BUILD/filterd-loadgen" run --socket "$SOCK" --route pay --filters merchant-auth,rate-limit,enrichment \
   --path /v1/payments --duration "$LOADGEN_SECONDS" --connections 2 --pipeline 32 \

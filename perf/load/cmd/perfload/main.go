@@ -57,7 +57,7 @@ func main() {
 		cURL      = flag.String("c", "", "built-in qos/ratelimit/router endpoint URL")
 		rate      = flag.Int("rate", 1000, "requests per second, per endpoint")
 		duration  = flag.Duration("duration", 60*time.Second, "measured time per endpoint")
-		rounds    = flag.Int("rounds", 0, "rounds the measured time is split into (0: one per 5 s, at least 1)")
+		rounds    = flag.Int("rounds", 0, "rounds the measured time is split into (0: one per second, at least 1)")
 		warmup    = flag.Duration("warmup", 2*time.Second, "unmeasured warm-up per endpoint before the first round")
 		method    = flag.String("method", "POST", "HTTP method")
 		bodyBytes = flag.Int("body-bytes", 1024, "request body size (JSON)")
@@ -107,7 +107,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "perfload: warning: empty SPV1 secret (set $%s or -secret-file); (b) will be denied\n", *secretEnv)
 	}
 	if *rounds <= 0 {
-		*rounds = int(*duration / (5 * time.Second))
+		*rounds = int(*duration / time.Second)
 		if *rounds < 1 {
 			*rounds = 1
 		}

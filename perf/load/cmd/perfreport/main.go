@@ -26,7 +26,7 @@ func main() {
 	pacedFloor := flag.String("paced-floor", "", "floor JSON from filterd-loadgen floor --rate (optional)")
 	pacedLoadgen := flag.String("paced-loadgen", "", "loadgen JSON from filterd-loadgen run --rate (optional)")
 	gobench := flag.String("gobench", "", "go test -bench output of go-bridge (optional)")
-	benchRe := flag.String("bridge-bench", `(?i)^Benchmark.*(1KiB|1024|1k)`, "regexp picking the bridge benchmark judged on the allocation target")
+	benchRe := flag.String("bridge-bench", `^BenchmarkModifierRoundTrip/body=1024B(-\d+)?$`, "regexp picking the bridge benchmark judged on the allocation target")
 	flag.Parse()
 	if *in == "" {
 		fmt.Fprintln(os.Stderr, "perfreport: -in is required")

@@ -110,7 +110,8 @@ func TestGate(t *testing.T) {
 		{"grows 0.99 ms", synthetic(25, 1140, 0), true},
 		{"grows exactly 1 ms", synthetic(25, 1150, 0), true},
 		{"grows 1.01 ms", synthetic(25, 1160, 0), false},
-		{"fast but failing", synthetic(0, 0, 1), false},
+		{"one deadline miss in 10000 is tolerated", synthetic(25, 150, 1), true},
+		{"fast but failing", synthetic(0, 0, 11), false},
 	}
 	for _, c := range cases {
 		o := Gate(base, c.cur, DefaultGate)

@@ -142,6 +142,17 @@ func check(so string) error {
 	if err := ready(); err == nil || !strings.Contains(err.Error(), "not connected") {
 		return fmt.Errorf("Ready() with an absent daemon = %v", err)
 	}
+	countersSym, err := p.Lookup("Counters")
+	if err != nil {
+		return err
+	}
+	counters, ok := countersSym.(func() map[string]uint64)
+	if !ok {
+		return fmt.Errorf("Counters is %T, want func() map[string]uint64", countersSym)
+	}
+	if n := counters()["check/failed"]; n != 1 {
+		return fmt.Errorf("Counters()[check/failed] = %d after one failed request, want 1", n)
+	}
 	return nil
 }
 

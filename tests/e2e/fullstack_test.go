@@ -516,7 +516,7 @@ func TestStackDaemonNeverStarted(t *testing.T) {
 func TestStackDaemonSIGSTOP(t *testing.T) {
 	s := newStack(t, true)
 	for i := 0; i < 20; i++ { // warm: connection up, both sides hot
-		if r := s.g.do(t, "GET", "/v1/open", nil, nil); r.status != 200 {
+		if r := s.settle(t, "GET", "/v1/open", nil, nil); r.status != 200 {
 			t.Fatalf("warm-up #%d: %d %s", i, r.status, r.body)
 		}
 	}

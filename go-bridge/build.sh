@@ -5,7 +5,8 @@
 #                         schema check, vet, go mod tidy check, and the race tests with coverage
 #   ./build.sh build      only build the .so (OUT=dir to choose where; default go-bridge/bin,
 #                         so that it never races scripts/build-go.sh, which owns out/plugins)
-#   ./build.sh bench      run the benchmarks (go test -run '^$' -bench . -benchmem ./...)
+#   ./build.sh bench      run the benchmarks (go test -run '^$' -bench . -benchmem ./...) and keep
+#                         the output in $OUT/bench_res/<commit>.out (BENCH_COUNT=n repeats them)
 set -eu
 cd "$(dirname "$0")"
 . ../versions.env
@@ -29,7 +30,12 @@ build() {
 
 case "${1:-all}" in
 build) build ;;
-bench) go test -run '^$' -bench . -benchmem ./... ;;
+bench)
+  # Results are kept per commit (as lura's bench_res/${GIT_COMMIT}.out), for benchstat.
+  mkdir -p "$OUT/bench_res"
+  rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-1}" ./... | tee "$OUT/bench_res/$rev.out"
+  ;;
 all)
   build
   # Load the .so as lura does, with a stdlib-only host built with the same flags.

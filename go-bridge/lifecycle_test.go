@@ -480,3 +480,64 @@ func passEventually(t *testing.T, mod func(interface{}) (interface{}, error)) {
 	}
 	t.Fatalf("20 requests denied, last: %v", err)
 }
+
+// Requests in flight while the daemon dies are denied (never allowed without a verdict, never
+// left hanging), and traffic recovers once a daemon listens again, without a new plugin.
+func TestDaemonKilledDuringTraffic(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	var served sync.Map // bodies of the requests the peer allowed
+	p.onRequest = func(pc *peerConn, r *wire.FilterRequest) {
+		served.Store(string(r.BodyBytes()), true)
+		pc.reply(&codec.Response{ID: r.Id(), Verdict: codec.VerdictAllow})
+	}
+	p.start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.conn)
+
+	const workers, perWorker = 8, 150
+	var wg sync.WaitGroup
+	var passed, denied sync.Map
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < perWorker; i++ {
+				body := strings.Repeat("w", w+1) + "-" + strings.Repeat("i", i+1)
+				out, err := b.modify(newRequest(body))
+				switch {
+				case err == nil && out != nil:
+					passed.Store(body, true)
+				case err != nil && out == nil:
+					if err.(*DenyError).StatusCode() != 503 {
+						t.Errorf("deny status %d", err.(*DenyError).StatusCode())
+					}
+					denied.Store(body, true)
+				default:
+					t.Errorf("modifier returned %v, %v", out, err)
+				}
+			}
+		}(w)
+	}
+	time.Sleep(5 * time.Millisecond)
+	p.stop() // the daemon dies mid-traffic
+	wg.Wait()
+
+	// Every request that passed was allowed by the daemon: none slipped through on EOF.
+	passed.Range(func(k, _ any) bool {
+		if _, ok := served.Load(k); !ok {
+			t.Errorf("request %q passed without a verdict", k)
+		}
+		return true
+	})
+	nDenied := 0
+	denied.Range(func(_, _ any) bool { nDenied++; return true })
+	if nDenied == 0 {
+		t.Error("no request was denied although the daemon died mid-traffic")
+	}
+
+	newPeer(t, path).start()
+	waitReady(t, b.conn)
+	mustPass(t)(b.modify(newRequest("after restart")))
+}

@@ -34,7 +34,7 @@ bool valid_id(std::string_view s) noexcept {
     });
 }
 
-constexpr std::int64_t max_unix_s = std::int64_t{1} << 40;  // far beyond any real date, safe in ns arithmetic
+constexpr std::int64_t max_unix_s = 9'000'000'000;  // year 2255: times 1e9 still fits in int64 ns
 
 std::unique_ptr<key_record> load_key(const json::value& v, const std::string& path, const std::string& merchant_id) {
     config_object o(v, path);

@@ -16,7 +16,7 @@
 //           "secret": {"env": NAME} | {"file": PATH},               // hmac-sha256 only; >= 32 bytes
 //           "public_key": {"env": NAME} | {"file": PATH},           // rsa-sha256 (>= 2048 bits) / ed25519; PEM
 //           "state": "active" | "retiring" | "revoked",             // required
-//           "not_before": <unix s>, "not_after": <unix s>,          // optional; not_before < not_after
+//           "not_before": <unix s>, "not_after": <unix s>,          // optional, 0..9e9; not_before < not_after
 //           "routes": ["pay", ...],                                 // optional, non-empty; absent = all routes
 //           "cidrs": ["10.0.0.0/8", "2001:db8::/32"]                // optional, non-empty; absent = any IP
 //         } ]

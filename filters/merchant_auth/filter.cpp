@@ -132,7 +132,7 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
         k->retiring_uses->inc();
         std::int64_t now_s = now_ns / ns_per_s;
         std::int64_t last = k->last_retiring_log_s.load(std::memory_order_relaxed);
-        if (now_s - last >= 60 && k->last_retiring_log_s.compare_exchange_strong(last, now_s))
+        if ((last == INT64_MIN || now_s - last >= 60) && k->last_retiring_log_s.compare_exchange_strong(last, now_s))
             log::warn("merchant-auth: request signed with a retiring key",
                       {{"merchant_id", h.merchant_id}, {"key_id", h.key_id}, {"not_after", *k->not_after_s}});
     }

@@ -104,8 +104,9 @@ TEST_CASE("base64 decoding is strict", "[canonical]") {
 }
 
 TEST_CASE("header parser accepts the documented formats", "[canonical]") {
-    auth_headers h;
-    REQUIRE(parse(good_headers(), h) == parse_status::ok);
+    auth_headers h;  // holds views into the header list: keep the list alive while h is read
+    auto hs = good_headers();
+    REQUIRE(parse(hs, h) == parse_status::ok);
     CHECK(h.merchant_id == "acme");
     CHECK(h.key_id == "k1");
     CHECK(h.timestamp_s == 1764158400);

@@ -86,7 +86,8 @@ TEST_CASE("config rule: merchants is required and not empty", "[config]") {
 
 TEST_CASE("config rule: merchant ids follow the header format", "[config]") {
     json::value cfg = base_config();
-    cfg.at("merchants").as_object()["bad id"] = cfg.at("merchants").at("globex");
+    json::value globex = cfg.at("merchants").at("globex");  // copy: inserting may move the original
+    cfg.at("merchants").as_object()["bad id"] = globex;
     CHECK(load_error(cfg) == P + ".merchants.bad id");
 }
 
@@ -130,10 +131,12 @@ TEST_CASE("config rule: alg is one of the three", "[config]") {
 
 TEST_CASE("config rule: hmac takes a secret, public-key algs take a public_key", "[config]") {
     json::value cfg = base_config();
-    key_of(cfg, "acme", 0)["public_key"] = key_of(cfg, "acme", 2)["public_key"];
+    json::value pub = key_of(cfg, "acme", 2)["public_key"];
+    key_of(cfg, "acme", 0)["public_key"] = pub;
     CHECK(load_error(cfg) == K0 + ".public_key");
     cfg = base_config();
-    key_of(cfg, "acme", 2)["secret"] = key_of(cfg, "acme", 0)["secret"];
+    json::value sec = key_of(cfg, "acme", 0)["secret"];
+    key_of(cfg, "acme", 2)["secret"] = sec;
     CHECK(load_error(cfg) == P + ".merchants.acme.keys[2].secret");
     cfg = base_config();
     key_of(cfg, "acme", 3).erase("public_key");
@@ -212,6 +215,9 @@ TEST_CASE("config rule: not_before is earlier than not_after", "[config]") {
     CHECK(load_error(cfg) == "<no error>");
     key_of(cfg, "acme", 0)["not_before"] = -1;
     CHECK(load_error(cfg) == K0 + ".not_before");
+    key_of(cfg, "acme", 0)["not_before"] = 2000;
+    key_of(cfg, "acme", 0)["not_after"] = 9'000'000'001;  // past year 2255: would overflow ns arithmetic
+    CHECK(load_error(cfg) == K0 + ".not_after");
 }
 
 TEST_CASE("config rule: a retiring key needs not_after", "[config]") {

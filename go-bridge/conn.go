@@ -260,6 +260,12 @@ func (d *daemonConn) serveOnce() (helloOK bool, err error) {
 	go s.writeLoop()
 	d.connects.Add(1)
 	d.sess.Store(s)
+	// Runs on every exit, a panic included: the session must never outlive its reader, or
+	// requests would wait out their deadline on a connection nobody reads.
+	defer func() {
+		d.sess.CompareAndSwap(s, nil)
+		s.close(errConnLost)
+	}()
 	d.lastErr.Store(nil)
 	d.log().Info(line(logPrefix, "filterd connection", d.path, "ready: server", string(ack.ServerName),
 		"max_frame_bytes", s.maxFrame, "max_in_flight", s.maxInFlight))
@@ -270,7 +276,9 @@ func (d *daemonConn) serveOnce() (helloOK bool, err error) {
 	// Report the first reason: when a requester dropped a stalled connection, or the writer
 	// failed, the reader only saw the socket close under it.
 	s.mu.Lock()
-	reason = s.reason
+	if s.reason != nil {
+		reason = s.reason
+	}
 	s.mu.Unlock()
 	return true, reason
 }
@@ -358,6 +366,7 @@ func (d *daemonConn) readLoop(s *session) *failure {
 			return errConnLost
 		}
 		s.timeouts.Store(0)
+		replyHook()
 		if err := codec.Decode(*buf, &r); err != nil {
 			putBuf(buf)
 			d.log().Warning(line(logPrefix, "filterd connection", d.path, "reply rejected:", err.Error()))
@@ -392,6 +401,9 @@ func (d *daemonConn) readLoop(s *session) *failure {
 		c.ch <- struct{}{}
 	}
 }
+
+// replyHook lets tests make the reader panic; it does nothing in production.
+var replyHook = func() {}
 
 // writeLoop is the session's only writer: frames are written whole, one at a time.
 func (s *session) writeLoop() {
@@ -556,11 +568,23 @@ func stopTimer(t *time.Timer) {
 	}
 }
 
+// panicText describes a recovered panic for the log: runtime errors and string panics (fixed
+// texts in this code and in the flatbuffers runtime) verbatim, capped; any other value only by
+// its type, since its formatting could carry request data.
 func panicText(r any) string {
-	if e, ok := r.(error); ok {
-		return e.Error()
+	var s string
+	switch v := r.(type) {
+	case error:
+		s = v.Error()
+	case string:
+		s = v
+	default:
+		return fmt.Sprintf("%T", r)
 	}
-	return fmt.Sprintf("%T", r)
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
 }
 
 var errorCodeNames = [...]string{"Unspecified", "Malformed", "UnknownRoute", "UnknownFilter",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/url"
 	"runtime"
@@ -540,4 +541,45 @@ func TestDaemonKilledDuringTraffic(t *testing.T) {
 	newPeer(t, path).start()
 	waitReady(t, b.conn)
 	mustPass(t)(b.modify(newRequest("after restart")))
+}
+
+// A panic in the reader must not leave a half-dead session behind: the pending request is
+// denied at once (not at its deadline) and the connection is re-established.
+func TestReaderPanicFailsPendingAndReconnects(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path).start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.conn)
+	var once sync.Once
+	replyHook = func() { once.Do(func() { panic("reader exploded") }) }
+	defer func() { replyHook = func() {} }()
+	c, f := b.conn.roundTrip(context.Background(), &codec.Request{Route: "r"}, time.Now().Add(time.Hour))
+	if c != nil || f != errConnLost {
+		t.Fatalf("roundTrip = %v, %v; want errConnLost", c, f)
+	}
+	waitReady(t, b.conn)
+	mustPass(t)(b.modify(newRequest("x")))
+	if b.conn.connects.Load() != 2 || p.accepted.Load() != 2 {
+		t.Errorf("connects = %d, accepted = %d", b.conn.connects.Load(), p.accepted.Load())
+	}
+	found := false
+	for _, l := range e.log.all() {
+		found = found || strings.Contains(l, "panic in connection loop: reader exploded")
+	}
+	if !found {
+		t.Errorf("panic not logged: %v", e.log.all())
+	}
+}
+
+func TestPanicText(t *testing.T) {
+	if got := panicText(errors.New("index out of range")); got != "index out of range" {
+		t.Errorf("error: %q", got)
+	}
+	if got := panicText(strings.Repeat("s", 500)); len(got) != 200 {
+		t.Errorf("long string kept %d bytes", len(got))
+	}
+	if got := panicText(struct{ Token string }{secretToken}); strings.Contains(got, secretToken) {
+		t.Errorf("a panic value's content reached the log text: %q", got)
+	}
 }

@@ -17,19 +17,26 @@ import (
 	"time"
 )
 
-// Latency bounds for the failure tests, measured at the HTTP client (so they include the loopback
-// HTTP round trip through the harness, ~0.2-1 ms here):
+// Latency bounds for the failure tests. They are measured at the HTTP client, so they include the
+// loopback HTTP round trip through the harness, and on this 2-core box they also include whatever
+// the scheduler does while other builds or load tests run (seen: single requests of 80+ ms at load
+// average 10, on the no-plugin route as much as on the plugin routes). So:
 //
-//   - failBudgetP50 is the issue's figure: a stalled or absent daemon is answered 503 within 5 ms.
-//     We assert it on the median, which is robust to one-off scheduler stalls.
-//   - failBudgetMax bounds EVERY request: the bridge deadline (3 ms) plus a 22 ms margin for a
-//     2-core box where other builds may be running. It is still meaningful: without a working
-//     deadline a SIGSTOPped daemon would hold a request until the endpoint timeout (5 s here), and
-//     a dead one would cost a connect attempt per request; both are caught.
+//   - failBudgetP50: the issue's figure. A stalled or absent daemon is answered 503 within 5 ms,
+//     asserted on the median, which one-off scheduler stalls cannot move.
+//   - failMarginP90: the p90 of the denials may exceed the p90 of the no-plugin baseline, measured
+//     interleaved in the same burst (so under the same load), by at most the bridge deadline plus
+//     5 ms. The baseline cancels most of the load; the 5 ms covers what it cannot: the requests
+//     that wait out the deadline depend on a timer wake-up, which the scheduler delivers late on a
+//     saturated box (seen: p90 7.4 ms against a baseline p90 of 0.6 ms at load average 12). A
+//     bridge that waited much longer than its deadline would still show here.
+//   - failBudgetMax bounds every single request at 1 s: far above scheduler noise, and far below the
+//     5 s endpoint timeout that a request would wait out if the bridge had no working deadline.
 const (
 	bridgeDeadline = 3 * time.Millisecond
 	failBudgetP50  = 5 * time.Millisecond
-	failBudgetMax  = bridgeDeadline + 22*time.Millisecond
+	failMarginP90  = bridgeDeadline + 5*time.Millisecond
+	failBudgetMax  = time.Second
 )
 
 type stack struct {
@@ -192,14 +199,20 @@ func fixed(h map[string]string) func() map[string]string {
 	return func() map[string]string { return h }
 }
 
-// payForged sends /v1/pay requests that are NOT validly signed; none may be allowed.
-func (s *stack) payForged(t *testing.T) []reply {
+// payForged sends /v1/pay requests that are NOT validly signed; none may be allowed. With settle
+// true (the daemon is up), a 503 from a deadline missed under load is retried.
+func (s *stack) payForged(t *testing.T, settle bool) []reply {
 	t.Helper()
 	body := []byte(`{"amount":"100.00","currency":"PKR"}`)
 	good := s.sign(t, "POST", "/v1/pay", body)
 	var out []reply
 	send := func(h map[string]string, b []byte) {
-		r := s.g.do(t, "POST", "/v1/pay", h, b)
+		var r reply
+		if settle {
+			r = s.settle(t, "POST", "/v1/pay", fixed(h), b)
+		} else {
+			r = s.g.do(t, "POST", "/v1/pay", h, b)
+		}
 		if r.status == 200 {
 			t.Errorf("a request without a valid signature was allowed on /v1/pay: headers %v", h)
 		}
@@ -396,7 +409,7 @@ func TestStackDenyCarriesDaemonResponse(t *testing.T) {
 		t.Errorf("body %q: want a problem+json with status 429", r.body)
 	}
 
-	forged := s.payForged(t)
+	forged := s.payForged(t, true)
 	for _, f := range forged {
 		if f.status != 401 && f.status != 400 {
 			t.Errorf("forged /v1/pay: %d, want 401 or 400", f.status)
@@ -459,24 +472,36 @@ func exhaustLimited(t *testing.T, s *stack) ([]reply, reply) {
 	return nil, reply{}
 }
 
-// failBurst sends n sequential GETs to path and checks every answer is 503 within the bounds.
+// failBurst sends n sequential GETs to path, each right after a GET to the no-plugin baseline, and
+// checks every answer is 503 within the bounds above.
 func failBurst(t *testing.T, s *stack, path string, n int) []time.Duration {
 	t.Helper()
 	lat := make([]time.Duration, 0, n)
+	base := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
+		b := s.g.do(t, "GET", "/v1/baseline", nil, nil)
+		if b.status != 200 {
+			t.Fatalf("/v1/baseline #%d: %d", i, b.status)
+		}
+		base = append(base, b.latency)
 		r := s.g.do(t, "GET", path, nil, nil)
 		if r.status != 503 {
 			t.Fatalf("%s #%d: %d %s, want 503 (fail closed)", path, i, r.status, r.body)
 		}
 		lat = append(lat, r.latency)
 	}
-	p50, max := percentile(lat, 0.5), percentile(lat, 1)
-	t.Logf("%s: %d denials, latency p50 %v p90 %v max %v", path, n, p50, percentile(lat, 0.9), max)
+	p50, p90, max := percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 1)
+	b90 := percentile(base, 0.9)
+	t.Logf("%s: %d denials, latency p50 %v p90 %v max %v; interleaved baseline p50 %v p90 %v max %v",
+		path, n, p50, p90, max, percentile(base, 0.5), b90, percentile(base, 1))
 	if p50 > failBudgetP50 {
 		t.Errorf("%s: median deny latency %v > %v", path, p50, failBudgetP50)
 	}
+	if p90 > b90+failMarginP90 {
+		t.Errorf("%s: deny p90 %v exceeds the baseline p90 %v by more than %v (deadline %v + 5 ms)", path, p90, b90, failMarginP90, bridgeDeadline)
+	}
 	if max > failBudgetMax {
-		t.Errorf("%s: slowest deny %v > %v (deadline %v + margin)", path, max, failBudgetMax, bridgeDeadline)
+		t.Errorf("%s: slowest deny %v > %v: the bridge deadline did not bound it", path, max, failBudgetMax)
 	}
 	return lat
 }
@@ -488,7 +513,7 @@ func TestStackDaemonNeverStarted(t *testing.T) {
 	for _, p := range []string{"/v1/open", "/v1/limited", "/v1/enriched"} {
 		failBurst(t, s, p, 30)
 	}
-	for _, f := range s.payForged(t) {
+	for _, f := range s.payForged(t, false) {
 		if f.status != 503 {
 			t.Errorf("/v1/pay without daemon: %d, want 503", f.status)
 		}
@@ -532,7 +557,7 @@ func TestStackDaemonSIGSTOP(t *testing.T) {
 		}
 	})
 	failBurst(t, s, "/v1/open", 50)
-	for _, f := range s.payForged(t) {
+	for _, f := range s.payForged(t, false) {
 		if f.status != 503 {
 			t.Errorf("/v1/pay with a stopped daemon: %d, want 503", f.status)
 		}
@@ -642,7 +667,7 @@ func TestStackDaemonKilledAndRestarted(t *testing.T) {
 	// Dead: every answer is a deny, the backend sees nothing.
 	before := s.be.counts(t).ByPath["/v1/open"]
 	failBurst(t, s, "/v1/open", 30)
-	for _, f := range s.payForged(t) {
+	for _, f := range s.payForged(t, false) {
 		if f.status != 503 {
 			t.Errorf("/v1/pay with a dead daemon: %d, want 503", f.status)
 		}

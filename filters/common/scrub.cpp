@@ -265,13 +265,17 @@ std::string scrub_text(std::string_view in) noexcept {
         std::size_t p = 0;
         std::size_t pending = 0;  // input in [pending, p) is copied to `out` in one append when needed
         while (p < n) {
-            char c = in[p];
+            const char c = in[p];
             if (is_digit(c) || (c == '+' && p + 1 < n && is_digit(in[p + 1]))) {
                 out.append(in.data() + pending, p - pending);
                 p = pending = scrub_span(in, p, out);
                 continue;
             }
-            if (is_alpha(c) && (p == 0 || !is_alnum(in[p - 1]))) {
+            if (!is_alpha(c)) {
+                ++p;
+                continue;
+            }
+            if (p == 0 || !is_alnum(in[p - 1])) {
                 if (std::size_t end = match_iban(in, p); end != 0) {
                     out.append(in.data() + pending, p - pending);
                     out += token_iban;
@@ -279,7 +283,10 @@ std::string scrub_text(std::string_view in) noexcept {
                     continue;
                 }
             }
+            // The rest of this run of letters holds no word start and no digit: skip it in one go.
             ++p;
+            while (p < n && is_alpha(in[p]))
+                ++p;
         }
         out.append(in.data() + pending, n - pending);
         return out;

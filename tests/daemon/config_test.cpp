@@ -40,7 +40,7 @@ TEST_CASE("a minimal config loads with safe defaults", "[config]") {
     CHECK(c->filters->find_route("r") != nullptr);
 }
 
-TEST_CASE("--socket overrides listen.socket", "[config]") {
+TEST_CASE("the --socket flag overrides listen.socket", "[config]") {
     auto c = load_config_text(with(routes), "/tmp/other.sock", test_registry(), nullptr);
     CHECK(c->listen.socket_path == "/tmp/other.sock");
 }

@@ -33,6 +33,7 @@ std::string cfg(const std::string& path, const std::string& extra = "") {
 proto::request_spec req(std::uint64_t id, std::string route, std::vector<std::string> filters = {}) {
     proto::request_spec r;
     r.id = id;
+    r.budget_us = 2'000'000;  // generous: these tests are not about deadlines, and the box may be busy
     r.route = std::move(route);
     r.filters = std::move(filters);
     return r;
@@ -309,19 +310,26 @@ TEST_CASE("a garbage-spewing client does not disturb a well-behaved one", "[serv
             bad.wait_closed(200ms);
         }
     });
+    while (bad_connections < 3)
+        std::this_thread::sleep_for(1ms);
     int ok = 0;
-    for (std::uint64_t id = 1; id <= 500; ++id) {
+    std::uint64_t sent = 0;
+    for (std::uint64_t id = 1; id <= 500 || bad_connections < 20; ++id) {
+        ++sent;
         REQUIRE(good.send(proto::encode_request(req(id, "allow", {"test-allow"}))));
         auto r = good.recv();
         REQUIRE(r);
+        if (r->error() != nullptr)
+            FAIL("error reply " << wire::EnumNameErrorCode(r->error()->code()) << " id " << r->error()->id() << ": "
+                                << r->error()->message()->str());
         REQUIRE(r->response() != nullptr);
         CHECK(r->response()->id() == id);
         ok += r->response()->verdict() == wire::Verdict::Allow;
     }
     stop = true;
     spewer.join();
-    CHECK(ok == 500);
-    CHECK(bad_connections > 0);
+    CHECK(ok == static_cast<int>(sent));
+    CHECK(bad_connections >= 20);
 }
 
 TEST_CASE("peer uid allow-list is enforced with SO_PEERCRED", "[server][security]") {

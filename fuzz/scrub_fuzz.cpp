@@ -4,8 +4,9 @@
 //  * scrub_text returns (no crash, no sanitizer report, no exception: it is noexcept);
 //  * the output holds no maximal run of 13-19 ASCII digits that passes Luhn (a card number survived), and no
 //    maximal run of exactly 13 digits (a CNIC survived);
-// (Idempotence is deliberately not asserted: masking a digit run can turn the letters after it into a word
-// start, and such a word may pass the 1-in-97 IBAN check on a second pass. That is an over-mask, not a leak.)
+// (Idempotence is deliberately not asserted: when a digit run right after some letters is masked, the
+// letters before it become a shorter word, and that word may pass the 1-in-97 IBAN check on a second pass.
+// That is an over-mask, not a leak.)
 // Run: build-enr-fuzz/scrub_fuzz -max_total_time=60 fuzz/corpus/scrub
 #include "filters/common/scrub.hpp"
 

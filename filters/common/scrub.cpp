@@ -210,7 +210,7 @@ bool iban_check(unsigned bban_mod, std::string_view head) noexcept {
     return r == 1;
 }
 
-/// An IBAN at a word start `p`: "CCdd" then 11-30 alphanumerics, either contiguous (ending at a word
+/// An IBAN at `p` (not preceded by a letter): "CCdd" then 11-30 alphanumerics, either contiguous (ending at a word
 /// boundary) or in space-separated groups of four with a last group of 1-4. Returns its end, or 0.
 std::size_t match_iban(std::string_view in, std::size_t p) noexcept {
     const std::size_t n = in.size();
@@ -275,7 +275,9 @@ std::string scrub_text(std::string_view in) noexcept {
                 ++p;
                 continue;
             }
-            if (p == 0 || !is_alnum(in[p - 1])) {
+            // A word start for IBANs: not right after a letter. Right after a digit counts, so "1PK36..." is
+            // still caught (the digits before it were a span of their own).
+            if (p == 0 || !is_alpha(in[p - 1])) {
                 if (std::size_t end = match_iban(in, p); end != 0) {
                     out.append(in.data() + pending, p - pending);
                     out += token_iban;

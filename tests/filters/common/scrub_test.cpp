@@ -136,6 +136,7 @@ TEST_CASE("scrub: IBANs that pass mod-97 are masked", "[scrub][iban]") {
         {"NO9386011117947", "[iban]"},                           // shortest: 11 BBAN characters
         {"LC55HEMM000100010012001200023015", "[iban]"},          // 28 BBAN characters
         {"(MT84MALT011000012345MTLCAST001S)", "([iban])"},
+        {"ref1PK36SCBL0000001123456702", "ref1[iban]"},          // after a digit still counts
     }));
     CAPTURE(in);
     CHECK(scrub_text(in) == want);

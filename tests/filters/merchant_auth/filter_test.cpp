@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <atomic>
 #include <unistd.h>
 
 using namespace filterd;
@@ -392,5 +394,30 @@ TEST_CASE("log lines carry neither signature, nonce, secret nor body", "[filter]
                                    std::string("amount")}) {
         INFO(secret_bit);
         CHECK(text.find(secret_bit) == std::string::npos);
+    }
+}
+
+TEST_CASE("the same signed request raced from several threads is allowed exactly once", "[filter]") {
+    for (const char* name : {"hmac_post_json", "ed25519_post"}) {
+        INFO(name);
+        auto b = build(base_config());
+        auto req = filterd::testing::make_request(vec(name).spec);
+        std::atomic<int> allowed{0}, replays{0};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t)
+            threads.emplace_back([&] {
+                for (int i = 0; i < 25; ++i) {
+                    context ctx;
+                    ctx.wall_ns = vector_ts * ns;
+                    if (b.impl->on_request(req.view(), ctx) == outcome::allow)
+                        allowed.fetch_add(1);
+                    else if (ctx.reason == "replay")
+                        replays.fetch_add(1);
+                }
+            });
+        for (auto& t : threads)
+            t.join();
+        CHECK(allowed.load() == 1);
+        CHECK(replays.load() == 99);
     }
 }

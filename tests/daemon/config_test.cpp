@@ -136,7 +136,13 @@ TEST_CASE("secrets are references, never inline", "[config][secret]") {
 
 TEST_CASE("the example config in conf/ is valid", "[config]") {
     ::setenv("FILTERD_DEMO_HMAC_SECRET", "demo-secret-for-tests-only-0123456789", 1);
+    ::setenv("FILTERD_REPLICAS", "1", 1);
     auto c = load_config(std::string(FILTERD_SOURCE_DIR) + "/conf/filterd.example.json", "/tmp/example.sock",
                          registry::builtin(), nullptr);
-    CHECK(c->filters->route_count() >= 1);
+    CHECK(c->filters->route_count() == 3);
+    const route* pay = c->filters->find_route("payments.create");
+    REQUIRE(pay != nullptr);
+    CHECK(pay->find("merchant-auth") != nullptr);
+    CHECK(pay->find("rate-limit") != nullptr);
+    CHECK(pay->find("enrichment") != nullptr);
 }

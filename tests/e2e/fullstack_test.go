@@ -26,16 +26,17 @@ import (
 //     asserted on the median, which one-off scheduler stalls cannot move.
 //   - failMarginP90: the p90 of the denials may exceed the p90 of the no-plugin baseline, measured
 //     interleaved in the same burst (so under the same load), by at most the bridge deadline plus
-//     5 ms. The baseline cancels most of the load; the 5 ms covers what it cannot: the requests
+//     10 ms. The baseline cancels most of the load; the 10 ms covers what it cannot: the requests
 //     that wait out the deadline depend on a timer wake-up, which the scheduler delivers late on a
-//     saturated box (seen: p90 7.4 ms against a baseline p90 of 0.6 ms at load average 12). A
-//     bridge that waited much longer than its deadline would still show here.
+//     saturated box (seen: SIGSTOP p90 up to 7.7 ms against a baseline p90 of 0.3-1 ms at load
+//     average 12). A bridge that waited several deadlines, or the endpoint timeout, would still
+//     show here.
 //   - failBudgetMax bounds every single request at 1 s: far above scheduler noise, and far below the
 //     5 s endpoint timeout that a request would wait out if the bridge had no working deadline.
 const (
 	bridgeDeadline = 3 * time.Millisecond
 	failBudgetP50  = 5 * time.Millisecond
-	failMarginP90  = bridgeDeadline + 5*time.Millisecond
+	failMarginP90  = bridgeDeadline + 10*time.Millisecond
 	failBudgetMax  = time.Second
 )
 
@@ -498,7 +499,7 @@ func failBurst(t *testing.T, s *stack, path string, n int) []time.Duration {
 		t.Errorf("%s: median deny latency %v > %v", path, p50, failBudgetP50)
 	}
 	if p90 > b90+failMarginP90 {
-		t.Errorf("%s: deny p90 %v exceeds the baseline p90 %v by more than %v (deadline %v + 5 ms)", path, p90, b90, failMarginP90, bridgeDeadline)
+		t.Errorf("%s: deny p90 %v exceeds the baseline p90 %v by more than %v (deadline %v + 10 ms)", path, p90, b90, failMarginP90, bridgeDeadline)
 	}
 	if max > failBudgetMax {
 		t.Errorf("%s: slowest deny %v > %v: the bridge deadline did not bound it", path, max, failBudgetMax)

@@ -22,7 +22,9 @@ die() { printf 'run-stack: %s\n' "$*" >&2; exit 1; }
 # ---- build -----------------------------------------------------------------------------------------
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   bash scripts/install-deps.sh
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  # Configure only a fresh build dir: re-configuring one that test-all.sh uses would flip its build
+  # type and rebuild everything twice.
+  [[ -f "$BUILD/build.ninja" ]] || cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
   ninja -C "$BUILD" filterd
   bash scripts/build-go.sh
 fi

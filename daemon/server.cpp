@@ -214,6 +214,8 @@ private:
             }
             if (closing_)
                 co_return;
+            if (draining_)
+                break;
             auto buf = splitter_.prepare(16 * 1024);
             boost::system::error_code ec;
             std::size_t n = co_await sock_.async_read_some(

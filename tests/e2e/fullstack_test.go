@@ -729,3 +729,24 @@ func waitStopped(t *testing.T, pid int) {
 	}
 	t.Fatalf("filterd (pid %d) did not reach the stopped state within 2 s", pid)
 }
+
+// The readiness probe passes only when the daemon allows on the probe's route: pointed at a route
+// filterd does not know, it fails (the daemon answers with an error, the bridge denies), even though
+// the plugin is loaded and the daemon is up.
+func TestStackReadinessNeedsAnAllowFromTheDaemon(t *testing.T) {
+	s := newStack(t, true)
+	b := binaries(t)
+	dir := tmpDir(t)
+	cfg := gatewayConfig(b.pluginDir, []interface{}{endpoint("/v1/baseline", "GET", s.be.addr, nil)}, readiness(s.socket, "no-such-route"))
+	g := startHarness(t, dir, cfg)
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) { // the whole window: it must never pass
+		r := g.do(t, "GET", "/__ready", nil, nil)
+		if r.status != 503 || !strings.Contains(string(r.body), "plugin-denied") {
+			t.Fatalf("/__ready with an unknown probe route: %d %s; want 503 plugin-denied-*", r.status, r.body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The same daemon passes the probe of the stack's own harness (route "open").
+	s.waitReady(t)
+}

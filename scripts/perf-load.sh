@@ -12,7 +12,8 @@
 #   4. the floor and filterd again at RATE, one request at a time (CPU per round trip of each);
 # and writes <out>/result.json, <out>/report.md and <out>/latency.png.
 #
-# Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build]
+# Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build] [--check-stack]
+#   --check-stack only checks that every piece of the stack is in the tree (exit 0 or 3)
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
 #        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
@@ -30,8 +31,10 @@ OUT="${OUT:-$ROOT/perf/results/latest}"
 BUILD="${BUILD:-$ROOT/build-perf}"
 GOOUT="${GOOUT:-$ROOT/out/perf}"
 DO_BUILD=1
+CHECK_ONLY=0
 while (($#)); do
   case "$1" in
+    --check-stack) CHECK_ONLY=1 ;;
     --rate) RATE="$2"; shift ;;
     --duration) DURATION="$2"; shift ;;
     --out) OUT="$2"; shift ;;
@@ -56,6 +59,7 @@ vegeta="$(cd "$ROOT/perf/load" && go list -m -f '{{.Version}}' github.com/tsenar
 for f in merchant_auth rate_limit enrichment; do
   compgen -G "$ROOT/filters/$f/*.cpp" >/dev/null || missing "filters/$f (the $f filter)"
 done
+((CHECK_ONLY)) && exit 0
 
 # ---- build ------------------------------------------------------------------------------------------
 if ((DO_BUILD)); then

@@ -231,3 +231,28 @@ func TestHarnessSIGTERMExitsCleanly(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
 }
+
+// The access log keeps method, path and status but never the query string (STD-API-034: no PII or
+// payment data in logs).
+func TestHarnessAccessLogOmitsQueryStrings(t *testing.T) {
+	b := binaries(t)
+	dir := tmpDir(t)
+	be := startBackend(t, dir)
+	cfg := gatewayConfig(b.testPluginDir, []interface{}{endpoint("/baseline", "GET", be.addr, nil)}, nil)
+	cfg["extra_config"].(map[string]interface{})["router"] = map[string]interface{}{"return_error_msg": true} // access log on
+	g := startHarness(t, dir, cfg)
+	if r := g.do(t, "GET", "/baseline?msisdn=03001234567&pan=4111111111111111", nil, nil); r.status != 200 {
+		t.Fatalf("/baseline: %d", r.status)
+	}
+	g.signal(syscall.SIGTERM) // flush and stop, so the log is complete
+	g.waitExit(t, 10*time.Second)
+	log := g.logText()
+	if !strings.Contains(log, `"/baseline?<query omitted>"`) {
+		t.Fatalf("access log line missing:\n%s", log)
+	}
+	for _, secret := range []string{"03001234567", "4111111111111111", "msisdn"} {
+		if strings.Contains(log, secret) {
+			t.Errorf("harness log contains %q:\n%s", secret, log)
+		}
+	}
+}

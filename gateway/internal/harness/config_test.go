@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 )
 
 func writeCfg(t *testing.T, body string) string {
@@ -129,3 +131,10 @@ func (noopLogger) Warning(...interface{})  {}
 func (noopLogger) Error(...interface{})    {}
 func (noopLogger) Critical(...interface{}) {}
 func (noopLogger) Fatal(...interface{})    {}
+
+func TestAccessLogFormatterOmitsQuery(t *testing.T) {
+	line := AccessLogFormatter(gin.LogFormatterParams{Path: "/v1/pay?msisdn=03001234567&card=4111111111111111", Method: "GET", StatusCode: 200})
+	if strings.Contains(line, "03001234567") || strings.Contains(line, "4111") || !strings.Contains(line, "/v1/pay?<query omitted>") {
+		t.Fatalf("access log line %q", line)
+	}
+}

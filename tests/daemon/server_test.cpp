@@ -166,9 +166,12 @@ TEST_CASE("pipelined requests are answered out of order, matched by id", "[serve
     REQUIRE(c.handshake());
     auto slow = req(100, "slow", {"test-delay"});
     slow.headers = {{"X-Test-Delay-Ms", {"300"}}};
-    REQUIRE(c.send(proto::encode_request(slow)));
-    for (std::uint64_t id = 101; id <= 110; ++id)
-        REQUIRE(c.send(proto::encode_request(req(id, "slow", {"test-delay"}))));
+    auto burst = proto::encode_request(slow);  // one write: the daemon reads all eleven together
+    for (std::uint64_t id = 101; id <= 110; ++id) {
+        auto f = proto::encode_request(req(id, "slow", {"test-delay"}));
+        burst.insert(burst.end(), f.begin(), f.end());
+    }
+    REQUIRE(c.send(burst));
     std::vector<std::uint64_t> order;
     for (int i = 0; i < 11; ++i) {
         auto r = c.recv();
@@ -204,8 +207,10 @@ TEST_CASE("an expired budget is answered DeadlineExceeded without running filter
         slow.headers = {{"X-Test-Delay-Ms", {"100"}}};
         auto late = req(2, "deny", {"test-deny"});
         late.budget_us = 2000;  // 2 ms, but the only I/O thread is busy for 100 ms
-        REQUIRE(c.send(proto::encode_request(slow)));
-        REQUIRE(c.send(proto::encode_request(late)));
+        auto burst = proto::encode_request(slow);  // one write: both are read before the slow one ends
+        auto f = proto::encode_request(late);
+        burst.insert(burst.end(), f.begin(), f.end());
+        REQUIRE(c.send(burst));
         bool saw_deadline = false;
         for (int i = 0; i < 2; ++i) {
             auto r = c.recv();
@@ -227,11 +232,15 @@ TEST_CASE("in-flight requests per connection are bounded", "[server][bounds]") {
     auto ack = c.handshake();
     REQUIRE(ack);
     CHECK(ack->ack()->max_in_flight() == 2);
+    // One write holding all three frames, so the daemon reads them together whatever the scheduler does.
+    std::vector<std::uint8_t> burst;
     for (std::uint64_t id = 1; id <= 3; ++id) {
         auto r = req(id, "slow", {"test-delay"});
-        r.headers = {{"X-Test-Delay-Ms", {"200"}}};
-        REQUIRE(c.send(proto::encode_request(r)));
+        r.headers = {{"X-Test-Delay-Ms", {"500"}}};
+        auto f = proto::encode_request(r);
+        burst.insert(burst.end(), f.begin(), f.end());
     }
+    REQUIRE(c.send(burst));
     auto first = c.recv();
     REQUIRE(first);
     REQUIRE(first->error() != nullptr);  // the third is refused at once, before the two slow ones finish

@@ -17,7 +17,8 @@
 # A missing piece of the stack (plugin, harness, filters not in the tree yet) prints
 # "SKIPPED: <reason>" and exits 0; everything else that goes wrong fails.
 #
-# Usage: scripts/perf-gate.sh     (env: GATE_RATE, GATE_DURATION, GATE_P99_GROWTH_MS, GATE_OUT)
+# Usage: scripts/perf-gate.sh
+#   env: GATE_RATE, GATE_DURATION, GATE_P99_GROWTH_MS, GATE_OUT, PERF_BUILD_DIR (CMake build dir to reuse)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +31,9 @@ OUT="${GATE_OUT:-$ROOT/perf/results/tmp/gate}"
 mkdir -p "$(dirname "$OUT")"
 BASE="$ROOT/perf/baseline"
 GOOUT="${GOOUT:-$ROOT/out/perf}"
+# PERF_BUILD_DIR: a CMake build dir to reuse (scripts/test-all.sh passes its own); default build-perf.
+BUILD="${PERF_BUILD_DIR:-${BUILD:-$ROOT/build-perf}}"
+export BUILD
 log() { echo "perf-gate: $*"; }
 
 rc=0
@@ -81,7 +85,7 @@ fi
 
 # ---- 2. micro-benchmarks, fast mode ---------------------------------------------------------------------
 log "micro-benchmarks (fast mode)"
-if ! "$ROOT/scripts/perf-micro.sh" --fast --out "$OUT/micro"; then
+if ! "$ROOT/scripts/perf-micro.sh" --fast --out "$OUT/micro" --build "$BUILD"; then
   failures+=("a micro-benchmark failed (see $OUT/micro)")
 fi
 if [[ -s "$OUT/micro/go-bench.txt" ]] && grep -q '^Benchmark' "$OUT/micro/go-bench.txt"; then

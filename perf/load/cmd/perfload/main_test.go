@@ -29,7 +29,7 @@ func TestMakeBodyIsExactJSONSize(t *testing.T) {
 // timestamp of now: the properties merchant-auth checks.
 func TestTargeterSignsEveryRequestFreshly(t *testing.T) {
 	u, _ := url.Parse("http://127.0.0.1:1/v1/payments?b=2&a=1")
-	e := &endpoint{key: "b", url: u, query: []spv1.Pair{{"b", "2"}, {"a", "1"}}, phase: &result.Phase{}}
+	e := &endpoint{key: "b", url: u, query: []spv1.Pair{{Name: "b", Value: "2"}, {Name: "a", Value: "1"}}, phase: &result.Phase{}}
 	key := spv1.Key{MerchantID: "m-perf", KeyID: "k-perf", Secret: []byte("s3cret-s3cret-s3cret-s3cret-s3cr")}
 	body := makeBody(1024)
 	tr := targeter(e, key, "POST", body, 1000)

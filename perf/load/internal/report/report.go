@@ -56,8 +56,12 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 		cpu := r.Phases[k].CPU
 		p("| (%s) | %.2f | %.2f | %.2f | %.2f |\n", k, cpu.FilterdS, cpu.GatewayS, cpu.BackendS, cpu.DriverS)
 	}
-	p("\nfilterd during (b): %.2f%% of one core, %.1f µs CPU per request. Extra gateway CPU per request: (b) %+.1f µs, (c) %+.1f µs over (a).\n\n",
-		d.FilterdCoreShareB*100, d.FilterdCPUPerReqUS, d.GatewayExtraCPUPerReqBUS, d.GatewayExtraCPUPerReqCUS)
+	p("\nfilterd during (b): %.2f%% of one core, %.1f µs CPU per request. Extra gateway CPU per request over (a): (b) %+.1f µs",
+		d.FilterdCoreShareB*100, d.FilterdCPUPerReqUS, d.GatewayExtraCPUPerReqBUS)
+	if d.AddedC != nil {
+		p(", (c) %+.1f µs", d.GatewayExtraCPUPerReqCUS)
+	}
+	p(".\n\n")
 	if f := r.Floor; f != nil {
 		p("## Raw floor\n\nUnix-socket round trip between two processes, %d-byte request, %d-byte reply, %d iterations (%s): P50 %.1f µs, P90 %.1f µs, P99 %.1f µs.",
 			f.ReqBytes, f.ReplyBytes, f.Iterations, f.Source, f.RTTUS.P50, f.RTTUS.P90, f.RTTUS.P99)

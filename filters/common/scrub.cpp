@@ -266,6 +266,17 @@ std::string scrub_text(std::string_view in) noexcept {
         std::size_t pending = 0;  // input in [pending, p) is copied to `out` in one append when needed
         while (p < n) {
             const char c = in[p];
+            if (is_digit(c)) {
+                // Fast path: a lone run of fewer than 11 digits (no separator and digit after it) cannot be
+                // any of the masked kinds, whose shortest form is an 11-digit phone number.
+                std::size_t q = p + 1;
+                while (q < n && is_digit(in[q]) && q - p < 11)
+                    ++q;
+                if (q - p < 11 && !(q + 1 < n && (in[q] == ' ' || in[q] == '-') && is_digit(in[q + 1]))) {
+                    p = q;
+                    continue;
+                }
+            }
             if (is_digit(c) || (c == '+' && p + 1 < n && is_digit(in[p + 1]))) {
                 out.append(in.data() + pending, p - pending);
                 p = pending = scrub_span(in, p, out);

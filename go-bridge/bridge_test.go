@@ -16,26 +16,9 @@ import (
 	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/wire"
 )
 
-// fakeRequest has the method set of lura's proxy.requestWrapper (v2.13.0).
-type fakeRequest struct {
-	ctx     context.Context
-	method  string
-	url     *url.URL
-	query   url.Values
-	path    string
-	body    io.ReadCloser
-	params  map[string]string
-	headers map[string][]string
-}
-
-func (r *fakeRequest) Context() context.Context     { return r.ctx }
-func (r *fakeRequest) Method() string               { return r.method }
-func (r *fakeRequest) URL() *url.URL                { return r.url }
-func (r *fakeRequest) Query() url.Values            { return r.query }
-func (r *fakeRequest) Path() string                 { return r.path }
-func (r *fakeRequest) Body() io.ReadCloser          { return r.body }
-func (r *fakeRequest) Params() map[string]string    { return r.params }
-func (r *fakeRequest) Headers() map[string][]string { return r.headers }
+// fakeRequest stands for lura's proxy.requestWrapper (v2.13.0). The plugin's own request type has the
+// same fields and the same method set (it is what lura copies back on allow), so the tests reuse it.
+type fakeRequest = request
 
 const secretToken = "tok_live_SECRET_4242"
 

@@ -2,6 +2,7 @@ package result
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -15,10 +16,11 @@ type GateConfig struct {
 	MaxErrorRateB float64
 }
 
-// DefaultGate is the gate CI runs. One failed (b) request in a thousand is tolerated: the bridge's
-// 3 ms deadline turns a scheduler stall of a busy shared machine into a 503, which is the product
-// working as designed; a broken plugin, a wrong signature or a dead daemon fails far more.
-var DefaultGate = GateConfig{MaxAddedP99GrowthUS: 1000, MaxErrorRateB: 0.001}
+// DefaultGate is the gate CI runs. Up to 1% failed (b) requests are tolerated: the bridge's 3 ms
+// deadline turns a scheduler stall of a busy shared machine into a 503 (measured here: 0.1-1% with
+// eight compilers on two cores), which is the product working as designed; a broken plugin, a wrong
+// signature or a dead daemon fails (nearly) every request.
+var DefaultGate = GateConfig{MaxAddedP99GrowthUS: 1000, MaxErrorRateB: 0.01}
 
 // GateOutcome is the verdict of one comparison.
 type GateOutcome struct {
@@ -60,9 +62,13 @@ func Gate(base, cur *Result, cfg GateConfig) GateOutcome {
 		fail("(a) baseline endpoint failed %d of %d requests (%s): the run is not a valid comparison", ca.Errors, ca.Requests, codes(ca))
 	}
 
-	growth := cur.Derived.AddedB.P99 - base.Derived.AddedB.P99
-	line := fmt.Sprintf("added P99 (b over a): now %.0f µs, baseline %.0f µs, growth %+.0f µs (limit +%.0f µs)",
-		cur.Derived.AddedB.P99, base.Derived.AddedB.P99, growth, cfg.MaxAddedP99GrowthUS)
+	// The plugin cannot make a request faster, so a negative added P99 in the baseline is noise (a
+	// burst of other work that fell on (a)); it counts as zero, or a noisy baseline would fail every
+	// quiet run after it.
+	baseP99 := math.Max(base.Derived.AddedB.P99, 0)
+	growth := cur.Derived.AddedB.P99 - baseP99
+	line := fmt.Sprintf("added P99 (b over a): now %.0f µs, baseline %.0f µs (counted as %.0f), growth %+.0f µs (limit +%.0f µs)",
+		cur.Derived.AddedB.P99, base.Derived.AddedB.P99, baseP99, growth, cfg.MaxAddedP99GrowthUS)
 	if growth > cfg.MaxAddedP99GrowthUS {
 		fail("%s", line)
 	} else {

@@ -110,8 +110,8 @@ func TestGate(t *testing.T) {
 		{"grows 0.99 ms", synthetic(25, 1140, 0), true},
 		{"grows exactly 1 ms", synthetic(25, 1150, 0), true},
 		{"grows 1.01 ms", synthetic(25, 1160, 0), false},
-		{"one deadline miss in 10000 is tolerated", synthetic(25, 150, 1), true},
-		{"fast but failing", synthetic(0, 0, 11), false},
+		{"100 deadline misses in 10000 are tolerated", synthetic(25, 150, 100), true},
+		{"fast but failing", synthetic(0, 0, 101), false},
 	}
 	for _, c := range cases {
 		o := Gate(base, c.cur, DefaultGate)
@@ -134,6 +134,14 @@ func TestGate(t *testing.T) {
 	broken.Phases["a"].Errors, broken.Phases["a"].StatusCodes["502"] = 10, 10
 	if o := Gate(base, broken, DefaultGate); o.Pass {
 		t.Fatal("errors on (a) must fail the gate")
+	}
+	// A negative baseline added P99 is noise and counts as 0: +900 µs now passes, +1100 µs fails.
+	negBase := synthetic(25, -3000, 0)
+	if o := Gate(negBase, synthetic(25, 900, 0), DefaultGate); !o.Pass {
+		t.Fatalf("negative baseline must count as zero:\n%s", strings.Join(o.Lines, "\n"))
+	}
+	if o := Gate(negBase, synthetic(25, 1100, 0), DefaultGate); o.Pass {
+		t.Fatal("+1.1 ms over a zero baseline must fail")
 	}
 	// A baseline without (b) cannot gate.
 	empty := &Result{Schema: SchemaVersion, Phases: map[string]*Phase{}}

@@ -358,18 +358,34 @@ private:
             server_metrics::get().deadline_misses.inc();
             return reply_error(rid, errc::deadline_exceeded), true;
         }
+        // A request alone on its connection (nothing in flight, no other frame already buffered) runs
+        // right here on the strand: filters take microseconds, and this saves two cross-thread
+        // wake-ups, most of the daemon's CPU per request at gateway rates. A request that arrives with
+        // others is handed to any I/O thread, so a pipelined connection uses every core and slow
+        // requests do not hold up the ones behind them.
+        if (in_flight_ == 0 && !splitter_.frame_ready()) {
+            auto cfg = srv_.config();
+            enqueue(run_request(body, *cfg, received));
+            return true;
+        }
         ++in_flight_;
         // The frame buffer is reused by the next read, so the worker gets its own copy. The config is
         // pinned here: a reload never changes a request that has started.
         std::vector<std::uint8_t> copy(body.begin(), body.end());
         net::post(srv_.io(), [self = shared_from_this(), copy = std::move(copy), cfg = srv_.config(), received] {
-            self->run_request(copy, *cfg, received);
+            auto out = self->run_request(copy, *cfg, received);
+            net::post(self->sock_.get_executor(), [self, out = std::move(out)]() mutable {
+                --self->in_flight_;
+                self->enqueue(std::move(out));
+            });
         });
         return true;
     }
 
-    /// Runs on any I/O thread: the filter chain, then posts the answer back to the strand.
-    void run_request(const std::vector<std::uint8_t>& buf, const daemon_config& cfg, std::int64_t received) {
+    /// Runs the filter chain for one verified request and returns the answer frame. Runs on the strand
+    /// or on any I/O thread, so it reads no session state but caps_ and max_frame_, fixed at Hello.
+    std::vector<std::uint8_t> run_request(std::span<const std::uint8_t> buf, const daemon_config& cfg,
+                                          std::int64_t received) {
         thread_local context ctx;
         thread_local chain_result res;
         const auto& req = *wire::GetFrame(buf.data())->body_as_FilterRequest();  // verified on the strand
@@ -420,10 +436,7 @@ private:
             out = proto::encode_error(req.id(), to_wire(err), msg);
         }
         server_metrics::get().request_duration.observe(static_cast<std::uint64_t>(mono_ns() - received));
-        net::post(sock_.get_executor(), [self = shared_from_this(), out = std::move(out)]() mutable {
-            --self->in_flight_;
-            self->enqueue(std::move(out));
-        });
+        return out;
     }
 
     void reply_error(std::uint64_t rid, errc e) {

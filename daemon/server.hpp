@@ -4,9 +4,10 @@
 // Concurrency contract
 //  * Each session lives on its own strand: its reader, writer and watchdog coroutines, and every
 //    completion posted back to it, run there, so session state needs no locks.
-//  * A verified FilterRequest is copied and posted to the io_context (any I/O thread) to run the
-//    filter chain, so one connection's requests run in parallel and are answered out of order,
-//    matched by request id.
+//  * A verified FilterRequest that arrives alone (nothing in flight on its connection, no other frame
+//    buffered) runs on the strand at once: no cross-thread hop. One that arrives with others is copied
+//    and posted to the io_context (any I/O thread), so a pipelined connection's requests run in
+//    parallel and are answered out of order, matched by request id.
 //  * One write in flight per connection: responses queue behind it and are written in batches.
 //  * Bounds: the frame size (negotiated in Hello), in-flight requests per connection (past it:
 //    Overloaded error), queued responses (past it the reader stops: back-pressure), connections, and a

@@ -72,6 +72,11 @@ public:
 
     /// True when bytes of an unfinished frame are buffered (a peer stalling here is timed out).
     bool mid_frame() const noexcept { return end_ > begin_; }
+    /// True when next() would hand out a whole frame (or report an error) without more input.
+    bool frame_ready() const noexcept {
+        std::size_t avail = end_ - begin_;
+        return avail >= length_bytes && avail - length_bytes >= read_length(buf_.data() + begin_);
+    }
 
 private:
     std::vector<std::uint8_t> buf_;

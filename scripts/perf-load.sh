@@ -15,7 +15,8 @@
 # Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build] [--check-stack]
 #   --check-stack only checks that every piece of the stack is in the tree (exit 0 or 3)
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
-#        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config), OUT
+#        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config),
+#        FILTERD_IO_THREADS (2, as conf/filterd.example.json), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
 # Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).
 # Traffic goes to 127.0.0.1 only and is bounded by RATE x DURATION x endpoints.
@@ -27,6 +28,7 @@ DURATION="${DURATION:-60s}"
 WARMUP="${WARMUP:-3s}"
 LOADGEN_SECONDS="${LOADGEN_SECONDS:-10}"
 BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-3ms}"
+FILTERD_IO_THREADS="${FILTERD_IO_THREADS:-2}" # conf/filterd.example.json's value
 OUT="${OUT:-$ROOT/perf/results/latest}"
 BUILD="${BUILD:-$ROOT/build-perf}"
 GOOUT="${GOOUT:-$ROOT/out/perf}"
@@ -125,7 +127,7 @@ wait_for 10 "the demo backend" test -s "$RUN/backend.addr"
 BACKEND="$(cat "$RUN/backend.addr")"
 
 CONF="$ROOT/perf/load/conf"
-render "$CONF/filterd.perf.json.in" "$RUN/filterd.json" "SOCKET=$SOCK" "SECRET_FILE=$RUN/secret"
+render "$CONF/filterd.perf.json.in" "$RUN/filterd.json" "SOCKET=$SOCK" "SECRET_FILE=$RUN/secret" "IO_THREADS=$FILTERD_IO_THREADS"
 "$BUILD/filterd" --config "$RUN/filterd.json" --socket "$SOCK" >"$RUN/filterd.log" 2>&1 &
 FD_PID=$!; PIDS+=("$FD_PID")
 wait_for 10 "filterd's socket" test -S "$SOCK"
@@ -165,7 +167,7 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcel
   -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
   -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
   -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
-  -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE" -out "$OUT/result.json"
+  -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE; filterd io_threads $FILTERD_IO_THREADS, bridge deadline $BRIDGE_DEADLINE" -out "$OUT/result.json"
 
 "$BUILD/filterd-loadgen" floor --iterations 20000 --json "$OUT/floor-2.json"
 "$BUILD/filterd-loadgen" run --socket "$SOCK" --route pay --filters merchant-auth,rate-limit,enrichment \

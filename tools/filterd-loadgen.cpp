@@ -1,6 +1,7 @@
 // filterd-loadgen: drives filterd alone over its Unix socket, and measures the raw socket floor.
 //
-//   filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R] [--json FILE]
+//   filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R] [--pin same|cross|none]
+//                         [--json FILE]
 //       Two processes (fork) on one AF_UNIX stream socketpair play ping-pong with frames of the
 //       bridge's sizes: the parent writes a request frame, the child reads it whole and answers
 //       with a reply frame. Reports the round-trip percentiles. This is the floor the bridge's
@@ -30,6 +31,7 @@
 
 #include <fmt/format.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -293,7 +295,31 @@ std::vector<std::uint8_t> representative_reply(std::uint64_t id) {
 
 // ---- floor --------------------------------------------------------------------------------------
 
-int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, double rate, const std::string& json_path) {
+/// Pins the calling process to one CPU (no-op for cpu < 0).
+void pin_to(int cpu) {
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0)
+        die(std::string("sched_setaffinity: ") + std::strerror(errno));
+}
+
+int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, double rate, const std::string& pin,
+              const std::string& json_path) {
+    // Where the two processes run changes a round trip more than anything else on a VM: on one CPU
+    // the wake-up is a context switch; across CPUs it is an inter-processor interrupt to a CPU that
+    // may be idle (halted). "same" and "cross" pin them to CPU 0 / CPUs 0 and 1; "none" leaves it to
+    // the scheduler.
+    int parent_cpu = -1, child_cpu = -1;
+    if (pin == "same")
+        parent_cpu = child_cpu = 0;
+    else if (pin == "cross")
+        parent_cpu = 0, child_cpu = 1;
+    else if (pin != "none")
+        die("--pin must be same, cross or none");
+    pin_to(parent_cpu);
     signer s{"m-perf", "k-perf", "perf-secret", std::string(64, '0'), {}, {}};
     auto req = representative_request("perf", {"merchant-auth", "rate-limit", "enrichment"}, 1024);
     s.sign(req);
@@ -315,6 +341,7 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, do
     if (child < 0)
         die(std::string("fork: ") + std::strerror(errno));
     if (child == 0) {  // the echo side: read a whole frame, answer with the reply frame
+        pin_to(child_cpu);
         ::close(sv[0]);
         std::vector<std::uint8_t> body;
         while (read_frame(sv[1], body, proto::max_frame_limit))
@@ -356,14 +383,15 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, do
                          static_cast<double>(warmup + iterations);
     auto p = summarise(std::move(rtt));
     std::fprintf(stderr,
-                 "filterd-loadgen: floor %zu B -> %zu B, %d round trips%s: P50 %.1f us, P99 %.1f us; echo process CPU %.1f us "
-                 "per round trip\n",
+                 "filterd-loadgen: floor %zu B -> %zu B, %d round trips%s, CPUs %s: P50 %.1f us, P99 %.1f us; echo process "
+                 "CPU %.1f us per round trip\n",
                  req_frame.size(), reply_frame.size(), iterations, rate > 0 ? fmt::format(" at {:.0f}/s", rate).c_str() : "",
+                 pin.c_str(),
                  p.p50, p.p99, echo_cpu_us);
-    emit(fmt::format(R"({{"source":"filterd-loadgen floor: fork + AF_UNIX socketpair ping-pong{}","req_bytes":{},)"
-                     R"("reply_bytes":{},"iterations":{},"rate_per_s":{:.0f},"echo_cpu_us_per_rtt":{:.2f},"rtt_us":{}}})",
-                     rate > 0 ? ", paced" : ", back to back", req_frame.size(), reply_frame.size(), iterations, rate,
-                     echo_cpu_us, json(p)),
+    emit(fmt::format(R"({{"source":"filterd-loadgen floor: fork + AF_UNIX socketpair ping-pong{}, CPUs {}","req_bytes":{},)"
+                     R"("reply_bytes":{},"iterations":{},"rate_per_s":{:.0f},"echo_cpu_us_per_rtt":{:.2f},"pin":"{}","rtt_us":{}}})",
+                     rate > 0 ? ", paced" : ", back to back", pin, req_frame.size(), reply_frame.size(), iterations, rate,
+                     echo_cpu_us, pin, json(p)),
          json_path);
     return 0;
 }
@@ -602,7 +630,8 @@ int run_load(const std::map<std::string, std::string>& opt) {
 
 void usage() {
     std::fprintf(stderr,
-                 "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R] [--json FILE]\n"
+                 "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R]\n"
+                 "                             [--pin same|cross|none] [--json FILE]\n"
                  "       filterd-loadgen run --socket PATH [--route R] [--filters a,b,c] [--path P] [--duration S]\n"
                  "                           [--connections C] [--pipeline P | --rate R] [--budget-us U] [--merchant ID] [--key-id ID]\n"
                  "                           [--secret-env VAR | --secret-file F] [--filterd-pid PID] [--json FILE]\n");
@@ -629,7 +658,8 @@ int main(int argc, char** argv) {
         if (mode == "floor") {
             auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
             return run_floor(std::stoul(num("req-bytes", "0")), std::stoul(num("reply-bytes", "0")),
-                             std::stoi(num("iterations", "20000")), std::stod(num("rate", "0")), num("json", ""));
+                             std::stoi(num("iterations", "20000")), std::stod(num("rate", "0")), num("pin", "none"),
+                             num("json", ""));
         }
         if (mode == "run")
             return run_load(opt);

@@ -45,14 +45,18 @@ func main() {
 				r.Notes = append(r.Notes, "floor measurement missing: "+err.Error())
 				continue
 			}
-			all = append(all, fmt.Sprintf("%.1f", f.RTTUS.P50))
+			label := f.Pin
+			if label == "" {
+				label = filepath.Base(path)
+			}
+			all = append(all, fmt.Sprintf("%s %.1f", label, f.RTTUS.P50))
 			if r.Floor == nil || f.RTTUS.P50 < r.Floor.RTTUS.P50 {
 				f := f
 				r.Floor = &f
 			}
 		}
 		if len(all) > 1 {
-			r.Notes = append(r.Notes, fmt.Sprintf("floor measured %d times in this run (P50 %s µs); the lowest is used", len(all), strings.Join(all, ", ")))
+			r.Notes = append(r.Notes, fmt.Sprintf("floor measured %d times in this run, P50 by placement of the two processes (same CPU / across CPUs / left to the scheduler): %s µs; the lowest is used", len(all), strings.Join(all, ", ")))
 		}
 	}
 	if *loadgen != "" {

@@ -56,6 +56,7 @@ type Phase struct {
 type Floor struct {
 	Source     string            `json:"source"`
 	ReqBytes   int               `json:"req_bytes"`
+	Pin        string            `json:"pin,omitempty"` // same | cross | none: CPUs of the two processes
 	ReplyBytes int               `json:"reply_bytes"`
 	Iterations int               `json:"iterations"`
 	RatePerS   float64           `json:"rate_per_s,omitempty"`          // 0: back to back

@@ -171,7 +171,7 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcel
   -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
   -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE; filterd io_threads $FILTERD_IO_THREADS, bridge deadline $BRIDGE_DEADLINE" -out "$OUT/result.json"
 
-"$BUILD/filterd-loadgen" floor --iterations 20000 --pin cross --json "$OUT/floor-2.json"
+"$BUILD/filterd-loadgen" floor --iterations 20000 --pin cross --json "$OUT/floor-2.json" || log "no cross-CPU floor (one CPU?)"
 "$BUILD/filterd-loadgen" run --socket "$SOCK" --route pay --filters merchant-auth,rate-limit,enrichment \
   --path /v1/payments --duration "$LOADGEN_SECONDS" --connections 2 --pipeline 32 \
   --merchant m-perf --key-id k-perf --secret-file "$RUN/secret" --filterd-pid "$FD_PID" \
@@ -185,7 +185,7 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcel
   --merchant m-perf --key-id k-perf --secret-file "$RUN/secret" --filterd-pid "$FD_PID" \
   --json "$OUT/paced-filterd.json" || log "filterd-loadgen paced run failed"
 
-"$BUILD/filterd-loadgen" floor --iterations 20000 --pin none --json "$OUT/floor-3.json"
+"$BUILD/filterd-loadgen" floor --iterations 20000 --pin none --json "$OUT/floor-3.json" || log "floor (unpinned) failed"
 
 kill -0 "$FD_PID" 2>/dev/null || { log "filterd died during the run"; exit 1; }
 kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the run"; exit 1; }

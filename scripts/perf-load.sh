@@ -16,7 +16,7 @@
 #   --check-stack only checks that every piece of the stack is in the tree (exit 0 or 3)
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
 #        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config),
-#        FILTERD_IO_THREADS (2, as conf/filterd.example.json), OUT
+#        FILTERD_IO_THREADS (2, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
 # Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).
 # Traffic goes to 127.0.0.1 only and is bounded by RATE x DURATION x endpoints.
@@ -94,7 +94,7 @@ cleanup() {
   local rc=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if ((rc == 0)); then rm -rf "$RUN"; else log "logs kept in $RUN"; fi
+  if ((rc == 0)) && [[ -z "${KEEP_LOGS:-}" ]]; then rm -rf "$RUN"; else log "logs kept in $RUN"; fi
 }
 trap cleanup EXIT
 wait_for() { # wait_for <seconds> <description> <command...>

@@ -16,7 +16,8 @@
 #   --check-stack only checks that every piece of the stack is in the tree (exit 0 or 3)
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
 #        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config),
-#        FILTERD_IO_THREADS (2, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs), OUT
+#        FILTERD_IO_THREADS (2, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs),
+#        GATEWAY_LOG_LEVEL (WARNING; DEBUG shows why the bridge denied), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
 # Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).
 # Traffic goes to 127.0.0.1 only and is bounded by RATE x DURATION x endpoints.
@@ -146,7 +147,7 @@ else
   render "$CONF/gateway.perf.json.in" "$RUN/gateway.json" "SOCKET=$SOCK" "BACKEND=$BACKEND" \
     "PLUGIN_DIR=$GOOUT/plugins" "DEADLINE=$BRIDGE_DEADLINE" "BUILTIN_ENDPOINT="
 fi
-"$GOOUT/bin/gateway-harness" -c "$RUN/gateway.json" -listen 127.0.0.1:0 -addr-file "$RUN/gateway.addr" -l WARNING \
+"$GOOUT/bin/gateway-harness" -c "$RUN/gateway.json" -listen 127.0.0.1:0 -addr-file "$RUN/gateway.addr" -l "${GATEWAY_LOG_LEVEL:-WARNING}" \
   >"$RUN/gateway.log" 2>&1 &
 GW_PID=$!; PIDS+=("$GW_PID")
 wait_for 20 "the gateway" test -s "$RUN/gateway.addr"

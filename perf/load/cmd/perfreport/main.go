@@ -87,6 +87,16 @@ func main() {
 			r.Bridge = bb
 		}
 	}
+	// perfreport may be run again on its own output (e.g. after perf-micro.sh): keep notes unique.
+	seen := map[string]bool{}
+	notes := r.Notes[:0]
+	for _, n := range r.Notes {
+		if !seen[n] {
+			seen[n] = true
+			notes = append(notes, n)
+		}
+	}
+	r.Notes = notes
 	r.Derive()
 	must(r.Save(*in))
 	dir := filepath.Dir(*in)

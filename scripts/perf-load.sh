@@ -16,7 +16,7 @@
 #   --check-stack only checks that every piece of the stack is in the tree (exit 0 or 3)
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
 #        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config),
-#        FILTERD_IO_THREADS (2, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs),
+#        FILTERD_IO_THREADS (1, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs),
 #        GATEWAY_LOG_LEVEL (WARNING; DEBUG shows why the bridge denied), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
 # Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).

@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/gin-gonic/gin v1.9.1
+	github.com/krakendio/krakend-ratelimit/v3 v3.1.0
 	github.com/luraproject/lura/v2 v2.13.0
 )
 

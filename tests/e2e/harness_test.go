@@ -69,8 +69,8 @@ func TestHarnessRefusesFailOpenConfigs(t *testing.T) {
 		"empty name list":          {b.testPluginDir, mod([]interface{}{}), nil, "must not be empty"},
 		"plugin fails to load":     {brokenDir, mod([]interface{}{"test/allow"}), nil, "plugin load"},
 		"no plugin folder":         {"", mod([]interface{}{"test/allow"}), nil, `"plugin"`},
-		"qos/ratelimit/router (module refused by the proxy)": {b.testPluginDir,
-			map[string]interface{}{"qos/ratelimit/router": map[string]interface{}{"max_rate": 10}}, nil, "krakend-ratelimit"},
+		"qos/ratelimit/proxy (not provided by the harness)": {b.testPluginDir,
+			map[string]interface{}{"qos/ratelimit/proxy": map[string]interface{}{"max_rate": 10}}, nil, "krakend-ratelimit"},
 		"unknown endpoint namespace": {b.testPluginDir,
 			map[string]interface{}{"auth/validator": map[string]interface{}{}}, nil, "not implemented"},
 		"unknown service namespace": {b.testPluginDir, nil,
@@ -254,5 +254,25 @@ func TestHarnessAccessLogOmitsQueryStrings(t *testing.T) {
 		if strings.Contains(log, secret) {
 			t.Errorf("harness log contains %q:\n%s", secret, log)
 		}
+	}
+}
+
+// qos/ratelimit/router is KrakenD CE's own endpoint rate limiter (krakend-ratelimit v3.1.0, wired the
+// way KrakenD CE wires it): the perf suite's peer reference (c). Past max_rate the limiter answers
+// itself, with 503: v3.1.0's endpoint limiter has no configurable status (later versions default to 429).
+func TestHarnessBuiltinRateLimitRouter(t *testing.T) {
+	b := binaries(t)
+	dir := tmpDir(t)
+	be := startBackend(t, dir)
+	ep := endpoint("/limited-builtin", "GET", be.addr, map[string]interface{}{
+		"qos/ratelimit/router": map[string]interface{}{"max_rate": 2, "capacity": 2},
+	})
+	g := startHarness(t, dir, gatewayConfig(b.testPluginDir, []interface{}{ep}, nil))
+	statuses := map[int]int{}
+	for i := 0; i < 5; i++ {
+		statuses[g.do(t, "GET", "/limited-builtin", nil, nil).status]++
+	}
+	if statuses[200] != 2 || statuses[503] != 3 {
+		t.Fatalf("5 immediate requests at max_rate 2, capacity 2: got %v, want 2 x 200 and 3 x 503", statuses)
 	}
 }

@@ -11,6 +11,7 @@ package harness
 import (
 	"errors"
 	"fmt"
+	ratelimitrouter "github.com/krakendio/krakend-ratelimit/v3/router"
 	"sort"
 	"strings"
 
@@ -30,12 +31,13 @@ const (
 	HarnessKey = "simpaisa/gateway-harness"
 )
 
-// refusedNamespaces are KrakenD CE features whose modules the Go module proxy refuses here (403), so
-// the harness cannot provide them. A config that asks for one is refused at start rather than served
-// without the feature: an endpoint silently losing its rate limit is exactly the fail-open we forbid.
+// refusedNamespaces are KrakenD CE features the harness does not provide. A config that asks for one
+// is refused at start rather than served without the feature: an endpoint silently losing its rate
+// limit is exactly the fail-open we forbid. qos/ratelimit/router is provided (krakend-ratelimit
+// v3.1.0, KRAKEND_RATELIMIT_VERSION in versions.env, the newest v3 the Go module proxy serves here);
+// the backend-side qos/ratelimit/proxy is not wired.
 var refusedNamespaces = map[string]string{
-	"qos/ratelimit/router": "github.com/krakendio/krakend-ratelimit/v3",
-	"qos/ratelimit/proxy":  "github.com/krakendio/krakend-ratelimit/v3",
+	"qos/ratelimit/proxy": "github.com/krakendio/krakend-ratelimit/v3 (proxy side, not wired in the harness)",
 }
 
 var aliasesRegistered bool
@@ -91,7 +93,7 @@ func CheckNamespaces(cfg config.ServiceConfig) error {
 	hasModifiers := false
 	for _, e := range cfg.Endpoints {
 		where := fmt.Sprintf("endpoint %q (%s)", e.Endpoint, e.Method)
-		if err := checkKeys(where, e.ExtraConfig, plugin.Namespace); err != nil {
+		if err := checkKeys(where, e.ExtraConfig, plugin.Namespace, ratelimitrouter.Namespace); err != nil {
 			return err
 		}
 		if _, ok := e.ExtraConfig[plugin.Namespace]; ok {
@@ -121,8 +123,8 @@ func checkKeys(where string, extra config.ExtraConfig, allowed ...string) error 
 	sort.Strings(keys)
 	for _, k := range keys {
 		if mod, ok := refusedNamespaces[k]; ok {
-			return &ConfigError{where, k, "this KrakenD CE feature needs module " + mod +
-				", which the Go module proxy refuses here (403); the harness does not fake it"}
+			return &ConfigError{where, k, "this KrakenD CE feature (module " + mod +
+				") is not provided by the gateway harness; it does not fake it"}
 		}
 		ok := false
 		for _, a := range allowed {

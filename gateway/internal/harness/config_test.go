@@ -38,7 +38,7 @@ func TestLoadConfigRules(t *testing.T) {
 	}{
 		{"ok, modifier alias", cfgWith("", `{"plugin/req-resp-modifier":{"name":["a"]}}`), ""},
 		{"ok, router alias", cfgWith(`,"extra_config":{"router":{"return_error_msg":true}}`, ""), ""},
-		{"refused module", cfgWith("", `{"qos/ratelimit/router":{"max_rate":1}}`), "qos/ratelimit/router"},
+		{"refused module", cfgWith("", `{"qos/ratelimit/proxy":{"max_rate":1}}`), "qos/ratelimit/proxy"},
 		{"unknown endpoint namespace", cfgWith("", `{"auth/validator":{}}`), "auth/validator"},
 		{"unknown service namespace", cfgWith(`,"extra_config":{"telemetry/logging":{}}`, ""), "telemetry/logging"},
 		{"tls", cfgWith(`,"tls":{"public_key":"a","private_key":"b"}`, ""), "tls"},

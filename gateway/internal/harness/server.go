@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	ratelimitgin "github.com/krakendio/krakend-ratelimit/v3/router/gin"
 	"net"
 	"net/http"
 	"os"
@@ -85,9 +86,11 @@ func Run(ctx context.Context, cfg config.ServiceConfig, ready *Readiness, opts O
 	}
 
 	factory := luragin.NewFactory(luragin.Config{
-		Engine:         engine,
-		Middlewares:    []gin.HandlerFunc{},
-		HandlerFactory: luragin.CustomErrorEndpointHandler(logger, server.DefaultToHTTPError),
+		Engine:      engine,
+		Middlewares: []gin.HandlerFunc{},
+		// KrakenD CE's qos/ratelimit/router (krakend-ratelimit), wrapped around lura's endpoint handler
+		// as KrakenD CE does; endpoints without that extra_config are passed through unchanged.
+		HandlerFactory: ratelimitgin.NewRateLimiterMw(logger, luragin.CustomErrorEndpointHandler(logger, server.DefaultToHTTPError)),
 		ProxyFactory:   proxy.DefaultFactory(logger),
 		Logger:         logger,
 		RunServer:      run,

@@ -119,29 +119,29 @@ std::vector<std::uint8_t> encode_response(std::uint64_t id, const context& ctx, 
 // ---- metrics -----------------------------------------------------------------------------------
 
 server_metrics& server_metrics::get() {
-    auto& m = metrics_registry::global();
-    static server_metrics s{
-        m.get_gauge("filterd_connections_open", "Open client connections."),
-        m.get_counter("filterd_connections_total", "Accepted client connections."),
-        m.get_counter("filterd_deadline_misses_total", "Requests answered DeadlineExceeded without running filters."),
-        m.get_histogram("filterd_request_duration_seconds",
-                        "Time from receiving a request frame to queueing its answer."),
-        m.get_counter("filterd_responses_total", "Filter responses by verdict.", {{"verdict", "allow"}}),
-        m.get_counter("filterd_responses_total", "Filter responses by verdict.", {{"verdict", "deny"}}),
-    };
+    static server_metrics s = [] {
+        auto& m = metrics_registry::global();
+        server_metrics out{
+            m.get_gauge("filterd_connections_open", "Open client connections."),
+            m.get_counter("filterd_connections_total", "Accepted client connections."),
+            m.get_counter("filterd_deadline_misses_total",
+                          "Requests answered DeadlineExceeded without running filters."),
+            m.get_histogram("filterd_request_duration_seconds",
+                            "Time from receiving a request frame to queueing its answer."),
+            m.get_counter("filterd_responses_total", "Filter responses by verdict.", {{"verdict", "allow"}}),
+            m.get_counter("filterd_responses_total", "Filter responses by verdict.", {{"verdict", "deny"}}),
+        };
+        for (errc e : all_errc) {
+            auto i = static_cast<std::size_t>(e);
+            out.frame_errors[i] = &m.get_counter("filterd_frame_errors_total",
+                                                 "Connection-level protocol errors by reason.",
+                                                 {{"reason", errc_label(e)}});
+            out.error_replies[i] = &m.get_counter("filterd_error_replies_total", "Error replies by reason.",
+                                                  {{"reason", errc_label(e)}});
+        }
+        return out;
+    }();
     return s;
-}
-
-counter& server_metrics::frame_error(errc e) {
-    // Looked up once per reason and cached: frame errors are rare and never on the hot path.
-    return metrics_registry::global().get_counter("filterd_frame_errors_total",
-                                                  "Connection-level protocol errors by reason.",
-                                                  {{"reason", errc_label(e)}});
-}
-
-counter& server_metrics::error_reply(errc e) {
-    return metrics_registry::global().get_counter("filterd_error_replies_total", "Error replies by reason.",
-                                                  {{"reason", errc_label(e)}});
 }
 
 // ---- session -----------------------------------------------------------------------------------
@@ -232,8 +232,8 @@ private:
         // Drain or EOF: answer what was accepted, then close.
         while (!closing_ && (in_flight_ > 0 || !writeq_.empty() || writing_)) {
             boost::system::error_code ec;
-            watchdog_wait_.expires_after(std::chrono::milliseconds(1));
-            co_await watchdog_wait_.async_wait(net::redirect_error(net::use_awaitable, ec));
+            drain_poll_.expires_after(std::chrono::milliseconds(1));
+            co_await drain_poll_.async_wait(net::redirect_error(net::use_awaitable, ec));
         }
         close_now();
     }
@@ -473,7 +473,7 @@ private:
         write_signal_.cancel();
         room_signal_.cancel();
         watchdog_.cancel();
-        watchdog_wait_.cancel();
+        drain_poll_.cancel();
     }
 
 public:
@@ -501,7 +501,7 @@ private:
     net::steady_timer write_signal_;  ///< cancelled to wake the writer
     net::steady_timer room_signal_;   ///< cancelled to wake a reader waiting for queue room
     net::steady_timer watchdog_;
-    net::steady_timer watchdog_wait_{sock_.get_executor()};
+    net::steady_timer drain_poll_{sock_.get_executor()};
     net::cancellation_signal read_cancel_;
     clock_type::time_point last_rx_{};
     clock_type::time_point write_started_{};

@@ -23,6 +23,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -40,10 +41,14 @@ struct server_metrics {
     counter& responses_allow;
     counter& responses_deny;
 
-    counter& frame_error(errc e);
-    counter& error_reply(errc e);
+    /// Per-reason series, created with the others so the request path never takes the registry lock.
+    counter& frame_error(errc e) noexcept { return *frame_errors[static_cast<std::size_t>(e)]; }
+    counter& error_reply(errc e) noexcept { return *error_replies[static_cast<std::size_t>(e)]; }
 
     static server_metrics& get();
+
+    std::array<counter*, std::size(all_errc) + 1> frame_errors{};
+    std::array<counter*, std::size(all_errc) + 1> error_replies{};
 };
 
 class server {

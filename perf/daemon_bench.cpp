@@ -9,6 +9,7 @@
 #include "daemon/server.hpp"
 #include "filters/common/chain.hpp"
 #include "protocol/framing.hpp"
+#include "tools/fd_io.hpp"
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
@@ -51,26 +52,8 @@ void set_percentiles(benchmark::State& state, std::vector<double>& us) {
     state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
 }
 
-bool write_all(int fd, const std::uint8_t* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
-}
-bool read_all(int fd, std::uint8_t* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t r = ::recv(fd, p, n, 0);
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
-}
+using tools::read_all;
+using tools::write_all;
 
 // ---- floor --------------------------------------------------------------------------------------
 
@@ -225,11 +208,7 @@ public:
         return fd;
     }
     static bool read_frame(int fd, std::vector<std::uint8_t>& buf) {
-        std::uint8_t len[4];
-        if (!read_all(fd, len, 4))
-            return false;
-        buf.resize(proto::read_length(len));
-        return read_all(fd, buf.data(), buf.size());
+        return tools::read_frame(fd, buf, proto::max_frame_limit);
     }
 
 private:

@@ -23,6 +23,7 @@
 // Output is one JSON object (the shapes of result.Floor and result.Loadgen in perf/load).
 
 #include "protocol/framing.hpp"
+#include "tools/fd_io.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -66,43 +67,9 @@ namespace wire = filterd::wire;
     std::exit(2);
 }
 
-bool write_all(int fd, const std::uint8_t* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
-}
-
-bool read_all(int fd, std::uint8_t* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t r = ::read(fd, p, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= static_cast<std::size_t>(r);
-    }
-    return true;
-}
-
-/// Reads one length-prefixed frame body into `body`, refusing anything above `limit`.
-bool read_frame(int fd, std::vector<std::uint8_t>& body, std::uint32_t limit) {
-    std::uint8_t len[proto::length_bytes];
-    if (!read_all(fd, len, sizeof len))
-        return false;
-    std::uint32_t n = proto::read_length(len);
-    if (proto::check_length(n, limit) != proto::frame_status::ok)
-        return false;
-    body.resize(n);
-    return read_all(fd, body.data(), n);
-}
+using filterd::tools::read_all;
+using filterd::tools::read_frame;
+using filterd::tools::write_all;
 
 double cpu_seconds(int pid) {
     if (pid <= 0)

@@ -15,22 +15,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include "tests/support/luhn.hpp"
 #include <string_view>
 
 namespace {
 
-bool luhn_ok(std::string_view d) {
-    unsigned sum = 0;
-    bool dbl = false;
-    for (std::size_t i = d.size(); i-- > 0;) {
-        unsigned v = static_cast<unsigned>(d[i] - '0');
-        if (dbl)
-            v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-        sum += v;
-        dbl = !dbl;
-    }
-    return sum % 10 == 0;
-}
+using filterd::testing::luhn_ok;
 
 [[noreturn]] void fail(const char* what, std::string_view in, std::string_view out) {
     std::fprintf(stderr, "scrub_fuzz: %s\n in:  %.*s\n out: %.*s\n", what, static_cast<int>(in.size()), in.data(),

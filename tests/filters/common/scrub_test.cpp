@@ -7,22 +7,13 @@
 #include <random>
 #include <string>
 
+#include "tests/support/luhn.hpp"
+
 using filterd::scrub_text;
 
 namespace {
 
-bool luhn_ok(std::string_view d) {
-    unsigned sum = 0;
-    bool dbl = false;
-    for (std::size_t i = d.size(); i-- > 0;) {
-        unsigned v = static_cast<unsigned>(d[i] - '0');
-        if (dbl)
-            v = v * 2 > 9 ? v * 2 - 9 : v * 2;
-        sum += v;
-        dbl = !dbl;
-    }
-    return sum % 10 == 0;
-}
+using filterd::testing::luhn_ok;
 
 /// Calls f(run) for every maximal run of ASCII digits in s.
 template <class F>

@@ -148,50 +148,48 @@ func (e *Encoder) stringVector(ss []string) flatbuffers.UOffsetT {
 	return e.vectorOf(mark)
 }
 
-func (e *Encoder) queryPairs(q map[string][]string) flatbuffers.UOffsetT {
-	e.keys = e.keys[:0]
-	for k := range q {
-		e.keys = append(e.keys, k)
+// sortedKeys refills the encoder's reusable key slice with m's keys in byte order.
+func sortedKeys[V any](dst []string, m map[string]V) []string {
+	dst = dst[:0]
+	for k := range m {
+		dst = append(dst, k)
 	}
-	slices.Sort(e.keys)
+	slices.Sort(dst)
+	return dst
+}
+
+// queryPair builds one QueryPair table (also used for path parameters).
+func (e *Encoder) queryPair(k, v string) flatbuffers.UOffsetT {
+	name := e.b.CreateString(k)
+	value := e.b.CreateString(v)
+	wire.QueryPairStart(e.b)
+	wire.QueryPairAddName(e.b, name)
+	wire.QueryPairAddValue(e.b, value)
+	return wire.QueryPairEnd(e.b)
+}
+
+func (e *Encoder) queryPairs(q map[string][]string) flatbuffers.UOffsetT {
+	e.keys = sortedKeys(e.keys, q)
 	mark := len(e.offs)
 	for _, k := range e.keys {
 		for _, v := range q[k] {
-			name := e.b.CreateString(k)
-			value := e.b.CreateString(v)
-			wire.QueryPairStart(e.b)
-			wire.QueryPairAddName(e.b, name)
-			wire.QueryPairAddValue(e.b, value)
-			e.offs = append(e.offs, wire.QueryPairEnd(e.b))
+			e.offs = append(e.offs, e.queryPair(k, v))
 		}
 	}
 	return e.vectorOf(mark)
 }
 
 func (e *Encoder) pathParams(p map[string]string) flatbuffers.UOffsetT {
-	e.keys = e.keys[:0]
-	for k := range p {
-		e.keys = append(e.keys, k)
-	}
-	slices.Sort(e.keys)
+	e.keys = sortedKeys(e.keys, p)
 	mark := len(e.offs)
 	for _, k := range e.keys {
-		name := e.b.CreateString(k)
-		value := e.b.CreateString(p[k])
-		wire.QueryPairStart(e.b)
-		wire.QueryPairAddName(e.b, name)
-		wire.QueryPairAddValue(e.b, value)
-		e.offs = append(e.offs, wire.QueryPairEnd(e.b))
+		e.offs = append(e.offs, e.queryPair(k, p[k]))
 	}
 	return e.vectorOf(mark)
 }
 
 func (e *Encoder) headers(h map[string][]string) flatbuffers.UOffsetT {
-	e.keys = e.keys[:0]
-	for k := range h {
-		e.keys = append(e.keys, k)
-	}
-	slices.Sort(e.keys)
+	e.keys = sortedKeys(e.keys, h)
 	mark := len(e.offs)
 	for _, k := range e.keys {
 		name := e.b.CreateString(k)

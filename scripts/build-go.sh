@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
-# Builds the Go side with ONE toolchain and ONE set of flags, both pinned in versions.env:
-#   out/bin/gateway-harness      gateway harness (lura $LURA_VERSION), gateway/cmd/gateway-harness
+# Builds the Go side for the default KrakenD CE target (versions.env), with that release's toolchain
+# and flags (GOTOOLCHAIN=$GO_VERSION, CGO on, no -trimpath):
+#   out/bin/gateway-harness      the KrakenD CE stand-in for tests (gateway/cmd/gateway-harness),
+#                                linked like a KrakenD release (version and glibc in lura's core)
 #   out/bin/demo-backend         echo/count backend for the demo stack and the e2e tests
-#   out/plugins/simpaisa-plugin-filter-bridge.so   the plugin, from go-bridge/ (-buildmode=plugin)
+#   out/plugins/simpaisa-plugin-filter-bridge.so   the plugin (scripts/build-plugin.sh, which then
+#                                runs verify-plugin and test-plugin on it; a failure fails the build)
 # With --test-plugins it also builds the harness's test-only plugins into out/test-plugins*/.
-# Go refuses to load a plugin built by another toolchain or with other flags, so the harness and
-# every plugin are built here, together. Each built plugin is then checked by `gateway-harness
-# -check-plugin` (build info vs the harness's, like `krakend check-plugin`) and really loaded by
-# `gateway-harness -test-plugin` (like `krakend test-plugin`); a failure fails the build.
 #
 # Usage: scripts/build-go.sh [--test-plugins] [--out DIR]
 set -euo pipefail
@@ -27,42 +26,39 @@ done
 # shellcheck source=../versions.env
 source "$ROOT/versions.env"
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
-command -v go >/dev/null 2>&1 || { echo "build-go: no Go toolchain on PATH; install $GO_VERSION (versions.env)" >&2; exit 1; }
-have="$(go env GOVERSION)"
+export GOTOOLCHAIN="$GO_VERSION" CGO_ENABLED=1
+have="$(cd "$ROOT/gateway" && go env GOVERSION)"
 if [[ "$have" != "$GO_VERSION" ]]; then
-  echo "build-go: toolchain is $have but versions.env pins GO_VERSION=$GO_VERSION; refusing to build" >&2
+  echo "build-go: GOTOOLCHAIN=$GO_VERSION gave $have; refusing to build" >&2
   exit 1
 fi
-lura="$(cd "$ROOT/gateway" && go list -m -f '{{.Version}}' github.com/luraproject/lura/v2)"
-if [[ "$lura" != "$LURA_VERSION" ]]; then
-  echo "build-go: gateway/go.mod has lura $lura but versions.env pins LURA_VERSION=$LURA_VERSION" >&2
-  exit 1
-fi
+for pin in "github.com/luraproject/lura/v2 $LURA_VERSION" "github.com/krakend/krakend-ratelimit/v3 $KRAKEND_RATELIMIT_VERSION"; do
+  read -r mod want <<<"$pin"
+  got="$(cd "$ROOT/gateway" && go list -m -f '{{.Version}}' "$mod")"
+  if [[ "$got" != "$want" ]]; then
+    echo "build-go: gateway/go.mod has $mod $got but versions.env pins $want" >&2
+    exit 1
+  fi
+done
 
-export CGO_ENABLED=1 # Go plugins need cgo, in the host and in the plugin alike
 read -r -a FLAGS <<<"$GO_BUILD_FLAGS"
-mkdir -p "$OUT/bin" "$OUT/plugins"
-echo "build-go: $have, flags: ${FLAGS[*]}, lura $lura -> $OUT"
-
-(cd "$ROOT/gateway" && go build "${FLAGS[@]}" -o "$OUT/bin/gateway-harness" ./cmd/gateway-harness)
+LDFLAGS="-X github.com/luraproject/lura/v2/core.KrakendVersion=$KRAKEND_CE_VERSION -X github.com/luraproject/lura/v2/core.GlibcVersion=$LIBC_VERSION"
+mkdir -p "$OUT/bin"
+echo "build-go: $have, CGO on, flags: [${FLAGS[*]}], KrakenD CE $KRAKEND_CE_VERSION wiring -> $OUT"
+(cd "$ROOT/gateway" && go build "${FLAGS[@]}" -ldflags "$LDFLAGS" -o "$OUT/bin/gateway-harness" ./cmd/gateway-harness)
 (cd "$ROOT/gateway" && go build "${FLAGS[@]}" -o "$OUT/bin/demo-backend" ./cmd/demo-backend)
 
-plugins=()
 if [[ -f "$ROOT/go-bridge/go.mod" ]]; then
-  (cd "$ROOT/go-bridge" && go build -buildmode=plugin "${FLAGS[@]}" -o "$OUT/plugins/simpaisa-plugin-filter-bridge.so" .)
-  plugins+=("$OUT/plugins/simpaisa-plugin-filter-bridge.so")
+  bash "$ROOT/scripts/build-plugin.sh" --krakend "$KRAKEND_CE_VERSION" --out "$OUT/plugins"
 else
-  echo "build-go: go-bridge/ is not there yet: the plugin was NOT built" >&2
+  echo "build-go: go-bridge/ is not there: the plugin was NOT built" >&2
+  exit 1
 fi
 
 if ((TEST_PLUGINS)); then
   mkdir -p "$OUT/test-plugins" "$OUT/test-plugins-empty"
   (cd "$ROOT/gateway" && go build -buildmode=plugin "${FLAGS[@]}" -o "$OUT/test-plugins/harness-test-plugins.so" ./testplugins/multi)
   (cd "$ROOT/gateway" && go build -buildmode=plugin "${FLAGS[@]}" -o "$OUT/test-plugins-empty/empty.so" ./testplugins/empty)
-  plugins+=("$OUT/test-plugins/harness-test-plugins.so")
+  "$OUT/bin/gateway-harness" verify-plugin -g "${GO_VERSION#go}" -l "$LIBC_VERSION" "$OUT/test-plugins/harness-test-plugins.so"
+  "$OUT/bin/gateway-harness" test-plugin -m "$OUT/test-plugins/harness-test-plugins.so"
 fi
-
-for p in "${plugins[@]}"; do
-  "$OUT/bin/gateway-harness" -check-plugin "$p" # same toolchain, settings, shared modules (krakend check-plugin)
-  "$OUT/bin/gateway-harness" -test-plugin "$p"  # really loads it (krakend test-plugin)
-done

@@ -1,111 +1,66 @@
-// Command gateway-harness is the gateway harness (lura v2.13.0): a minimal gateway built from the
-// framework KrakenD CE is built on, loading request-modifier plugins with lura's loader exactly as
-// KrakenD CE does, reading a KrakenD-format (version 3) JSON config and serving through lura's gin
-// router. It is NOT KrakenD CE (which the Go module proxy refuses here); see docs/gateway-harness.md.
+// Command gateway-harness is the project's stand-in for KrakenD CE 2.12.1 in tests: the same
+// command line (krakend-cobra), the same config parser (krakend-koanf), the same logger
+// (krakend-gologging), router (lura's gin), plugin loaders and qos/ratelimit/router
+// (krakend-ratelimit), at KrakenD CE 2.12.1's module versions, wired the way KrakenD CE wires them.
+// It keeps KrakenD CE's weaknesses on purpose, so that our tests see what production sees: a plugin
+// that fails to load, or an endpoint naming an unknown plugin, is served WITHOUT the plugin.
+// See docs/gateway-harness.md.
 //
-//	gateway-harness -c conf/gateway.example.json [-listen 127.0.0.1:0] [-addr-file F] [-l INFO]
-//	gateway-harness -check -c conf/gateway.example.json   parse, load plugins, check; exit 0/1
-//	gateway-harness -test-plugin out/plugins/simpaisa-plugin-filter-bridge.so   like `krakend test-plugin`
-//	gateway-harness -check-plugin out/plugins/simpaisa-plugin-filter-bridge.so  like `krakend check-plugin`
+//	gateway-harness run -c krakend.json [-p PORT] [-d]
+//	gateway-harness check -c krakend.json [--lint-no-network]    (KrakenD 2.12's schema, built in)
+//	gateway-harness test-plugin -m plugin.so ...
+//	gateway-harness check-plugin -g 1.25.6 -l glibc-2.36 -s go.sum
+//	gateway-harness verify-plugin -g 1.25.6 -l glibc-2.36 plugin.so   (ours: the built .so itself)
 package main
 
 import (
 	"context"
-	"flag"
-	"fmt"
+	_ "embed"
+	"log"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
-	"github.com/luraproject/lura/v2/logging"
+	cmd "github.com/krakend/krakend-cobra/v2"
+	koanf "github.com/krakend/krakend-koanf"
+	"github.com/luraproject/lura/v2/config"
 
 	"bitbucket.org/simpaisa/simpaisa-gateway-harness/internal/harness"
 )
 
+// KrakenD's published JSON schema for v2.12 configs (krakend check --lint-no-network).
+//
+//go:embed schema/schema.json
+var rawSchema string
+
 func main() {
-	os.Exit(run())
-}
-
-func run() int {
-	cfgPath := flag.String("c", "", "KrakenD-format JSON config (version 3)")
-	testPlugin := flag.String("test-plugin", "", "load this modifier plugin .so with lura's loader, report, and exit 0 (loaded) or 1")
-	checkPlugin := flag.String("check-plugin", "", "compare this plugin .so's build info (toolchain, settings, shared modules) with the harness's; exit 0 (compatible) or 1")
-	check := flag.Bool("check", false, "parse the config, load the plugins, run every start-up check, then exit 0 or 1")
-	level := flag.String("l", "INFO", "log level: DEBUG, INFO, WARNING, ERROR, CRITICAL")
-	listen := flag.String("listen", "", "override listen_ip:port from the config (e.g. 127.0.0.1:0)")
-	addrFile := flag.String("addr-file", "", "write the bound address to this file once listening")
-	flag.Parse()
-
-	logger, err := logging.NewLogger(strings.ToUpper(*level), os.Stdout, "[GATEWAY-HARNESS]")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gateway-harness:", err)
-		return 2
-	}
-
-	harness.SetIdentity()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	if *checkPlugin != "" {
-		problems, err := harness.CheckPlugin(*checkPlugin)
-		if err != nil {
-			fmt.Printf("[KO] %s: %v\n", *checkPlugin, err)
-			return 1
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Println("Signal intercepted:", sig)
+			cancel()
+		case <-ctx.Done():
 		}
-		if len(problems) > 0 {
-			for _, p := range problems {
-				fmt.Printf("[KO] %s: %s\n", *checkPlugin, p)
-			}
-			return 1
-		}
-		fmt.Printf("[OK] %s: same toolchain, build settings and shared module versions as the harness\n", *checkPlugin)
-		return 0
-	}
-	if *testPlugin != "" {
-		reg, err := harness.TestPlugin(ctx, *testPlugin, logger)
-		if err != nil {
-			fmt.Printf("[KO] %s: %v\n", *testPlugin, err)
-			return 1
-		}
-		fmt.Printf("[OK] %s: request modifiers %v, response modifiers %v\n", *testPlugin, reg.Request, reg.Response)
-		return 0
+	}()
+
+	for alias, ns := range harness.Aliases {
+		config.ExtraConfigAlias[alias] = ns
 	}
 
-	if *cfgPath == "" {
-		fmt.Fprintln(os.Stderr, "gateway-harness: -c CONFIG is required")
-		return 2
+	commands := []cmd.Command{
+		cmd.RunCommand,
+		cmd.NewCheckCmd(rawSchema),
+		cmd.PluginCommand,
+		cmd.VersionCommand,
+		harness.NewTestPluginCmd(),
+		harness.NewVerifyPluginCmd(),
 	}
-	cfg, err := harness.LoadConfig(*cfgPath)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gateway-harness: refusing to start:", err)
-		return 1
-	}
-	if cfg.Plugin != nil && cfg.Plugin.Folder != "" {
-		// KrakenD CE logs a failed plugin load and serves anyway; the harness refuses to start.
-		reg, n, err := harness.LoadPlugins(ctx, cfg.Plugin.Folder, cfg.Plugin.Pattern, logger)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "gateway-harness: refusing to start: plugin load:", err)
-			return 1
-		}
-		logger.Info(fmt.Sprintf("[HARNESS] %d plugin(s) loaded: request modifiers %v, response modifiers %v", n, reg.Request, reg.Response))
-	}
-	if err := harness.CheckModifiersRegistered(cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway-harness: refusing to start:", err)
-		return 1
-	}
-	ready, err := harness.NewReadiness(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gateway-harness: refusing to start:", err)
-		return 1
-	}
-	if *check {
-		fmt.Printf("[OK] %s: %d endpoint(s), plugins registered, readiness at %s\n", *cfgPath, len(cfg.Endpoints), ready.Path)
-		return 0
-	}
-	if err := harness.Run(ctx, cfg, ready, harness.Options{Listen: *listen, AddrFile: *addrFile}, logger); err != nil {
-		fmt.Fprintln(os.Stderr, "gateway-harness:", err)
-		return 1
-	}
-	return 0
+	cmd.DefaultRoot = cmd.NewRoot(cmd.RootCommand, commands...)
+	cmd.DefaultRoot.Cmd.Use = "gateway-harness"
+	cmd.DefaultRoot.Cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.Execute(koanf.New(), harness.NewExecutor(ctx))
 }

@@ -18,8 +18,8 @@ import (
 	"os"
 
 	"github.com/gin-gonic/gin"
-	gologging "github.com/krakend/krakend-gologging/v2"
 	cmd "github.com/krakend/krakend-cobra/v2"
+	gologging "github.com/krakend/krakend-gologging/v2"
 	ratelimit "github.com/krakend/krakend-ratelimit/v3/router/gin"
 	"github.com/luraproject/lura/v2/config"
 	"github.com/luraproject/lura/v2/core"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds what the end-to-end tests need and runs them (tests/e2e, issue 4):
+# Builds what the end-to-end tests need and runs them (tests/e2e):
 #   filterd          -> build-e2e/filterd        (CMake + Ninja, its own build dir)
 #   harness, backend, plugin and the harness's test-only plugins -> out/  (scripts/build-go.sh)
 # then `go test` in tests/e2e, which starts real processes on loopback and kills them afterwards.
@@ -10,6 +10,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${E2E_BUILD_DIR:-$ROOT/build-e2e}"
 cd "$ROOT"
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
+# shellcheck source=../versions.env
+source "$ROOT/versions.env"
+export GOTOOLCHAIN="$GO_VERSION" CGO_ENABLED=1
 
 bash scripts/install-deps.sh
 if [[ ! -f "$BUILD/build.ninja" ]]; then
@@ -18,7 +21,7 @@ fi
 ninja -C "$BUILD" filterd
 bash scripts/build-go.sh --test-plugins
 
-# The harness's own unit tests (config rules, fail-closed guards), then the end-to-end tests.
+# The harness's own unit tests, then the end-to-end tests.
 (cd "$ROOT/gateway" && go vet ./... && go test -count=1 ./...)
 
 export E2E_OUT="$ROOT/out" E2E_FILTERD="$BUILD/filterd"

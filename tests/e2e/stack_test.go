@@ -1,4 +1,4 @@
-// Package e2e holds the end-to-end tests of issue 4: the real gateway harness (lura v2.13.0) with the
+// Package e2e holds the end-to-end tests: the gateway harness (KrakenD CE 2.12.1's wiring) with the
 // real filter-bridge plugin, the real filterd daemon and a real HTTP backend, all as plain processes
 // on loopback. Nothing is mocked. Every test starts its own processes on port 0 / its own temporary
 // socket path, waits for them with a bound, and kills them when it ends.
@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -89,13 +90,19 @@ type proc struct {
 
 func start(t *testing.T, name string, dir string, bin string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, name, dir, nil, bin, args...)
+}
+
+// startEnv is start with extra environment variables (NAME=value).
+func startEnv(t *testing.T, name string, dir string, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	logf, err := os.CreateTemp(dir, name+"-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start %s: %v", name, err)
@@ -277,24 +284,52 @@ type gateway struct {
 	client *http.Client
 }
 
-// startHarness starts the gateway harness on 127.0.0.1:0 with cfg (a KrakenD-format config object).
+// startHarness starts the gateway harness (`gateway-harness run -c`, as `krakend run -c`) on a free
+// loopback port with cfg (a KrakenD config object), and waits for KrakenD's /__health.
 func startHarness(t *testing.T, dir string, cfg map[string]interface{}) *gateway {
 	t.Helper()
-	p := startHarnessProc(t, dir, cfg)
-	af := filepath.Join(dir, "gateway.addr")
-	addr := waitFile(t, p, af)
-	return &gateway{proc: p, addr: addr, client: &http.Client{Timeout: httpWait}}
+	p, addr := startHarnessProc(t, dir, cfg)
+	g := &gateway{proc: p, addr: addr, client: &http.Client{Timeout: httpWait}}
+	deadline := time.Now().Add(startWait)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + addr + "/__health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return g
+			}
+		}
+		if !p.alive() {
+			t.Fatalf("gateway-harness exited before serving:\n%s", p.logText())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("gateway-harness did not serve /__health within %v", startWait)
+	return nil
 }
 
-func startHarnessProc(t *testing.T, dir string, cfg map[string]interface{}) *proc {
+// startHarnessProc writes cfg with listen_ip 127.0.0.1 and a free port and starts the harness with
+// USAGE_DISABLE=1, as every deployment of ours runs KrakenD. It returns the process and address.
+func startHarnessProc(t *testing.T, dir string, cfg map[string]interface{}) (*proc, string) {
 	t.Helper()
 	b := binaries(t)
 	need(t, b.harness)
+	port := freePort(t)
+	cfg["listen_ip"], cfg["port"] = "127.0.0.1", port
 	cfgPath := filepath.Join(dir, "gateway.json")
 	writeJSON(t, cfgPath, cfg)
-	af := filepath.Join(dir, "gateway.addr")
-	os.Remove(af)
-	return start(t, "gateway-harness", dir, b.harness, "-c", cfgPath, "-listen", "127.0.0.1:0", "-addr-file", af)
+	p := startEnv(t, "gateway-harness", dir, []string{"USAGE_DISABLE=1"}, b.harness, "run", "-c", cfgPath)
+	return p, net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 type reply struct {
@@ -364,6 +399,10 @@ func bridge(socket, route string, filters []string, extra map[string]interface{}
 		"deadline": "3ms", "max_body_bytes": 65536, "error_status": 503, "mode": "enforce",
 	}
 	for k, v := range extra {
+		if v == nil {
+			delete(s, k)
+			continue
+		}
 		s[k] = v
 	}
 	return map[string]interface{}{
@@ -398,7 +437,7 @@ func gatewayConfig(pluginDir string, endpoints []interface{}, serviceExtra map[s
 		extra[k] = v
 	}
 	cfg := map[string]interface{}{
-		"version": 3, "port": 8080, "timeout": "5s",
+		"version": 3, "listen_ip": "127.0.0.1", "port": 8080, "timeout": "5s",
 		"extra_config": extra, "endpoints": endpoints,
 	}
 	if pluginDir != "" {
@@ -407,18 +446,19 @@ func gatewayConfig(pluginDir string, endpoints []interface{}, serviceExtra map[s
 	return cfg
 }
 
-// readiness is the harness's probe block, checking the daemon through the plugin on route.
-func readiness(socket, route string) map[string]interface{} {
+// probeRoute is the route id of the readiness probe endpoint (conf/gateway.example.json).
+const probeRoute = "gateway.probe"
+
+// probeEndpoint is the gateway's readiness probe as deployed: GET /__filterd/ready, whose only
+// backend is unreachable, so that only the plugin in "probe" mode can answer it with 200, and only
+// when filterd allows the probe on route.
+func probeEndpoint(socket, route string) map[string]interface{} {
 	return map[string]interface{}{
-		"simpaisa/gateway-harness": map[string]interface{}{
-			"readiness": map[string]interface{}{
-				"path": "/__ready", "timeout": "1s", "plugin": "simpaisa/filter-bridge",
-				"settings": map[string]interface{}{
-					"socket_path": socket, "route_id": route, "filters": []string{},
-					"deadline": "3ms", "error_status": 503, "mode": "enforce",
-				},
-			},
-		},
+		"endpoint": "/__filterd/ready", "method": "GET", "output_encoding": "no-op",
+		"backend": []interface{}{map[string]interface{}{
+			"host": []string{"http://127.0.0.1:10"}, "url_pattern": "/__unreachable", "encoding": "no-op",
+		}},
+		"extra_config": bridge(socket, route, []string{}, map[string]interface{}{"mode": "probe", "max_body_bytes": nil}),
 	}
 }
 

@@ -4,6 +4,7 @@
 #   out/bin/gateway-harness      the KrakenD CE stand-in for tests (gateway/cmd/gateway-harness),
 #                                linked like a KrakenD release (version and glibc in lura's core)
 #   out/bin/demo-backend         echo/count backend for the demo stack and the e2e tests
+#   out/bin/gateway-lint         the gateway config linter for operators (tools/gateway-lint)
 #   out/plugins/simpaisa-plugin-filter-bridge.so   the plugin (scripts/build-plugin.sh, which then
 #                                runs verify-plugin and test-plugin on it; a failure fails the build)
 # With --test-plugins it also builds the harness's test-only plugins into out/test-plugins*/.
@@ -47,6 +48,7 @@ mkdir -p "$OUT/bin"
 echo "build-go: $have, CGO on, flags: [${FLAGS[*]}], KrakenD CE $KRAKEND_CE_VERSION wiring -> $OUT"
 (cd "$ROOT/gateway" && go build "${FLAGS[@]}" -ldflags "$LDFLAGS" -o "$OUT/bin/gateway-harness" ./cmd/gateway-harness)
 (cd "$ROOT/gateway" && go build "${FLAGS[@]}" -o "$OUT/bin/demo-backend" ./cmd/demo-backend)
+(cd "$ROOT/tools/gateway-lint" && go build "${FLAGS[@]}" -o "$OUT/bin/gateway-lint" .)
 
 if [[ -f "$ROOT/go-bridge/go.mod" ]]; then
   bash "$ROOT/scripts/build-plugin.sh" --krakend "$KRAKEND_CE_VERSION" --out "$OUT/plugins"

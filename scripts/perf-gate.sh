@@ -24,6 +24,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=../versions.env
 source "$ROOT/versions.env"
+export GOTOOLCHAIN="$GO_VERSION" CGO_ENABLED=1 # KrakenD CE release toolchain (versions.env)
 GATE_RATE="${GATE_RATE:-1000}"
 GATE_DURATION="${GATE_DURATION:-10s}"
 GATE_P99_GROWTH_MS="${GATE_P99_GROWTH_MS:-1}"
@@ -90,7 +91,8 @@ if ! "$ROOT/scripts/perf-micro.sh" --fast --out "$OUT/micro" --build "$BUILD"; t
 fi
 if [[ -s "$OUT/micro/go-bench.txt" ]] && grep -q '^Benchmark' "$OUT/micro/go-bench.txt"; then
   if [[ -s "$BASE/go-bench.txt" ]]; then
-    GOBIN="$GOOUT/bin" go install "golang.org/x/perf/cmd/benchstat@$BENCHSTAT_VERSION"
+    # benchstat is a comparison tool, not part of the gateway build: it may use the host's toolchain.
+    GOTOOLCHAIN=local GOBIN="$GOOUT/bin" go install "golang.org/x/perf/cmd/benchstat@$BENCHSTAT_VERSION"
     log "benchstat $BASE/go-bench.txt (baseline) vs this run (time per op is printed, not gated):"
     "$GOOUT/bin/benchstat" "$BASE/go-bench.txt" "$OUT/micro/go-bench.txt" || failures+=("benchstat failed")
     "$GOOUT/bin/perfgate" -bench-baseline "$BASE/go-bench.txt" -bench-current "$OUT/micro/go-bench.txt" ||

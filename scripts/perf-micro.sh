@@ -26,6 +26,7 @@ while (($#)); do
 done
 # shellcheck source=../versions.env
 source "$ROOT/versions.env"
+export GOTOOLCHAIN="$GO_VERSION" CGO_ENABLED=1 # KrakenD CE release toolchain (versions.env)
 mkdir -p "$OUT/gbench"
 failed=()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds everything and runs the whole stack on loopback, in the foreground, until Ctrl-C:
 #   filterd            conf/filterd.example.json        (socket taken from the gateway config)
-#   gateway harness    conf/gateway.example.json        (lura v2.13.0 + the filter-bridge plugin)
+#   gateway harness    conf/gateway.example.json        (KrakenD CE 2.12.1 stand-in + the filter-bridge plugin)
 #   demo backend       echoes the headers it received, counts requests (GET /__counts)
 # then prints a working signed curl example made with the signing tool (tools/spv1-sign).
 #
@@ -28,18 +28,23 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
   ninja -C "$BUILD" filterd
   bash scripts/build-go.sh
 fi
-for f in "$BUILD/filterd" out/bin/gateway-harness out/bin/demo-backend out/plugins/simpaisa-plugin-filter-bridge.so "$GW_CONF" "$FD_CONF" "$SIGN"; do
+# The same checks as before a deploy: KrakenD's schema, then the fail-open linter.
+for f in "$BUILD/filterd" out/bin/gateway-harness out/bin/gateway-lint out/bin/demo-backend out/plugins/simpaisa-plugin-filter-bridge.so "$GW_CONF" "$FD_CONF" "$SIGN"; do
   [[ -e "$f" ]] || die "missing $f"
 done
+out/bin/gateway-harness check -c "$GW_CONF" --lint-no-network >/dev/null || die "$GW_CONF fails KrakenD's v2.12 schema (gateway-harness check -c $GW_CONF --lint-no-network)"
+out/bin/gateway-lint -filterd "$FD_CONF" "$GW_CONF" || die "gateway-lint found errors in $GW_CONF"
 
 # ---- read the addresses from the configs (one source of truth each) ---------------------------------
 SOCK="$(jq -r '[.endpoints[].extra_config["plugin/req-resp-modifier"]["simpaisa/filter-bridge"].socket_path // empty] | unique | .[]' "$GW_CONF")"
 [[ -n "$SOCK" && "$(wc -l <<<"$SOCK")" == 1 ]] || die "$GW_CONF must use exactly one filterd socket_path (found: ${SOCK:-none})"
 GW_ADDR="$(jq -r '"\(.listen_ip // "127.0.0.1"):\(.port)"' "$GW_CONF")"
-BE_URL="$(jq -r '[.endpoints[].backend[].host[]] | unique | .[]' "$GW_CONF")"
+PROBE='.extra_config["plugin/req-resp-modifier"]["simpaisa/filter-bridge"].mode? == "probe"'
+BE_URL="$(jq -r "[.endpoints[] | select(($PROBE) | not) | .backend[].host[]] | unique | .[]" "$GW_CONF")"
 [[ "$(wc -l <<<"$BE_URL")" == 1 ]] || die "$GW_CONF must use exactly one backend host (found: $BE_URL)"
 BE_ADDR="${BE_URL#http://}"
-READY_PATH="$(jq -r '.extra_config["simpaisa/gateway-harness"].readiness.path // "/__ready"' "$GW_CONF")"
+READY_PATH="$(jq -r "[.endpoints[] | select($PROBE) | .endpoint] | first // empty" "$GW_CONF")"
+[[ -n "$READY_PATH" ]] || die "$GW_CONF has no readiness probe endpoint (the bridge in mode \"probe\")"
 ADMIN="$(jq -r 'if (.admin.enabled // true) then "\(.admin.address // "127.0.0.1"):\(.admin.port // 9901)" else "" end' "$FD_CONF")"
 
 # ---- the demo merchant and its secret reference, from the daemon config -----------------------------
@@ -104,9 +109,11 @@ wait_for 10 "demo backend on $BE_ADDR" curl -fsS "http://$BE_ADDR/__counts"
 PIDS+=($!)
 wait_for 15 "filterd on $SOCK" test -S "$SOCK"
 
-out/bin/gateway-harness -c "$GW_CONF" &
+GW_LOG="$(mktemp /tmp/run-stack-gateway.XXXXXX.log)"
+USAGE_DISABLE=1 out/bin/gateway-harness run -c "$GW_CONF" > >(tee "$GW_LOG") 2>&1 &
 PIDS+=($!)
-wait_for 20 "gateway harness readiness (http://$GW_ADDR$READY_PATH)" curl -fsS "http://$GW_ADDR$READY_PATH"
+wait_for 20 "gateway readiness (http://$GW_ADDR$READY_PATH)" curl -fsS "http://$GW_ADDR$READY_PATH"
+bash scripts/check-gateway-log.sh "$GW_LOG" "$GW_CONF" || die "the gateway's start-up log lacks the plugin's lines (see above)"
 
 # ---- a signed request that really works, then one to print -------------------------------------------
 BODY='{"amount":"100.00","currency":"PKR","order_id":"demo-1"}'

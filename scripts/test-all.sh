@@ -3,9 +3,11 @@
 # installs what it needs, builds everything, and runs every test of the project:
 #   1. C++ build (warnings as errors), Catch2 tests and fuzz-corpus replays (ctest)
 #   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
-#   3. Go: go-bridge (race, coverage), gateway harness, perf tooling unit tests
-#   4. end-to-end: gateway harness + plugin + filterd + backend on loopback (scripts/test-e2e.sh)
-#   5. the performance regression gate (scripts/perf-gate.sh) when present
+#   3. Go: go-bridge (race, coverage), gateway harness, gateway-lint, perf tooling unit tests
+#   4. gateway configs: KrakenD's own v2.12 schema (gateway-harness check --lint-no-network) and
+#      gateway-lint on every shipped gateway config and deployment file
+#   5. end-to-end: gateway harness + plugin + filterd + backend on loopback (scripts/test-e2e.sh)
+#   6. the performance regression gate (scripts/perf-gate.sh)
 # Set SKIP_ASAN=1 or SKIP_PERF=1 to skip a stage locally; CI runs them all.
 set -euo pipefail
 
@@ -17,6 +19,7 @@ export PATH="$PATH:$(go env GOPATH 2>/dev/null || echo /root/go)/bin"
 bash scripts/install-deps.sh
 # shellcheck source=../versions.env
 source versions.env
+export GOTOOLCHAIN="$GO_VERSION" CGO_ENABLED=1 # KrakenD CE release toolchain (versions.env)
 
 BUILD="${BUILD_DIR:-$ROOT/build}"
 JOBS="${JOBS:-2}"
@@ -59,7 +62,7 @@ asan_tests() {
 go_unit_tests() {
   local rc=0
   # Coverage counts the hand-written packages (the plugin and its codec), not flatc's generated code;
-  # issue 4 requires at least 80 %.
+  # at least 80 % is required.
   local cover
   cover="$(mktemp)"
   if (cd go-bridge && go test -race -count=1 -coverpkg=.,./internal/codec -coverprofile="$cover" ./...); then
@@ -71,11 +74,38 @@ go_unit_tests() {
     rc=1
   fi
   rm -f "$cover"
-  for m in gateway perf/load; do
+  for m in gateway tools/gateway-lint perf/load; do
     if [[ -f "$m/go.mod" ]]; then
       (cd "$m" && go vet ./... && go test -count=1 ./...) || rc=1
     fi
   done
+  return $rc
+}
+
+# Every KrakenD config we ship passes KrakenD's own v2.12 schema and the fail-open linter; every
+# deployment file that starts KrakenD sets USAGE_DISABLE=1 (a linter warning fails this stage).
+gateway_configs() {
+  bash scripts/build-go.sh >/dev/null
+  local rc=0 schema="$ROOT/../shared/krakend-schema/v2.12/krakend.json"
+  if [[ -f "$schema" ]] && ! cmp -s "$schema" gateway/cmd/gateway-harness/schema/schema.json; then
+    echo "gateway/cmd/gateway-harness/schema/schema.json differs from KrakenD's published v2.12 schema ($schema)"
+    rc=1
+  fi
+  local c
+  for c in conf/gateway*.json; do
+    out/bin/gateway-harness check -c "$c" --lint-no-network || rc=1
+    out/bin/gateway-lint -filterd conf/filterd.example.json "$c" || rc=1
+  done
+  local manifests=()
+  mapfile -t manifests < <(ls Dockerfile compose/*.y*ml deploy/kubernetes/*.y*ml 2>/dev/null || true)
+  if ((${#manifests[@]})); then
+    local args=() m
+    for m in "${manifests[@]}"; do args+=(-manifest "$m"); done
+    local lint
+    lint="$(out/bin/gateway-lint "${args[@]}")" || rc=1
+    echo "$lint"
+    grep -q '^WARNING' <<<"$lint" && { echo "a deployment file starts KrakenD without USAGE_DISABLE=1"; rc=1; }
+  fi
   return $rc
 }
 
@@ -95,6 +125,7 @@ perf_gate() {
 stage "C++ build and tests" cpp_tests
 if [[ "${SKIP_ASAN:-0}" != 1 ]]; then stage "C++ tests under ASan+UBSan" asan_tests; fi
 stage "Go unit tests" go_unit_tests
+stage "gateway configs (KrakenD schema, gateway-lint)" gateway_configs
 stage "end-to-end tests" e2e_tests
 if [[ "${SKIP_PERF:-0}" != 1 ]]; then stage "performance regression gate" perf_gate; fi
 

@@ -1,6 +1,6 @@
 module filterd.local/perf/load
 
-go 1.26
+go 1.25.3
 
 require gonum.org/v1/plot v0.17.0
 

@@ -61,6 +61,7 @@ void apply_log_level(const daemon_config& cfg) {
     log::level l{};
     if (log::parse_level(cfg.log_level, l))
         log::set_level(l);
+    log::throttle::set_interval_ns(std::chrono::nanoseconds(cfg.log_per_request_interval).count());
 }
 
 /// Reloads the config; keeps the old one on any error. Start-up-only settings that changed are

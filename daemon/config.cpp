@@ -81,6 +81,8 @@ std::shared_ptr<const daemon_config> build(const json::value& doc, const std::st
 
     if (auto lg = root.optional_object("log")) {
         cfg->log_level = lg->get_enum("level", "info", {"debug", "info", "warn", "error"});
+        cfg->log_per_request_interval =
+            std::chrono::milliseconds(lg->get_int("per_request_interval_ms", 1000, 0, 3600000));
         lg->finish();
     }
 

@@ -8,7 +8,7 @@
 //   io_threads                                            start-up only
 //   limits   {max_frame_bytes, max_in_flight_per_connection, max_connections,
 //             stall_timeout_ms, drain_timeout_ms}         reloadable (applies to new work)
-//   log      {level}                                      reloadable
+//   log      {level, per_request_interval_ms}             reloadable
 //   filters, routes                                       reloadable (filters/common/chain.hpp)
 
 #include "filters/common/chain.hpp"
@@ -48,6 +48,8 @@ struct daemon_config {
     unsigned io_threads = 2;
     limits_config limits;
     std::string log_level = "info";
+    /// At most one per-request line (denial, unknown route or filter) per interval; 0 = every one.
+    std::chrono::milliseconds log_per_request_interval{1000};
     std::shared_ptr<const filter_set> filters;
 };
 

@@ -114,6 +114,11 @@ std::vector<std::uint8_t> encode_response(std::uint64_t id, const context& ctx, 
     return proto::to_frame(b);
 }
 
+// Lines a client can cause once per request: at most one per log.per_request_interval_ms each.
+log::throttle deny_log;
+log::throttle unknown_route_log;
+log::throttle unknown_filter_log;
+
 }  // namespace
 
 // ---- metrics -----------------------------------------------------------------------------------
@@ -417,22 +422,29 @@ private:
                 }
                 auto& m = server_metrics::get();
                 (res.allowed ? m.responses_allow : m.responses_deny).inc();
-                if (!res.allowed)
+                std::uint64_t held = 0;
+                if (!res.allowed && deny_log.admit(ctx.mono_ns, held))
                     log::info("request denied", {{"conn", id_},
                                                  {"request_id", req.id()},
                                                  {"route", view.route()},
                                                  {"status", ctx.deny_status},
-                                                 {"reason", ctx.reason}});
+                                                 {"reason", ctx.reason},
+                                                 {"denials_not_logged", held}});
             }
         }
         if (failed) {
             server_metrics::get().error_reply(err).inc();
             std::string msg = make_error_code(err).message();
-            if (err == errc::unknown_route)
-                log::warn("unknown route", {{"conn", id_}, {"route", request_view::sv(req.route())}});
-            else if (err == errc::unknown_filter)
-                log::warn("unknown filter for route",
-                          {{"conn", id_}, {"route", request_view::sv(req.route())}, {"filter", res.detail}});
+            std::uint64_t held = 0;
+            if (err == errc::unknown_route && unknown_route_log.admit(ctx.mono_ns, held))
+                log::warn("unknown route", {{"conn", id_},
+                                            {"route", request_view::sv(req.route())},
+                                            {"lines_not_logged", held}});
+            else if (err == errc::unknown_filter && unknown_filter_log.admit(ctx.mono_ns, held))
+                log::warn("unknown filter for route", {{"conn", id_},
+                                                       {"route", request_view::sv(req.route())},
+                                                       {"filter", res.detail},
+                                                       {"lines_not_logged", held}});
             out = proto::encode_error(req.id(), to_wire(err), msg);
         }
         server_metrics::get().request_duration.observe(static_cast<std::uint64_t>(mono_ns() - received));

@@ -127,4 +127,22 @@ void write(level l, std::string_view msg, std::initializer_list<field> fields) n
     }
 }
 
+namespace {
+std::atomic<std::int64_t> g_throttle_interval_ns{1'000'000'000};
+}  // namespace
+
+void throttle::set_interval_ns(std::int64_t ns) noexcept { g_throttle_interval_ns.store(ns < 0 ? 0 : ns); }
+std::int64_t throttle::interval_ns() noexcept { return g_throttle_interval_ns.load(std::memory_order_relaxed); }
+
+bool throttle::admit(std::int64_t now_ns, std::uint64_t& suppressed) noexcept {
+    std::int64_t next = next_ns_.load(std::memory_order_relaxed);
+    if (now_ns < next ||
+        !next_ns_.compare_exchange_strong(next, now_ns + interval_ns(), std::memory_order_relaxed)) {
+        held_.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    suppressed = held_.exchange(0, std::memory_order_relaxed);
+    return true;
+}
+
 }  // namespace filterd::log

@@ -91,6 +91,9 @@ TEST_CASE("config rules, one failing config each", "[config]") {
         expect_error(with(R"("limits": {"max_frames": 1}, )" + routes), "limits.max_frames");
     }
     SECTION("log.level") { expect_error(with(R"("log": {"level": "loud"}, )" + routes), "log.level"); }
+    SECTION("log.per_request_interval_ms") {
+        expect_error(with(R"("log": {"per_request_interval_ms": -1}, )" + routes), "log.per_request_interval_ms");
+    }
     SECTION("routes is required") { expect_error(with(R"("io_threads": 1)"), "routes"); }
     SECTION("routes must not be empty") { expect_error(with(R"("routes": {})"), "routes"); }
     SECTION("a route must be an object") { expect_error(with(R"("routes": {"r": []})"), "routes.r"); }
@@ -139,7 +142,8 @@ TEST_CASE("the example config in conf/ is valid", "[config]") {
     ::setenv("FILTERD_REPLICAS", "1", 1);
     auto c = load_config(std::string(FILTERD_SOURCE_DIR) + "/conf/filterd.example.json", "/tmp/example.sock",
                          registry::builtin(), nullptr);
-    CHECK(c->filters->route_count() == 3);
+    CHECK(c->filters->route_count() == 4);
+    CHECK(c->filters->find_route("gateway.probe") != nullptr);  // the gateway's readiness probe
     const route* pay = c->filters->find_route("payments.create");
     REQUIRE(pay != nullptr);
     CHECK(pay->find("merchant-auth") != nullptr);

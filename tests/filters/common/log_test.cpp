@@ -89,3 +89,32 @@ TEST_CASE("log: write() emits the scrubbed line on the configured fd", "[log][sc
     CHECK(o.at("msg").as_string() == "refund [card]");
     CHECK(o.at("iban").as_string() == "[iban]");
 }
+
+TEST_CASE("log: a throttle lets one line through per interval and counts the rest", "[log]") {
+    flog::throttle::set_interval_ns(1'000'000'000);
+    flog::throttle t;
+    std::uint64_t held = 99;
+    REQUIRE(t.admit(5'000'000'000, held));
+    CHECK(held == 0);
+    for (int i = 0; i < 1000; ++i) {
+        std::uint64_t h = 0;
+        REQUIRE_FALSE(t.admit(5'000'000'000 + i * 900'000, h));  // a flood within the second
+    }
+    REQUIRE(t.admit(6'000'000'000, held));
+    CHECK(held == 1000);
+    std::uint64_t h = 0;
+    CHECK_FALSE(t.admit(6'500'000'000, h));
+    REQUIRE(t.admit(7'000'000'001, held));
+    CHECK(held == 1);
+}
+
+TEST_CASE("log: a throttle with interval 0 lets every line through", "[log]") {
+    flog::throttle::set_interval_ns(0);
+    flog::throttle t;
+    for (int i = 0; i < 10; ++i) {
+        std::uint64_t held = 7;
+        REQUIRE(t.admit(1'000, held));
+        CHECK(held == 0);
+    }
+    flog::throttle::set_interval_ns(1'000'000'000);
+}

@@ -431,7 +431,8 @@ func endpoint(path, method, backendAddr string, extra map[string]interface{}) ma
 
 func gatewayConfig(pluginDir string, endpoints []interface{}, serviceExtra map[string]interface{}) map[string]interface{} {
 	extra := map[string]interface{}{
-		"router": map[string]interface{}{"return_error_msg": true, "disable_access_log": true},
+		"router":            map[string]interface{}{"return_error_msg": true, "disable_access_log": true},
+		"telemetry/logging": map[string]interface{}{"level": "INFO", "prefix": "[KRAKEND]", "stdout": true},
 	}
 	for k, v := range serviceExtra {
 		extra[k] = v

@@ -18,8 +18,12 @@ bool all_id_chars(std::string_view s, std::size_t min, std::size_t max) noexcept
     return std::all_of(s.begin(), s.end(), is_id_char);
 }
 
+/// SPV1 timestamp: a decimal integer without sign, fraction or leading zeros ("0" itself is well formed).
+/// One spelling per value, so a signed request cannot be re-sent with a different X-Timestamp text.
 bool parse_timestamp(std::string_view s, std::int64_t& out) noexcept {
     if (s.empty() || s.size() > 18)  // 18 digits always fit in int64
+        return false;
+    if (s.size() > 1 && s[0] == '0')
         return false;
     std::int64_t v = 0;
     for (char c : s) {

@@ -7,7 +7,7 @@
 // Header formats (the contract with merchants; anything else is malformed):
 //   X-Merchant-Id  [A-Za-z0-9_-]{1,64}
 //   X-Key-Id       [A-Za-z0-9_-]{1,64}
-//   X-Timestamp    [0-9]{1,18}      Unix seconds, decimal (leading zeros allowed; signed as sent)
+//   X-Timestamp    0|[1-9][0-9]{0,17}   Unix seconds, decimal: no sign, fraction or leading zeros
 //   X-Nonce        [A-Za-z0-9_-]{16,128}   base64url alphabet, no padding
 //   X-Signature    "v1=" + standard base64 with padding (RFC 4648 section 4), canonical encoding,
 //                  decoding to 1..max_signature_bytes bytes

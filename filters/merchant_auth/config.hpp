@@ -54,6 +54,7 @@ namespace filterd::merchant_auth {
     X(control_char, 400, "Bad Request")                                    \
     X(too_many_query_params, 400, "Bad Request")                           \
     X(body_too_large, 413, "Content Too Large")                            \
+    X(malformed_body_digest, 400, "Bad Request")                           \
     X(missing_header, 401, "Unauthorized")                                 \
     X(malformed_header, 401, "Unauthorized")                               \
     X(timestamp_skew, 401, "Unauthorized")                                 \

@@ -147,6 +147,7 @@ TEST_CASE("header parser: duplicates, control characters, missing and malformed"
             {0, ""}, {0, "ac me"}, {0, "acme!"}, {0, std::string(65, 'a')}, {0, "acmé"},
             {1, ""}, {1, "k.1"}, {1, std::string(65, 'k')},
             {2, ""}, {2, "-1"}, {2, "+1"}, {2, "17a"}, {2, " 17"}, {2, "1.5"}, {2, std::string(19, '1')},
+            {2, "001764158400"}, {2, "01764158400"}, {2, "00"}, {2, "0" + std::string(17, '9')},  // leading zeros
             {3, std::string(15, 'n')}, {3, std::string(129, 'n')}, {3, "bm9uY2UtMDAwMDAw+/=="}, {3, "bm9uY2UtMDAwMDAw MDAx"},
             {4, "AAECAw=="}, {4, "v2=AAECAw=="}, {4, "v1="}, {4, "v1=AAECAw"}, {4, "V1=AAECAw=="}, {4, "v1=AAEC Aw=="},
             {4, "v1=AAECAw==,v1=AAECAw=="}, {4, "v1=" + std::string(1368 + 4, 'A')},

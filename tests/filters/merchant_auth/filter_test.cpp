@@ -5,6 +5,7 @@
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
+#include <openssl/sha.h>
 
 #include <cstdio>
 #include <fstream>
@@ -309,6 +310,45 @@ TEST_CASE("the route's merchant path parameter must name the authenticated merch
     deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
     spec.path_params = {};
     deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
+}
+
+TEST_CASE("the merchant path parameter name is matched case-insensitively, as lura capitalises it", "[filter]") {
+    // The documented config says "merchant"; lura gives the plugin the parameter as "Merchant".
+    json::value route = json::object{{"merchant_path_param", "merchant"}};
+    auto spec = vec("hmac_path_param").spec;
+    spec.path_params = {{"Merchant", "acme"}};
+    require_allowed(run(build(base_config(), &route), spec), "acme", "k1");
+    spec.path_params = {{"Merchant", "globex"}};
+    deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
+    // Two parameters that differ only in case are ambiguous: a mismatch, whatever their values.
+    spec.path_params = {{"Merchant", "acme"}, {"merchant", "acme"}};
+    deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
+}
+
+TEST_CASE("a body digest (body_sha256) stands for the body it hashes", "[filter]") {
+    for (const char* name : {"hmac_post_json", "hmac_binary_body", "rsa_post", "ed25519_post"}) {
+        INFO(name);
+        auto v = vec(name);
+        unsigned char d[SHA256_DIGEST_LENGTH];
+        SHA256(reinterpret_cast<const unsigned char*>(v.spec.body.data()), v.spec.body.size(), d);
+        auto spec = v.spec;
+        spec.body.clear();
+        spec.body_sha256 = std::string(reinterpret_cast<const char*>(d), sizeof d);
+        require_allowed(run(build(base_config()), spec), v.header("X-Merchant-Id"), v.header("X-Key-Id"));
+        spec.body_sha256->at(0) ^= 1;  // a digest of another body: the signature does not match
+        deny_case(base_config(), spec, "bad_signature", 401);
+    }
+}
+
+TEST_CASE("body_sha256 together with a body, or not 32 bytes, is a bad request", "[filter]") {
+    auto v = vec("hmac_post_json");
+    auto both = v.spec;
+    both.body_sha256 = std::string(32, 'x');
+    deny_case(base_config(), both, "malformed_body_digest", 400);
+    auto short_digest = v.spec;
+    short_digest.body.clear();
+    short_digest.body_sha256 = std::string(31, 'x');
+    deny_case(base_config(), short_digest, "malformed_body_digest", 400);
 }
 
 TEST_CASE("duplicate auth headers are a bad request", "[filter]") {

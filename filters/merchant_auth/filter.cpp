@@ -112,10 +112,14 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
         return deny(req, ctx, reason::key_expired, h.merchant_id, h.key_id);
 
     // 5. Nonce: recorded only after the signature passed.
-    switch (nonces_->check_and_record(h.merchant_id, h.nonce, h.timestamp_s, now_ns, skew_ns)) {
+    switch (nonces_->check_and_record(h.merchant_id, m->nonce_owner, h.nonce, h.timestamp_s, now_ns, skew_ns)) {
     case nonce_store::result::recorded: break;
     case nonce_store::result::replay: return deny(req, ctx, reason::replay, h.merchant_id, h.key_id);
     case nonce_store::result::full: return deny(req, ctx, reason::nonce_store_full, h.merchant_id, h.key_id);
+    case nonce_store::result::merchant_full:
+        return deny(req, ctx, reason::nonce_quota_exceeded, h.merchant_id, h.key_id);
+    case nonce_store::result::unavailable:
+        return deny(req, ctx, reason::nonce_journal_unavailable, h.merchant_id, h.key_id);
     }
 
     // 6. Authorisation.

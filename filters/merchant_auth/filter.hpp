@@ -15,7 +15,9 @@
 //      then the key's state and validity window at ctx.wall_ns: revoked (401 key_revoked), before
 //      not_before (401 key_not_yet_valid), at or after not_after (401 key_expired). A retiring key
 //      still authenticates; each use is counted and logged (at most once a minute per key);
-//   5. the nonce, recorded only now, after the signature passed: replay (401), store full (503);
+//   5. the nonce, recorded only now, after the signature passed: replay (401), store full (503), the
+//      merchant's share of the store full (429 nonce_quota_exceeded), the journal could not record it
+//      or the start-up fence covers its timestamp (503 nonce_journal_unavailable);
 //   6. authorisation (403): merchant active, route allowed for the key, client IP inside the key's
 //      CIDRs, and the route's merchant path parameter equal to the merchant id.
 // On allow: ctx.authenticated = true, ctx.merchant_id and ctx.key_id are set.

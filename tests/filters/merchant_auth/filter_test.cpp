@@ -3,6 +3,7 @@
 
 #include "filters/common/log.hpp"
 #include "support.hpp"
+#include "tests/support/spv1.hpp"
 
 #include <catch2/catch.hpp>
 #include <openssl/sha.h>
@@ -187,11 +188,66 @@ TEST_CASE("a full nonce store denies 503 rather than forgetting", "[filter]") {
     auto b = build(cfg);
     require_allowed(run(b, vec("hmac_post_json").spec), "acme", "k1");
     deny_check check("nonce_store_full");
-    auto r = run(b, vec("hmac_get_query").spec);
+    auto r = run(b, vec("globex_own_key").spec);  // another merchant, within its own share
     check(r, 503);
     // The remembered nonce is still a replay.
     deny_check replay("replay");
     replay(run(b, vec("hmac_post_json").spec), 401);
+}
+
+TEST_CASE("one merchant's flood cannot fill the nonce store for the others", "[filter]") {
+    json::value cfg = base_config();
+    cfg.as_object()["nonce_capacity"] = 40;
+    cfg.as_object()["nonce_merchant_share_percent"] = 25;  // 10 live nonces per merchant
+    auto b = build(cfg);
+    auto secret = [](const char* file) {
+        std::ifstream f(data_dir() + file);
+        std::string v;
+        std::getline(f, v);
+        return v;
+    };
+    const std::string acme = secret("acme-k1.secret"), globex = secret("globex-g1.secret");
+    auto signed_req = [&](const std::string& m, const std::string& k, const std::string& sec, int i) {
+        proto::request_spec spec;
+        spec.route = "pay";
+        spec.filters = {"merchant-auth"};
+        spec.method = "POST";
+        spec.path = "/v1/payments";
+        spec.body = "{}";
+        filterd::testing::spv1_sign_hmac(spec, m, k, sec, "flood-nonce-" + std::to_string(i) + "-xxxxxxxx", vector_ts);
+        return spec;
+    };
+    for (int i = 0; i < 10; ++i)
+        require_allowed(run(b, signed_req("acme", "k1", acme, i)), "acme", "k1");
+    deny_check quota("nonce_quota_exceeded");
+    quota(run(b, signed_req("acme", "k1", acme, 10)), 429);
+    // The other merchants are unaffected.
+    for (int i = 0; i < 10; ++i)
+        require_allowed(run(b, signed_req("globex", "g1", globex, i)), "globex", "g1");
+    // A replay of an accepted request is still a replay, not the quota.
+    deny_check replay("replay");
+    replay(run(b, signed_req("acme", "k1", acme, 3)), 401);
+}
+
+TEST_CASE("nonce_merchant_share_percent and nonce_journal are checked", "[config]") {
+    auto key = [](json::value v) {
+        return config_error_key([&] { build(v); });
+    };
+    json::value c = base_config();
+    c.as_object()["nonce_merchant_share_percent"] = 0;
+    CHECK(key(c) == "filters.merchant-auth.nonce_merchant_share_percent");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "relative/dir"}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.dir");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "/tmp/x"}, {"max_bytes", 10}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.max_bytes");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "/proc/no-such-dir/x"}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.dir");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "/tmp/x"}, {"sync", true}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.sync");
 }
 
 TEST_CASE("another merchant's key is an unknown key", "[filter]") {

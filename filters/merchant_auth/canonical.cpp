@@ -116,6 +116,20 @@ void append_percent_encoded(std::string& out, std::string_view bytes) {
     }
 }
 
+void append_path_encoded(std::string& out, std::string_view path) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (char ch : path) {
+        auto c = static_cast<unsigned char>(ch);
+        if (is_unreserved(c) || c == '/') {
+            out += ch;
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xf];
+        }
+    }
+}
+
 void auth_header_parser::add(std::string_view name, std::string_view value) noexcept {
     for (std::size_t i = 0; i < auth_field_count; ++i) {
         if (iequals(name, auth_header_names[i])) {
@@ -206,7 +220,7 @@ void canonicaliser::build(const canonical_parts& p, std::string& out) {
         out += c;
     }
     out += '\n';
-    out += p.path;
+    append_path_encoded(out, p.path);
     out += '\n';
     out += q;
     out += '\n';

@@ -75,7 +75,7 @@ TEST_CASE("every committed vector verifies", "[filter]") {
         {"hmac_lowercase_method", {"acme", "k1"}}, {"hmac_binary_body", {"acme", "k2"}},
         {"hmac_path_param", {"acme", "k1"}},  {"rsa_post", {"acme", "r1"}},
         {"ed25519_post", {"acme", "e1"}},     {"globex_own_key", {"globex", "g1"}},
-        {"hmac_nonce_max_len", {"acme", "k1"}},
+        {"hmac_nonce_max_len", {"acme", "k1"}}, {"hmac_encoded_path", {"acme", "k1"}},
     };
     auto allowed_before = metrics_registry::global().counter_value("filterd_merchant_auth_allowed_total");
     for (const auto& [name, who] : expect) {
@@ -84,6 +84,26 @@ TEST_CASE("every committed vector verifies", "[filter]") {
     }
     CHECK(metrics_registry::global().counter_value("filterd_merchant_auth_allowed_total") ==
           allowed_before + expect.size());
+}
+
+TEST_CASE("committed vectors that must be refused are refused with their reason", "[filter]") {
+    int refused = 0;
+    for (const auto& [name, v] : vectors()) {
+        if (v.expect == "allow")
+            continue;
+        INFO(name);
+        deny_check check(v.expect);
+        check(run(build(base_config()), v.spec), 401);
+        ++refused;
+    }
+    CHECK(refused >= 1);  // hmac_timestamp_leading_zeros
+}
+
+TEST_CASE("an encoded path verifies: the merchant signs the raw path, filterd sees it decoded", "[filter]") {
+    auto v = vec("hmac_encoded_path");
+    CHECK(v.raw_path == "/v1/%70ayments/caf%C3%A9%20x+y/a%2Fb");
+    CHECK(v.spec.path == "/v1/payments/caf\xC3\xA9 x+y/a/b");  // Go's URL.Path
+    require_allowed(run(build(base_config()), v.spec), "acme", "k1");
 }
 
 TEST_CASE("the method is upper-cased before signing", "[filter]") {

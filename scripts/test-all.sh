@@ -2,11 +2,11 @@
 # The one test command (README "Run every test"; .ci/run calls it). On a fresh Debian 12 machine it
 # installs what it needs, builds everything, and runs every test of the project:
 #   1. C++ build (warnings as errors), Catch2 tests and fuzz-corpus replays (ctest)
-#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer
 #   3. Go: go-bridge (race, coverage), gateway harness, perf tooling unit tests
 #   4. end-to-end: gateway harness + plugin + filterd + backend on loopback (scripts/test-e2e.sh)
 #   5. the performance regression gate (scripts/perf-gate.sh) when present
-# Set SKIP_ASAN=1 or SKIP_PERF=1 to skip a stage locally; CI runs them all.
+# Set SKIP_ASAN=1, SKIP_TSAN=1 or SKIP_PERF=1 to skip a stage locally; CI runs them all.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,6 +56,15 @@ asan_tests() {
     ctest --test-dir "$b" --output-on-failure --timeout 600
 }
 
+# ThreadSanitizer: the same tests, built with -fsanitize=thread. No suppressions file: every report fails.
+tsan_tests() {
+  local b="$ROOT/build-tsan"
+  cmake -S "$ROOT" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFILTERD_TSAN=ON \
+    -DFILTERD_BUILD_TESTS=ON -DFILTERD_BUILD_BENCHMARKS=OFF >/dev/null
+  ninja -C "$b" -j "$JOBS"
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir "$b" --output-on-failure --timeout 600
+}
+
 go_unit_tests() {
   local rc=0
   # Coverage counts the hand-written packages (the plugin and its codec), not flatc's generated code;
@@ -94,6 +103,7 @@ perf_gate() {
 
 stage "C++ build and tests" cpp_tests
 if [[ "${SKIP_ASAN:-0}" != 1 ]]; then stage "C++ tests under ASan+UBSan" asan_tests; fi
+if [[ "${SKIP_TSAN:-0}" != 1 ]]; then stage "C++ tests under ThreadSanitizer" tsan_tests; fi
 stage "Go unit tests" go_unit_tests
 stage "end-to-end tests" e2e_tests
 if [[ "${SKIP_PERF:-0}" != 1 ]]; then stage "performance regression gate" perf_gate; fi

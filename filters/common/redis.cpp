@@ -231,6 +231,18 @@ std::uint16_t key_slot(std::string_view key) noexcept {
     return crc & 16383;
 }
 
+std::string key_part(std::string_view v) {
+    bool plain = !v.empty() && v.size() <= 64;
+    for (char c : v)
+        plain = plain && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                          c == '_' || c == ':' || c == '@' || c == '-');
+    if (plain)
+        return std::string(v);
+    return "~" + digest("SHA256", v);
+}
+
+std::string merchant_prefix(std::string_view merchant_id) { return "filterd:{m:" + key_part(merchant_id) + "}:"; }
+
 // ---- implementation ----------------------------------------------------------------------------
 
 class connection;

@@ -159,6 +159,15 @@ private:
 /// Cluster hash slot of a key (CRC16/XMODEM mod 16384, honouring {hash tags}).
 std::uint16_t key_slot(std::string_view key) noexcept;
 
+/// A client-influenced value made safe for a key: kept as is when it is 1-64 characters of
+/// [A-Za-z0-9._:@-] (so keys stay readable), else "~" and the hex SHA-256 of the value (so no value
+/// can break a {hash tag} or make a key long).
+std::string key_part(std::string_view v);
+
+/// The key prefix of everything stored for one merchant: "filterd:{m:<merchant>}:". The hash tag puts
+/// all of a merchant's keys (nonces and merchant-keyed rate limits) in one cluster slot.
+std::string merchant_prefix(std::string_view merchant_id);
+
 class client_impl;
 
 class client {

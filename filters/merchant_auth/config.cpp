@@ -200,6 +200,19 @@ std::shared_ptr<config> config::load(const json::value* section, const std::stri
     config_object o(*section, path);
     auto c = std::make_shared<config>();
     c->skew_s = o.get_int("skew_seconds", 300, 1, 3600);
+    c->redis_store = o.get_enum("store", "local", {"local", "redis"}) == "redis";
+    if (c->redis_store) {
+        auto r = o.optional_object("redis");
+        if (!r)
+            o.fail("redis", "is required when store is \"redis\"");
+        c->redis = redis::parse_options(*r);
+        r->finish();
+        for (const char* k : {"nonce_capacity", "nonce_merchant_share_percent", "nonce_journal"})
+            if (o.has(k))
+                o.fail(k, "applies to store \"local\" only (with store \"redis\", Redis holds the nonces)");
+    } else if (o.has("redis")) {
+        o.fail("redis", "is only allowed when store is \"redis\"");
+    }
     c->nonce_capacity = static_cast<std::size_t>(o.get_int("nonce_capacity", 1'000'000, 1, 100'000'000));
     c->nonce_merchant_share_percent = static_cast<unsigned>(o.get_int("nonce_merchant_share_percent", 25, 1, 100));
     if (auto j = o.optional_object("nonce_journal")) {

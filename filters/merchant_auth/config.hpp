@@ -12,6 +12,10 @@
 //       "max_bytes": 268435456,       // 1 MiB..16 GiB, default 256 MiB: past it appends fail (503)
 //       "fsync": false                // fdatasync each record (for a persistent volume)
 //     },                              // fixed for the process: a reload that changes it is refused
+//     "store": "local" | "redis",     // default "local": where nonces are recorded. "redis" shares them
+//                                     // between replicas (SET NX PX 2 x skew); nonce_capacity,
+//                                     // nonce_merchant_share_percent and nonce_journal are then refused
+//     "redis": { ... },               // with store "redis" only: redis::parse_options
 //     "max_body_bytes": 1048576,      // 0..16777216, default 1 MiB: larger bodies are denied 413
 //     "max_query_params": 256,        // 0..10000, default 256: more pairs are denied 400
 //     "merchants": {                  // required, at least one
@@ -38,6 +42,7 @@
 
 #include "filters/common/config_reader.hpp"
 #include "filters/common/metrics.hpp"
+#include "filters/common/redis.hpp"
 #include "filters/merchant_auth/crypto.hpp"
 #include "filters/merchant_auth/nonce_journal.hpp"
 
@@ -75,6 +80,7 @@ namespace filterd::merchant_auth {
     X(nonce_store_full, 503, "Service Unavailable")                        \
     X(nonce_quota_exceeded, 429, "Too Many Requests")                      \
     X(nonce_journal_unavailable, 503, "Service Unavailable")               \
+    X(nonce_store_unavailable, 503, "Service Unavailable")                 \
     X(merchant_suspended, 403, "Forbidden")                                \
     X(route_not_allowed, 403, "Forbidden")                                 \
     X(ip_not_allowed, 403, "Forbidden")                                    \
@@ -141,6 +147,8 @@ struct config {
     std::size_t nonce_capacity = 1'000'000;
     unsigned nonce_merchant_share_percent = 25;
     std::optional<journal_options> nonce_journal;
+    bool redis_store = false;       ///< store "redis"
+    redis::options redis;           ///< redis_store only
     std::size_t max_body_bytes = 1u << 20;
     std::size_t max_query_params = 256;
     std::map<std::string, merchant_record, std::less<>> merchants;

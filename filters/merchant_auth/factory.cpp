@@ -18,6 +18,8 @@ bool same_journal(const std::optional<journal_options>& a, const std::optional<j
 
 /// Start-up: a new store, and when configured, its journal replayed into it.
 std::shared_ptr<nonce_store> make_store(const config& c, const std::string& path) {
+    if (c.redis_store)  // Redis holds the nonces; the local store stays empty (one entry, never used)
+        return std::make_shared<nonce_store>(1);
     auto nonces = std::make_shared<nonce_store>(c.nonce_capacity);
     if (!c.nonce_journal) {
         log::warn("merchant-auth: no nonce_journal configured; nonces are forgotten on restart, so a request "
@@ -79,7 +81,9 @@ public:
         std::shared_ptr<nonce_store> nonces;
         if (auto* prev = dynamic_cast<auth_instance*>(previous.get()); prev != nullptr) {
             nonces = prev->nonces();
-            if (nonces->capacity() != c->nonce_capacity)
+            if (prev->cfg()->redis_store != c->redis_store)
+                throw config_error(path + ".store", "cannot change on reload; restart filterd to change it");
+            if (!c->redis_store && nonces->capacity() != c->nonce_capacity)
                 throw config_error(path + ".nonce_capacity",
                                    "cannot change on reload (running with " + std::to_string(nonces->capacity()) +
                                        "); restart filterd to resize the nonce store");
@@ -98,7 +102,10 @@ public:
         // Applied last: a rejected config must not change the running store.
         nonces->set_per_merchant_limit(
             std::max<std::size_t>(1, c->nonce_capacity * c->nonce_merchant_share_percent / 100));
-        return std::make_shared<auth_instance>(std::move(c), std::move(nonces));
+        std::shared_ptr<redis::client> shared;
+        if (c->redis_store)
+            shared = redis::shared_client(c->redis);
+        return std::make_shared<auth_instance>(std::move(c), std::move(nonces), std::move(shared));
     }
 };
 

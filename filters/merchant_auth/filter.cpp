@@ -41,12 +41,73 @@ outcome auth_filter::deny(const request_view& req, context& ctx, reason r, std::
 }
 
 outcome auth_filter::on_request(const request_view& req, context& ctx) const noexcept {
+    verified v;
+    if (outcome o = verify(req, ctx, v); o != outcome::allow)
+        return o;
+    const auto& h = v.h;
+    // 5. Nonce: recorded only after the signature passed.
+    switch (nonces_->check_and_record(h.merchant_id, v.m->nonce_owner, h.nonce, h.timestamp_s, v.now_ns, v.skew_ns)) {
+    case nonce_store::result::recorded: break;
+    case nonce_store::result::replay: return deny(req, ctx, reason::replay, h.merchant_id, h.key_id);
+    case nonce_store::result::full: return deny(req, ctx, reason::nonce_store_full, h.merchant_id, h.key_id);
+    case nonce_store::result::merchant_full:
+        return deny(req, ctx, reason::nonce_quota_exceeded, h.merchant_id, h.key_id);
+    case nonce_store::result::unavailable:
+        return deny(req, ctx, reason::nonce_journal_unavailable, h.merchant_id, h.key_id);
+    }
+    return authorise(req, ctx, v, true);
+}
+
+void auth_filter::on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept {
+    auto v = std::make_shared<verified>();
+    if (outcome o = verify(req, ctx, *v); o != outcome::allow)
+        return done(o);
+    const auto& h = v->h;
+    std::string key = redis::merchant_prefix(h.merchant_id) + "n:" + redis::key_part(h.nonce);
+    // Remembered for 2 x skew: whatever the clock of the replica that sees a replay, the request's
+    // timestamp is outside every replica's window by then.
+    const std::int64_t ttl_ms = 2 * cfg_->skew_s * 1000;
+    if (ctx.fused_store == redis_.get()) {
+        // One round trip: the later filter on the same store records the nonce in its own script
+        // call, before its decision, and settles this filter's verdict. Authorisation runs now.
+        if (outcome o = authorise(req, ctx, *v, false); o != outcome::allow)
+            return done(o);
+        ctx.nonce.emplace();
+        ctx.nonce->key = std::move(key);
+        ctx.nonce->ttl_ms = ttl_ms;
+        ctx.nonce->settle = [this, &req, v](context& c, context::pending_nonce::verdict verdict) {
+            using vd = context::pending_nonce::verdict;
+            if (verdict == vd::recorded) {
+                cfg_->allowed->inc();
+                return outcome::allow;
+            }
+            c.authenticated = false;
+            return deny(req, c, verdict == vd::replay ? reason::replay : reason::nonce_store_unavailable,
+                        v->h.merchant_id, v->h.key_id);
+        };
+        return done(outcome::allow);
+    }
+    const auto deadline = redis::clock::time_point(std::chrono::nanoseconds(ctx.deadline_mono_ns));
+    // `this`, `req` and `ctx` outlive the call: the chain keeps them until done() (filter.hpp).
+    redis_->command({"SET", std::move(key), "1", "NX", "PX", std::to_string(ttl_ms)}, deadline,
+                    [this, &req, &ctx, v, done = std::move(done)](redis::result&& r) {
+                        auto rv = r.value.view();
+                        if (r.error == redis::errc::ok && rv.is_string() && rv.str() == "OK")
+                            return done(authorise(req, ctx, *v, true));
+                        if (r.error == redis::errc::ok && rv.is_nil())
+                            return done(deny(req, ctx, reason::replay, v->h.merchant_id, v->h.key_id));
+                        done(deny(req, ctx, reason::nonce_store_unavailable, v->h.merchant_id, v->h.key_id));
+                    },
+                    1);
+}
+
+outcome auth_filter::verify(const request_view& req, context& ctx, verified& out) const noexcept {
     const config& c = *cfg_;
+    auto& h = out.h;
 
     // 1. Syntax and size limits.
     auth_header_parser parser;
     req.for_each_header([&](std::string_view n, std::string_view v) { parser.add(n, v); });
-    auth_headers h;
     parse_status ps = parser.finish(h);
     if (ps == parse_status::duplicate)
         return deny(req, ctx, reason::duplicate_header, {}, {});
@@ -111,16 +172,20 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
     if (k->not_after_s && now_ns >= *k->not_after_s * ns_per_s)
         return deny(req, ctx, reason::key_expired, h.merchant_id, h.key_id);
 
-    // 5. Nonce: recorded only after the signature passed.
-    switch (nonces_->check_and_record(h.merchant_id, m->nonce_owner, h.nonce, h.timestamp_s, now_ns, skew_ns)) {
-    case nonce_store::result::recorded: break;
-    case nonce_store::result::replay: return deny(req, ctx, reason::replay, h.merchant_id, h.key_id);
-    case nonce_store::result::full: return deny(req, ctx, reason::nonce_store_full, h.merchant_id, h.key_id);
-    case nonce_store::result::merchant_full:
-        return deny(req, ctx, reason::nonce_quota_exceeded, h.merchant_id, h.key_id);
-    case nonce_store::result::unavailable:
-        return deny(req, ctx, reason::nonce_journal_unavailable, h.merchant_id, h.key_id);
-    }
+    out.m = m;
+    out.k = k;
+    out.now_ns = now_ns;
+    out.skew_ns = skew_ns;
+    return outcome::allow;
+}
+
+outcome auth_filter::authorise(const request_view& req, context& ctx, const verified& v,
+                               bool count_allow) const noexcept {
+    const config& c = *cfg_;
+    const auto& h = v.h;
+    const merchant_record* m = v.m;
+    const key_record* k = v.k;
+    const std::int64_t now_ns = v.now_ns;
 
     // 6. Authorisation.
     if (!m->active)
@@ -150,7 +215,8 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
             log::warn("merchant-auth: request signed with a retiring key",
                       {{"merchant_id", h.merchant_id}, {"key_id", h.key_id}, {"not_after", *k->not_after_s}});
     }
-    c.allowed->inc();
+    if (count_allow)
+        c.allowed->inc();
     ctx.authenticated = true;
     ctx.merchant_id.assign(h.merchant_id);
     ctx.key_id.assign(h.key_id);
@@ -159,7 +225,7 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
 
 std::shared_ptr<const filter> auth_instance::for_route(std::string_view route_id, const boost::json::value* route_cfg,
                                                        const std::string& path) const {
-    return std::make_shared<auth_filter>(cfg_, route_config::load(route_id, route_cfg, path), nonces_);
+    return std::make_shared<auth_filter>(cfg_, route_config::load(route_id, route_cfg, path), nonces_, redis_);
 }
 
 }  // namespace filterd::merchant_auth

@@ -26,6 +26,7 @@
 // that never holds the signature, the secret or the body.
 
 #include "filters/common/filter.hpp"
+#include "filters/merchant_auth/canonical.hpp"
 #include "filters/merchant_auth/config.hpp"
 #include "filters/merchant_auth/nonce_store.hpp"
 
@@ -35,26 +36,54 @@ namespace filterd::merchant_auth {
 
 class auth_filter final : public filter {
 public:
-    auth_filter(std::shared_ptr<const config> cfg, route_config route, std::shared_ptr<nonce_store> nonces)
-        : cfg_(std::move(cfg)), route_(std::move(route)), nonces_(std::move(nonces)) {}
+    /// @param redis  the shared nonce store (store "redis"), or nullptr (store "local")
+    auth_filter(std::shared_ptr<const config> cfg, route_config route, std::shared_ptr<nonce_store> nonces,
+                std::shared_ptr<redis::client> redis = nullptr)
+        : cfg_(std::move(cfg)), route_(std::move(route)), nonces_(std::move(nonces)), redis_(std::move(redis)) {}
 
+    /// Store "local": steps 1-6 above, inline.
     outcome on_request(const request_view& req, context& ctx) const noexcept override;
 
+    /// Store "redis": steps 1-4 inline, then the nonce in Redis (SET <merchant prefix>n:<nonce> 1 NX
+    /// PX 2 x skew), then step 6. A nonce that exists is a replay (401, as locally); Redis failing,
+    /// erroring or not answering within the request's deadline denies 503 nonce_store_unavailable
+    /// (fail closed, never skipped). When ctx.fused_store is this store, the nonce is handed to the
+    /// later filter of the request on the same store (context::nonce) instead, so the request makes one
+    /// round trip; authorisation (step 6) then runs before the nonce is recorded.
+    void on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept override;
+    bool is_async() const noexcept override { return redis_ != nullptr; }
+    const void* shared_store() const noexcept override { return redis_.get(); }
+
 private:
+    /// What steps 1-4 established.
+    struct verified {
+        auth_headers h;
+        const merchant_record* m = nullptr;
+        const key_record* k = nullptr;
+        std::int64_t now_ns = 0;
+        std::int64_t skew_ns = 0;
+    };
+    /// Steps 1-4: allow means "go on to the nonce".
+    outcome verify(const request_view& req, context& ctx, verified& out) const noexcept;
+    /// Step 6 and the allow (counted when `count_allow`).
+    outcome authorise(const request_view& req, context& ctx, const verified& v, bool count_allow) const noexcept;
+
     outcome deny(const request_view& req, context& ctx, reason r, std::string_view merchant_id,
                  std::string_view key_id) const noexcept;
 
     std::shared_ptr<const config> cfg_;
     route_config route_;
     std::shared_ptr<nonce_store> nonces_;
+    std::shared_ptr<redis::client> redis_;
 };
 
 /// The filter_instance of one config generation: the config plus the nonce store, which is shared
 /// with (carried over from) the previous generation.
 class auth_instance final : public filter_instance {
 public:
-    auth_instance(std::shared_ptr<const config> cfg, std::shared_ptr<nonce_store> nonces)
-        : cfg_(std::move(cfg)), nonces_(std::move(nonces)) {}
+    auth_instance(std::shared_ptr<const config> cfg, std::shared_ptr<nonce_store> nonces,
+                  std::shared_ptr<redis::client> redis = nullptr)
+        : cfg_(std::move(cfg)), nonces_(std::move(nonces)), redis_(std::move(redis)) {}
 
     std::shared_ptr<const filter> for_route(std::string_view route_id, const boost::json::value* route_cfg,
                                             const std::string& path) const override;
@@ -65,6 +94,7 @@ public:
 private:
     std::shared_ptr<const config> cfg_;
     std::shared_ptr<nonce_store> nonces_;
+    std::shared_ptr<redis::client> redis_;
 };
 
 }  // namespace filterd::merchant_auth

@@ -37,7 +37,8 @@ run_result run_shared(const filter& f, const filterd::testing::built_request& re
     r.ctx.mono_ns = steady_now_ns();
     r.ctx.deadline_mono_ns = r.ctx.mono_ns + 2 * sec;
     std::promise<outcome> p;
-    f.on_request_async(req.view(), r.ctx, [&](outcome o) { p.set_value(o); });
+    const request_view view = req.view();  // must outlive the decision
+    f.on_request_async(view, r.ctx, [&](outcome o) { p.set_value(o); });
     r.result = p.get_future().get();
     return r;
 }

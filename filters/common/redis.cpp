@@ -496,6 +496,8 @@ private:
                     ++r->redirects;
                     if (msg.starts_with("MOVED ")) {
                         redis_metrics::get().moved->inc();
+                        r->has_slot = true;
+                        r->slot = static_cast<std::uint16_t>(slot);
                         owner_.on_moved(static_cast<std::uint16_t>(slot), ep);
                         r->wire = format(r->argv);
                         owner_.dispatch(r);

@@ -36,6 +36,25 @@ inline std::uint16_t free_port() {
     return ntohs(a.sin_port);
 }
 
+/// A free port P whose cluster bus port P + 10000 is free too (Redis Cluster needs P <= 55535).
+inline std::uint16_t free_cluster_port() {
+    for (int i = 0; i < 1000; ++i) {
+        std::uint16_t p = free_port();
+        if (p > 55535)
+            continue;
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons(static_cast<std::uint16_t>(p + 10000));
+        bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        ::close(fd);
+        if (ok)
+            return p;
+    }
+    throw std::runtime_error("free_cluster_port: none found");
+}
+
 /// Runs a shell command and returns its standard output.
 inline std::string run_capture(const std::string& cmd) {
     std::string out;
@@ -54,7 +73,8 @@ inline std::string run_capture(const std::string& cmd) {
 /// restarts), persistence off, its files in a private temporary directory.
 class redis_server {
 public:
-    explicit redis_server(std::vector<std::string> extra_args = {}) : port_(free_port()), extra_(std::move(extra_args)) {
+    explicit redis_server(std::vector<std::string> extra_args = {}, bool cluster_node = false)
+        : port_(cluster_node ? free_cluster_port() : free_port()), extra_(std::move(extra_args)) {
         char tmpl[] = "/tmp/filterd-redis-XXXXXX";
         if (::mkdtemp(tmpl) == nullptr)
             throw std::runtime_error("mkdtemp failed");
@@ -137,7 +157,8 @@ public:
     redis_cluster() {
         for (int i = 0; i < 3; ++i)
             nodes_.emplace_back(std::make_unique<redis_server>(std::vector<std::string>{
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"}));
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"},
+                true));
         std::string addrs;
         for (auto& n : nodes_)
             addrs += " " + n->address();

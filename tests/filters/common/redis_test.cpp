@@ -272,3 +272,80 @@ TEST_CASE("redis: key slots follow the cluster spec, hash tags included", "[redi
     CHECK(redis::key_slot("foo{}{bar}") == redis::key_slot("foo{}{bar}"));
     CHECK(redis::key_slot("foo{{bar}}zap") == redis::key_slot("{bar"));
 }
+
+namespace {
+
+/// Index of the cluster node that owns `key` (the others answer MOVED).
+std::size_t owner_of(filterd::testing::redis_cluster& cl, const std::string& key) {
+    for (std::size_t i = 0; i < cl.size(); ++i)
+        if (cl.node(i).cli("GET '" + key + "'").find("MOVED") == std::string::npos)
+            return i;
+    return cl.size();
+}
+
+}  // namespace
+
+TEST_CASE("redis cluster: requests follow the slot map from one seed", "[redis][cluster]") {
+    filterd::testing::redis_cluster cl;
+    io_thread io;
+    redis::options o;
+    o.cluster = true;
+    o.seeds.push_back({"127.0.0.1", cl.node(1).port()});
+    o.command_timeout = 2000ms;
+    redis::client c(io.ioc.get_executor(), o);
+    for (int i = 0; i < 60; ++i) {
+        std::string k = "key-" + std::to_string(i);
+        REQUIRE(run(c, {"SET", k, std::to_string(i)}).text == "OK");
+    }
+    for (int i = 0; i < 60; ++i)
+        CHECK(run(c, {"GET", "key-" + std::to_string(i)}).text == std::to_string(i));
+    // The keys really are spread over the three masters.
+    for (std::size_t n = 0; n < cl.size(); ++n)
+        CHECK(std::stoi(cl.node(n).cli("DBSIZE")) > 0);
+}
+
+TEST_CASE("redis cluster: a slot migrated during load loses and double-counts nothing", "[redis][cluster]") {
+    filterd::testing::redis_cluster cl;
+    io_thread io;
+    redis::options o;
+    o.cluster = true;
+    for (std::size_t n = 0; n < cl.size(); ++n)
+        o.seeds.push_back({"127.0.0.1", cl.node(n).port()});
+    o.command_timeout = 2000ms;
+    redis::client c(io.ioc.get_executor(), o);
+    const std::string key = "filterd:{m:acme}:counter";
+    REQUIRE(run(c, {"SET", key, "0"}).text == "OK");
+    const std::size_t from = owner_of(cl, key);
+    REQUIRE(from < cl.size());
+    const std::size_t to = (from + 1) % cl.size();
+    const int slot = redis::key_slot(key);
+
+    std::atomic<int> ok{0}, failed{0}, done{0};
+    std::atomic<bool> stop{false};
+    std::thread load([&] {
+        int sent = 0;
+        while (!stop || sent < 500) {
+            std::promise<void> batch;
+            std::atomic<int> left{20};
+            for (int i = 0; i < 20; ++i, ++sent)
+                c.command({"INCR", key}, redis::clock::now() + 2s, [&](redis::result&& r) {
+                    (r.error == redis::errc::ok ? ok : failed)++;
+                    ++done;
+                    if (--left == 0)
+                        batch.set_value();
+                }, 1);
+            batch.get_future().wait();
+        }
+    });
+    std::this_thread::sleep_for(100ms);
+    cl.migrate_slot(slot, from, to);
+    std::this_thread::sleep_for(200ms);
+    stop = true;
+    load.join();
+    CHECK(owner_of(cl, key) == to);
+    // Every INCR that was answered OK is in the value exactly once, on the new owner.
+    CHECK(std::stoll(cl.node(to).cli("GET '" + key + "'")) == ok.load());
+    CHECK(failed.load() == 0);
+    CHECK(ok.load() >= 500);
+    CHECK(metrics_registry::global().counter_value("filterd_redis_redirects_total", {{"kind", "moved"}}) > 0);
+}

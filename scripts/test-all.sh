@@ -83,6 +83,8 @@ go_unit_tests() {
     rc=1
   fi
   rm -f "$cover"
+  # vet, gofmt, go mod tidy and the generated wire code against protocol/filterd.fbs
+  bash go-bridge/build.sh checks || rc=1
   for m in gateway tools/gateway-lint perf/load; do
     if [[ -f "$m/go.mod" ]]; then
       (cd "$m" && go vet ./... && go test -count=1 ./...) || rc=1

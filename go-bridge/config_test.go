@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Deadline != 3*time.Millisecond || cfg.MaxBodyBytes != 1<<20 || cfg.ErrorStatus != 503 || cfg.Shadow {
+	if cfg.Deadline != 3*time.Millisecond || cfg.MaxBodyBytes != 1<<20 || cfg.ErrorStatus != 503 || cfg.Mode != "enforce" ||
+		cfg.DaemonUID != uint32(os.Geteuid()) || cfg.DaemonGID != -1 {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	if strings.Join(cfg.Filters, ",") != "merchant-auth,rate-limit,enrichment" {
@@ -37,18 +39,33 @@ func TestConfigAllSettings(t *testing.T) {
 	s["max_body_bytes"] = float64(4096)
 	s["error_status"] = float64(500)
 	s["mode"] = "shadow"
+	s["shadow_until"] = "2027-01-31T18:00:00+05:00"
+	s["daemon_uid"] = 10001.0
+	s["daemon_gid"] = 0.0
 	s["filters"] = []interface{}{}
 	cfg, err := ParseConfig(block(s))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Deadline != 2500*time.Microsecond || cfg.MaxBodyBytes != 4096 || cfg.ErrorStatus != 500 || !cfg.Shadow || len(cfg.Filters) != 0 {
+	if cfg.Deadline != 2500*time.Microsecond || cfg.MaxBodyBytes != 4096 || cfg.ErrorStatus != 500 || cfg.Mode != "shadow" ||
+		len(cfg.Filters) != 0 || cfg.ShadowUntil.Unix() != 1801400400 || cfg.DaemonUID != 10001 || cfg.DaemonGID != 0 {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	s["mode"] = "enforce"
-	s["max_body_bytes"] = 7 // a Go int, as a programmatic caller would pass
-	if cfg, err = ParseConfig(block(s)); err != nil || cfg.Shadow || cfg.MaxBodyBytes != 7 {
-		t.Errorf("cfg = %+v, %v", cfg, err)
+	delete(s, "shadow_until")
+	for _, mode := range []string{"enforce", "probe"} {
+		s["mode"] = mode
+		s["max_body_bytes"] = 7 // a Go int, as a programmatic caller would pass
+		if cfg, err = ParseConfig(block(s)); err != nil || cfg.Mode != mode || cfg.MaxBodyBytes != 7 {
+			t.Errorf("cfg = %+v, %v", cfg, err)
+		}
+	}
+	l := make([]interface{}, MaxFilters)
+	for i := range l {
+		l[i] = strings.Repeat("f", i+1)
+	}
+	s["filters"] = l
+	if _, err := ParseConfig(block(s)); err != nil {
+		t.Errorf("%d filters (filterd's chain limit) refused: %v", MaxFilters, err)
 	}
 }
 
@@ -73,7 +90,7 @@ func TestConfigRules(t *testing.T) {
 		{"filter empty", func(m map[string]interface{}) { m["filters"] = []interface{}{""} }, "filters"},
 		{"filter twice", func(m map[string]interface{}) { m["filters"] = []interface{}{"a", "a"} }, "filters"},
 		{"too many filters", func(m map[string]interface{}) {
-			l := make([]interface{}, 65)
+			l := make([]interface{}, MaxFilters+1)
 			for i := range l {
 				l[i] = strings.Repeat("f", i+1)
 			}
@@ -91,6 +108,16 @@ func TestConfigRules(t *testing.T) {
 		{"error_status 200", func(m map[string]interface{}) { m["error_status"] = 200.0 }, "error_status"},
 		{"error_status 600", func(m map[string]interface{}) { m["error_status"] = 600.0 }, "error_status"},
 		{"mode unknown", func(m map[string]interface{}) { m["mode"] = "permissive" }, "mode"},
+		{"mode not a string", func(m map[string]interface{}) { m["mode"] = true }, "mode"},
+		{"shadow without shadow_until", func(m map[string]interface{}) { m["mode"] = "shadow" }, "shadow_until"},
+		{"shadow_until not RFC 3339", func(m map[string]interface{}) { m["mode"], m["shadow_until"] = "shadow", "2027-01-31" }, "shadow_until"},
+		{"shadow_until not a string", func(m map[string]interface{}) { m["mode"], m["shadow_until"] = "shadow", 1.8e9 }, "shadow_until"},
+		{"shadow_until with enforce", func(m map[string]interface{}) { m["shadow_until"] = "2027-01-31T00:00:00Z" }, "shadow_until"},
+		{"shadow_until with probe", func(m map[string]interface{}) { m["mode"], m["shadow_until"] = "probe", "2027-01-31T00:00:00Z" }, "shadow_until"},
+		{"daemon_uid negative", func(m map[string]interface{}) { m["daemon_uid"] = -1.0 }, "daemon_uid"},
+		{"daemon_uid string", func(m map[string]interface{}) { m["daemon_uid"] = "filterd" }, "daemon_uid"},
+		{"daemon_uid too big", func(m map[string]interface{}) { m["daemon_uid"] = 4294967295.0 }, "daemon_uid"},
+		{"daemon_gid fraction", func(m map[string]interface{}) { m["daemon_gid"] = 0.5 }, "daemon_gid"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -149,13 +176,15 @@ func TestInvalidConfigDeniesEveryRequest(t *testing.T) {
 
 func TestFactoryPanicDeniesEveryRequest(t *testing.T) {
 	e := newEnv(t)
-	factoryHook = func(map[string]interface{}) { panic("factory exploded") }
-	defer func() { factoryHook = func(map[string]interface{}) {} }()
+	e.p.pools = nil // broken state: registering the endpoint's pool panics
 	mod := e.p.factory(block(validSettings()))
 	if mod == nil {
 		t.Fatal("factory returned nil after a panic")
 	}
 	mustDeny(t, 503)(mod(newRequest("x")))
+	e.p.pools = map[poolKey]*pool{}
+	e.p.factory(block(validSettings())) // the plugin's lock was not left held
+
 }
 
 // A host logger that panics must not take the plugin (or its connection loop) down.
@@ -163,10 +192,10 @@ func TestPanickingLoggerIsContained(t *testing.T) {
 	path := socketPath(t)
 	newPeer(t, path).start()
 	e := newEnv(t)
-	e.p.setLogger(&panicLogger{})
+	e.p.logger.Store(&loggerBox{&panicLogger{}})
 	mod := e.p.factory(block(map[string]interface{}{"socket_path": path, "route_id": "r", "filters": []interface{}{}}))
 	e.p.mu.Lock()
-	c := e.p.conns[path]
+	c := e.p.pools[poolKey{path, uint32(os.Geteuid()), -1}]
 	e.p.mu.Unlock()
 	waitReady(t, c)
 	passEventually(t, mod)

@@ -1,599 +1,580 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/codec"
+	flatbuffers "github.com/google/flatbuffers/go"
+
+	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/wire"
 )
 
-// Connection tuning. These are protocol mechanics rather than per-route policy, so they are
-// constants; the per-route deadline bounds how long any request waits regardless of them.
+// Connection mechanics; the route's deadline bounds every request whatever these are.
 const (
-	minBackoff   = 5 * time.Millisecond  // first reconnect delay after a failure
-	maxBackoff   = 50 * time.Millisecond // cap: the daemon is retried at least every 50 ms
-	dialTimeout  = 50 * time.Millisecond
-	helloTimeout = 250 * time.Millisecond // HelloAck must arrive within this after connecting
-	writeTimeout = 100 * time.Millisecond // a daemon that reads nothing for this long is dropped
-	// stallLimit consecutive request timeouts with no frame received in between mark the
-	// connection as stalled (e.g. a SIGSTOPped daemon): it is closed so that requests fail
-	// fast while the supervisor reconnects, instead of each one waiting out its deadline.
-	stallLimit = 16
-	// proposedMaxFrame is the max_frame_bytes the bridge offers in Hello; the daemon answers
-	// min(this, its own). It must exceed maxBodyLimit plus headers.
-	proposedMaxFrame = 16 << 20
-	// defaultInFlight applies when the daemon advertises max_in_flight = 0 (no limit); it
-	// also caps what the daemon may ask for, and sizes the write queue.
-	defaultInFlight = 4096
-	clientName      = "simpaisa-plugin-filter-bridge/1"
-	pooledBufMax    = 64 << 10 // read buffers larger than this are not kept in the pool
-	// maxHelloAckFrame bounds the answer to Hello (a HelloAck or an Error is a few dozen
-	// bytes), so a confused peer cannot make the handshake allocate megabytes.
-	maxHelloAckFrame = 64 << 10
+	minBackoff, maxBackoff = 5 * time.Millisecond, 50 * time.Millisecond // reconnect delays while down
+	dialTimeout            = 50 * time.Millisecond
+	helloTimeout           = 250 * time.Millisecond
+	stallLimit             = 16 // timeouts in a row that mark the daemon as stalled (e.g. SIGSTOPped)
+	maxConns               = 32 // connections per pool, each with at most one request in flight
+	proposedMaxFrame       = 1 << 20
+	maxHelloAck            = 64 << 10
+	maxReplyItems          = 1024 // header names and values in one reply: reading one stays linear
+	clientName             = "simpaisa-plugin-filter-bridge/2"
+	fileIdentifier         = "SPF1"
 )
 
-// failure is why a request could not get a verdict. The texts are fixed and carry no
-// request data, so they are safe to log.
-type failure struct{ reason string }
+// failure is why a request got no verdict. The texts are fixed and carry no request data.
+type failure string
 
-func (f *failure) Error() string { return f.reason }
-
-var (
-	errDown        = &failure{"daemon not connected"}
-	errTimeout     = &failure{"deadline exceeded waiting for the daemon"}
-	errCancelled   = &failure{"request context ended"}
-	errOverloaded  = &failure{"too many requests in flight on the daemon connection"}
-	errFrameLimit  = &failure{"request frame above the negotiated max_frame_bytes"}
-	errConnLost    = &failure{"daemon connection closed before the reply"}
-	errMalformed   = &failure{"malformed frame from the daemon"}
-	errUnknownID   = &failure{"reply for a request id that was never sent"}
-	errConnError   = &failure{"daemon reported a connection error"}
-	errProtocol    = &failure{"unexpected frame type from the daemon"}
-	errWrite       = &failure{"write to the daemon failed"}
-	errStalled     = &failure{"daemon stopped answering"}
-	errEncode      = &failure{"request could not be encoded"}
-	errShutdown    = &failure{"plugin context cancelled"}
-	errFrameHeader = &failure{"frame length from the daemon out of range"}
-	errReplyError  = &failure{"daemon answered with an error"}
+const (
+	errDown        failure = "daemon not connected"
+	errTimeout     failure = "deadline exceeded waiting for the daemon"
+	errCancelled   failure = "request context ended"
+	errOverloaded  failure = "every connection to the daemon is busy"
+	errFrameLimit  failure = "request frame above the negotiated max_frame_bytes"
+	errConnLost    failure = "daemon connection closed before the reply"
+	errMalformed   failure = "malformed frame from the daemon"
+	errUnknownID   failure = "reply for a request id that was never sent"
+	errConnError   failure = "daemon reported a connection error"
+	errProtocol    failure = "unexpected frame from the daemon"
+	errWrite       failure = "write to the daemon failed"
+	errStalled     failure = "daemon stopped answering"
+	errShutdown    failure = "plugin context cancelled"
+	errFrameHeader failure = "frame length from the daemon out of range"
+	errBodyRead    failure = "request body could not be read"
+	errTooLarge    failure = "request body above max_body_bytes"
+	errInput       failure = "request of unexpected type"
 )
 
-// call is one request's slot while it waits for a reply. Calls are pooled; ch has capacity
-// one so that whoever completes the call (the reader, or a session teardown) never blocks.
-type call struct {
-	ch    chan struct{}
-	timer *time.Timer
-	reply codec.Reply
-	buf   *[]byte // owns the bytes reply points into; returned to bufPool by release
-	err   *failure
+// poolKey identifies a pool: endpoints naming the same socket and expected peer share one.
+type poolKey struct {
+	path string
+	uid  uint32
+	gid  int64 // -1: not checked
 }
 
-var callPool = sync.Pool{New: func() any {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return &call{ch: make(chan struct{}, 1), timer: t}
-}}
-
-func (c *call) release() {
-	if c.buf != nil {
-		putBuf(c.buf)
-	}
-	c.buf, c.err, c.reply = nil, nil, codec.Reply{}
-	callPool.Put(c)
+// pool holds the connections to one filterd socket, each carrying one request at a time that
+// the request's goroutine writes and reads. While the daemon is down (lastErr set) requests
+// are denied at once, and one request per backoff interval tries to connect.
+type pool struct {
+	key      poolKey
+	ctx      context.Context
+	log      func(func(Logger, ...interface{}), ...interface{})
+	timeouts atomic.Int32  // request timeouts in a row
+	connects atomic.Uint64 // successful handshakes
+	lastErr  atomic.Pointer[string]
+	mu       sync.Mutex
+	idle     []*conn
+	open     int    // connections, idle or busy
+	gen      uint64 // connections of an older generation are closed when they come back
+	backoff  time.Duration
+	retryAt  time.Time
 }
 
-// outFrame is an encoded frame queued for the writer. Once queued it belongs to the writer,
-// which returns it to framePool after writing: the requester may have given up by then, and
-// its encoder must not be reused while the bytes are still unsent.
-type outFrame struct {
-	enc *codec.Encoder
-	b   []byte
+// conn is one checked connection; while a request holds it, nothing else touches it.
+type conn struct {
+	c        net.Conn
+	gen      uint64
+	maxFrame uint32
+	nextID   uint64
+	enc      *encoder
+	buf      []byte
+	r        reply
 }
 
-var framePool = sync.Pool{New: func() any { return &outFrame{enc: codec.NewEncoder(4096)} }}
-
-func putFrame(f *outFrame) {
-	f.b = nil
-	if f.enc.Cap() <= 256<<10 {
-		framePool.Put(f)
-	}
-}
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-func getBuf(n int) *[]byte {
-	p := bufPool.Get().(*[]byte)
-	if cap(*p) < n {
-		*p = make([]byte, n)
-	}
-	*p = (*p)[:n]
+func newPool(ctx context.Context, key poolKey, log func(func(Logger, ...interface{}), ...interface{})) *pool {
+	p, msg := &pool{key: key, ctx: ctx, log: log, backoff: minBackoff}, "not connected yet"
+	p.lastErr.Store(&msg)
+	context.AfterFunc(ctx, p.flush)
 	return p
 }
 
-func putBuf(p *[]byte) {
-	if cap(*p) <= pooledBufMax {
-		bufPool.Put(p)
+// setDown records why the daemon is unreachable (logging changes only) and drops idle connections.
+func (p *pool) setDown(err error) {
+	if msg, prev := err.Error(), p.lastErr.Load(); prev == nil || *prev != msg {
+		p.log(Logger.Error, logPrefix, "filterd connection", p.key.path, "down:", msg)
+		p.lastErr.Store(&msg)
 	}
+	p.flush()
 }
 
-// daemonConn is the one shared connection to a filterd socket. Every endpoint configured with
-// the same socket path uses it. It owns exactly one supervisor goroutine (connect, HELLO,
-// read replies, reconnect with backoff) and, while connected, one writer goroutine.
-type daemonConn struct {
-	path string
-	ctx  context.Context
-	log  func() Logger
-	sess atomic.Pointer[session] // nil while not connected: requests fail at once
-	done chan struct{}           // closed when the supervisor has exited
-
-	connects atomic.Uint64 // successful HELLO exchanges, for tests and logs
-	lastErr  atomic.Pointer[string]
-}
-
-// session is one established connection (after a successful HELLO).
-type session struct {
-	c           net.Conn
-	maxFrame    uint32
-	maxInFlight int
-	wq          chan *outFrame
-	quit        chan struct{} // closed by close()
-	timeouts    atomic.Int32  // consecutive request timeouts without a frame from the daemon
-	lastID      atomic.Uint64 // highest id handed out
-
-	mu      sync.Mutex
-	closed  bool
-	reason  *failure // why the session closed (first close wins)
-	pending map[uint64]*call
-}
-
-func newDaemonConn(ctx context.Context, path string, log func() Logger) *daemonConn {
-	d := &daemonConn{path: path, ctx: ctx, log: log, done: make(chan struct{})}
-	go d.supervise()
-	return d
-}
-
-// ready reports nil once the HELLO exchange has succeeded and the connection is up.
-func (d *daemonConn) ready() error {
-	if d.sess.Load() != nil {
-		return nil
+// flush closes the idle connections and starts a new generation.
+func (p *pool) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.idle {
+		c.c.Close()
+		p.open--
 	}
-	if p := d.lastErr.Load(); p != nil {
-		return fmt.Errorf("filterd at %s not connected: %s", d.path, *p)
-	}
-	return fmt.Errorf("filterd at %s not connected yet", d.path)
+	p.idle, p.gen = p.idle[:0], p.gen+1
 }
 
-// supervise is the one background loop of a connection: it connects, serves the session
-// until it fails, and reconnects with a backoff that doubles from minBackoff to maxBackoff.
-// It ends when the plugin context is cancelled.
-func (d *daemonConn) supervise() {
-	defer close(d.done)
-	// A panic in the loop itself (outside serveOnce, which recovers on its own) restarts the
-	// loop rather than ending it: without this goroutine the connection would stay down.
-	for !d.superviseLoop() {
+// get hands out an idle connection, or opens one: while the daemon is down, once per backoff.
+func (p *pool) get(deadline time.Time) (*conn, failure) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		c := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return c, ""
+	} else if p.open >= maxConns {
+		p.mu.Unlock()
+		return nil, errOverloaded
+	} else if down := p.lastErr.Load() != nil; down && time.Now().Before(p.retryAt) {
+		p.mu.Unlock()
+		return nil, errDown
+	} else if down {
+		p.retryAt, p.backoff = time.Now().Add(p.backoff), min(2*p.backoff, maxBackoff)
 	}
-}
-
-// superviseLoop runs until the plugin context ends (true) or a panic escapes (false).
-func (d *daemonConn) superviseLoop() (stopped bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			stopped = d.ctx.Err() != nil
-			if !stopped {
-				time.Sleep(maxBackoff)
-			}
-		}
-	}()
-	backoff := minBackoff
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var lastLogged string
-	var lastLogAt time.Time
-	for d.ctx.Err() == nil {
-		helloOK, err := d.serveOnce()
-		if helloOK {
-			backoff = minBackoff
-		}
-		if d.ctx.Err() != nil {
-			break
-		}
-		if err != nil {
-			msg := err.Error()
-			d.lastErr.Store(&msg)
-			// Log changes of state, not every retry: a daemon that stays down would otherwise
-			// produce twenty lines a second.
-			if msg != lastLogged || time.Since(lastLogAt) > 10*time.Second {
-				d.log().Error(line(logPrefix, "filterd connection", d.path, "down:", msg))
-				lastLogged, lastLogAt = msg, time.Now()
-			}
-		}
-		timer.Reset(backoff)
-		select {
-		case <-timer.C:
-		case <-d.ctx.Done():
-			timer.Stop()
-		}
-		backoff = min(backoff*2, maxBackoff)
-	}
-	d.log().Info(line(logPrefix, "filterd connection", d.path, "closed: plugin context cancelled"))
-	return true
-}
-
-// serveOnce runs one connection from dial to failure. helloOK reports whether it got as far
-// as a successful HELLO (which resets the backoff).
-func (d *daemonConn) serveOnce() (helloOK bool, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic in connection loop: %s", panicText(r))
-		}
-	}()
-	dialer := net.Dialer{Timeout: dialTimeout}
-	c, err := dialer.DialContext(d.ctx, "unix", d.path)
+	p.open++
+	gen := p.gen
+	p.mu.Unlock()
+	c, err := p.dial(deadline)
 	if err != nil {
-		return false, dialError(err)
+		p.put(nil, false)
+		p.setDown(err)
+		return nil, errDown
+	} else if c.gen = gen; p.lastErr.Swap(nil) != nil {
+		p.mu.Lock()
+		p.backoff = minBackoff
+		p.mu.Unlock()
+		p.log(Logger.Info, logPrefix, "filterd connection", p.key.path, "ready: peer uid", p.key.uid, "max_frame_bytes", c.maxFrame)
 	}
-	stop := context.AfterFunc(d.ctx, func() { c.Close() })
-	defer stop()
-	defer c.Close()
-
-	ack, err := d.hello(c)
-	if err != nil {
-		return false, err
-	}
-	s := &session{
-		c:           c,
-		maxFrame:    min(ack.MaxFrameBytes, proposedMaxFrame),
-		maxInFlight: defaultInFlight,
-		quit:        make(chan struct{}),
-		pending:     make(map[uint64]*call, 64),
-	}
-	if ack.MaxInFlight > 0 && ack.MaxInFlight < defaultInFlight {
-		s.maxInFlight = int(ack.MaxInFlight)
-	}
-	s.wq = make(chan *outFrame, s.maxInFlight)
-	go s.writeLoop()
-	d.connects.Add(1)
-	d.sess.Store(s)
-	// Runs on every exit, a panic included: the session must never outlive its reader, or
-	// requests would wait out their deadline on a connection nobody reads.
-	defer func() {
-		d.sess.CompareAndSwap(s, nil)
-		s.close(errConnLost)
-	}()
-	d.lastErr.Store(nil)
-	d.log().Info(line(logPrefix, "filterd connection", d.path, "ready: server", string(ack.ServerName),
-		"max_frame_bytes", s.maxFrame, "max_in_flight", s.maxInFlight))
-
-	reason := d.readLoop(s)
-	d.sess.CompareAndSwap(s, nil)
-	s.close(reason)
-	// Report the first reason: when a requester dropped a stalled connection, or the writer
-	// failed, the reader only saw the socket close under it.
-	s.mu.Lock()
-	if s.reason != nil {
-		reason = s.reason
-	}
-	s.mu.Unlock()
-	return true, reason
+	return c, ""
 }
 
-func dialError(err error) error {
-	var op *net.OpError
-	if errors.As(err, &op) && op.Err != nil {
-		return fmt.Errorf("dial: %v", op.Err)
+// put takes back a connection: kept when ok and current, else closed (nil: never opened).
+func (p *pool) put(c *conn, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ok && c.gen == p.gen && p.ctx.Err() == nil {
+		p.idle = append(p.idle, c)
+		return
+	} else if c != nil {
+		c.c.Close()
 	}
-	return fmt.Errorf("dial: %v", err)
+	p.open--
 }
 
-// hello sends Hello and waits (at most helloTimeout) for the HelloAck.
-func (d *daemonConn) hello(c net.Conn) (codec.Reply, error) {
-	var ack codec.Reply
-	if err := c.SetDeadline(time.Now().Add(helloTimeout)); err != nil {
-		return ack, err
+// dial connects, checks the peer's credentials and completes the HELLO exchange by deadline.
+func (p *pool) dial(deadline time.Time) (*conn, error) {
+	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
+	nc, err := d.DialContext(p.ctx, "unix", p.key.path)
+	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Err != nil {
+		err = op.Err
 	}
-	f := framePool.Get().(*outFrame)
-	defer putFrame(f)
-	b, err := f.enc.Hello(proposedMaxFrame, clientName)
 	if err != nil {
-		return ack, err
+		return nil, fmt.Errorf("dial: %v", err)
 	}
-	if _, err := c.Write(b); err != nil {
-		return ack, fmt.Errorf("hello: write: %v", err)
+	c := &conn{c: nc, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
+	if err = c.hello(p.key, deadline); err != nil {
+		nc.Close()
+		return nil, err
 	}
-	var hdr [4]byte
-	buf, ferr := readFrame(c, &hdr, maxHelloAckFrame)
-	if ferr != nil {
-		return ack, fmt.Errorf("hello: %v", ferr)
+	p.connects.Add(1)
+	return c, nil
+}
+
+func (c *conn) hello(key poolKey, deadline time.Time) error {
+	if err := peerCheck(c.c.(*net.UnixConn), key); err != nil {
+		return err
+	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
+		return fmt.Errorf("hello: write: %v", err)
+	} else if f := c.readReply(0); f != "" && f != errConnError {
+		return fmt.Errorf("hello: %s", f)
 	}
-	defer putBuf(buf)
-	if err := codec.Decode(*buf, &ack); err != nil {
-		return ack, fmt.Errorf("hello: %v", err)
+	switch a := &c.r.ack; {
+	case c.r.kind == wire.BodyError:
+		return fmt.Errorf("hello refused: %s", c.r.code)
+	case c.r.kind != wire.BodyHelloAck:
+		return errors.New("hello: first reply is not a HelloAck")
+	case a.Version() != 1:
+		return fmt.Errorf("hello: daemon chose protocol version %d, bridge speaks 1", a.Version())
+	case a.MaxFrameBytes() < 64:
+		return fmt.Errorf("hello: daemon max_frame_bytes %d is unusable", a.MaxFrameBytes())
+	}
+	c.maxFrame = min(c.r.ack.MaxFrameBytes(), proposedMaxFrame)
+	return nil
+}
+
+// peerCheck requires the SO_PEERCRED uid (and gid, if set) of the daemon: anyone else could allow.
+func peerCheck(uc *net.UnixConn, key poolKey) error {
+	var cred *syscall.Ucred
+	raw, err := uc.SyscallConn()
+	if err == nil {
+		cerr := raw.Control(func(fd uintptr) {
+			cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+		})
+		err = errors.Join(cerr, err)
 	}
 	switch {
-	case ack.Kind == codec.KindError:
-		return ack, fmt.Errorf("hello refused: %s (%d)", errorCodeName(ack.Code), ack.Code)
-	case ack.Kind != codec.KindHelloAck:
-		return ack, errors.New("hello: first reply is not a HelloAck")
-	case ack.Version != codec.ProtocolVersion:
-		return ack, fmt.Errorf("hello: daemon chose protocol version %d, bridge speaks %d", ack.Version, codec.ProtocolVersion)
-	case ack.MaxFrameBytes < 64:
-		return ack, fmt.Errorf("hello: daemon max_frame_bytes %d is unusable", ack.MaxFrameBytes)
+	case err != nil:
+		return fmt.Errorf("peer check: SO_PEERCRED: %v", err)
+	case cred.Uid != key.uid:
+		return fmt.Errorf("peer check: the socket is served by uid %d, daemon_uid is %d: not filterd, refused", cred.Uid, key.uid)
+	case key.gid >= 0 && int64(cred.Gid) != key.gid:
+		return fmt.Errorf("peer check: the socket is served by gid %d, daemon_gid is %d: not filterd, refused", cred.Gid, key.gid)
 	}
-	// The ack's byte slices point into buf, which is released on return; only the server
-	// name is used after this, so copy it.
-	ack.ServerName = append([]byte(nil), ack.ServerName...)
-	return ack, c.SetDeadline(time.Time{})
+	return nil
 }
 
-// readFrame reads one length-prefixed frame, refusing a length above max before reading
-// the body. The returned buffer comes from bufPool.
-func readFrame(r io.Reader, hdr *[4]byte, max uint32) (*[]byte, error) {
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
+// roundTrip sends req on a connection of its own and reads the reply until deadline; on
+// success the caller owns the connection, whose r is the reply, and puts it back.
+func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.Time) (*conn, failure) {
+	if p.ctx.Err() != nil {
+		return nil, errShutdown
+	} else if ctx.Err() != nil {
+		return nil, errCancelled
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n < 8 || n > max {
-		return nil, errFrameHeader
-	}
-	buf := getBuf(int(n))
-	if _, err := io.ReadFull(r, *buf); err != nil {
-		putBuf(buf)
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	for retry := true; ; retry = false {
+		c, f := p.get(deadline)
+		if f != "" {
+			return nil, f
 		}
-		return nil, err
+		wait := time.Until(deadline)
+		c.nextID++
+		req.ID, req.BudgetUS = c.nextID, uint32(min(max(wait.Microseconds(), 0), 1<<32-1))
+		if frame := c.enc.filterRequest(req); len(frame)-4 > int(c.maxFrame) {
+			p.put(c, true)
+			return nil, errFrameLimit
+		} else if wait <= 0 {
+			p.put(c, true)
+			return nil, errTimeout
+		} else if n, err := c.write(frame, deadline); n == 0 && err != nil && retry && !isTimeout(err) {
+			// Nothing was delivered: the daemon had closed this connection (a restart, or an
+			// idle connection dropped). A new connection may take the request.
+			p.put(c, false)
+			p.flush()
+			continue
+		} else if err != nil && isTimeout(err) {
+			p.put(c, false)
+			return nil, p.timedOut()
+		} else if err != nil {
+			p.put(c, false)
+			return nil, errWrite
+		} else if f = c.readReply(req.ID); f != "" {
+			p.put(c, false)
+			if f == errTimeout {
+				return nil, p.timedOut()
+			}
+			return nil, f
+		}
+		p.timeouts.Store(0)
+		return c, ""
 	}
-	return buf, nil
 }
 
-// readLoop reads replies and hands each to its waiting call, until the connection fails.
-// It returns the failure that every still-pending request gets.
-func (d *daemonConn) readLoop(s *session) *failure {
-	var hdr [4]byte
-	var r codec.Reply
-	for {
-		buf, err := readFrame(s.c, &hdr, s.maxFrame)
-		if err != nil {
-			if err == errFrameHeader {
+func (c *conn) write(frame []byte, deadline time.Time) (int, error) {
+	if err := c.c.SetDeadline(deadline); err != nil {
+		return 0, err
+	}
+	return c.c.Write(frame)
+}
+
+// timedOut counts a request timeout; stallLimit in a row mark the daemon as stalled.
+func (p *pool) timedOut() failure {
+	if p.timeouts.Add(1) >= stallLimit && p.lastErr.Load() == nil {
+		p.mu.Lock()
+		p.retryAt = time.Now().Add(p.backoff)
+		p.mu.Unlock()
+		p.setDown(errors.New(string(errStalled)))
+	}
+	return errTimeout
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readReply reads one length-prefixed frame (usually in one read) answering request id. A
+// length outside 8..maxFrame is refused unread; bytes after the frame are a protocol error.
+func (c *conn) readReply(id uint64) failure {
+	if cap(c.buf) > 64<<10 {
+		c.buf = make([]byte, 4096)
+	}
+	for have := 0; ; {
+		n, err := c.c.Read(c.buf[have:])
+		if have += n; have >= 4 {
+			size := binary.BigEndian.Uint32(c.buf)
+			if total := 4 + int(size); size < 8 || size > c.maxFrame {
 				return errFrameHeader
+			} else if total > len(c.buf) {
+				c.buf = append(c.buf[:have], make([]byte, total-have)...)
+			} else if have > total {
+				return errProtocol
+			} else if have == total {
+				switch {
+				case decodeReply(c.buf[4:total], &c.r) != nil:
+					return errMalformed
+				case c.r.kind == wire.BodyError && c.r.id == 0:
+					return errConnError
+				case (c.r.kind == wire.BodyHelloAck) != (id == 0):
+					return errProtocol
+				case c.r.id != id:
+					return errUnknownID
+				}
+				return ""
 			}
+		}
+		if err != nil && isTimeout(err) {
+			return errTimeout
+		} else if err != nil {
 			return errConnLost
 		}
-		s.timeouts.Store(0)
-		replyHook()
-		if err := codec.Decode(*buf, &r); err != nil {
-			putBuf(buf)
-			d.log().Warning(line(logPrefix, "filterd connection", d.path, "reply rejected:", err.Error()))
-			return errMalformed
-		}
-		if r.Kind == codec.KindHelloAck {
-			putBuf(buf)
-			return errProtocol
-		}
-		if r.ID == 0 {
-			// Only Error frames reach here with id 0: the daemon is failing the connection.
-			putBuf(buf)
-			d.log().Warning(line(logPrefix, "filterd connection", d.path, "error from daemon:", errorCodeName(r.Code)))
-			return errConnError
-		}
-		if r.ID > s.lastID.Load() {
-			putBuf(buf)
-			return errUnknownID
-		}
-		s.mu.Lock()
-		c, ok := s.pending[r.ID]
-		if ok {
-			delete(s.pending, r.ID)
-		}
-		s.mu.Unlock()
-		if !ok {
-			// A late reply for a request that already timed out: expected, dropped.
-			putBuf(buf)
-			continue
-		}
-		c.reply, c.buf = r, buf
-		c.ch <- struct{}{}
 	}
 }
 
-// replyHook lets tests make the reader panic; it does nothing in production.
-var replyHook = func() {}
+// filterRequest is one FilterRequest (maps sorted by name); the body never crosses the socket.
+type filterRequest struct {
+	ID                            uint64
+	BudgetUS                      uint32
+	Route, Method, Path, ClientIP string
+	Filters                       []string
+	BodySHA256                    []byte
+	Query, Headers                map[string][]string
+	PathParams                    map[string]string
+}
 
-// writeLoop is the session's only writer: frames are written whole, one at a time.
-func (s *session) writeLoop() {
+// encoder builds frames (a big-endian length, then a FlatBuffers Frame, docs/protocol.md) in a
+// reused builder, without allocating once warm; a frame is valid until the next call.
+type encoder struct {
+	b    *flatbuffers.Builder
+	offs []flatbuffers.UOffsetT
+	keys []string
+}
+
+func newEncoder() *encoder { return &encoder{b: flatbuffers.NewBuilder(2048)} }
+
+func (e *encoder) hello() []byte {
+	e.b.Reset()
+	name := e.b.CreateString(clientName)
+	wire.HelloStart(e.b)
+	wire.HelloAddVersionMin(e.b, 1)
+	wire.HelloAddVersionMax(e.b, 1)
+	wire.HelloAddMaxFrameBytes(e.b, proposedMaxFrame)
+	wire.HelloAddClientName(e.b, name)
+	return e.finish(wire.BodyHello, wire.HelloEnd(e.b))
+}
+
+func (e *encoder) filterRequest(r *filterRequest) []byte {
+	b := e.b
+	b.Reset()
+	route, filters, method, path := b.CreateString(r.Route), e.strings(r.Filters), b.CreateString(r.Method), b.CreateString(r.Path)
+	query, mark := e.pairs(sortedKeys(e, r.Query), r.Query, nil), len(e.offs)
+	for _, k := range sortedKeys(e, r.Headers) {
+		name, values := b.CreateString(k), e.strings(r.Headers[k])
+		wire.HeaderStart(b)
+		wire.HeaderAddName(b, name)
+		wire.HeaderAddValues(b, values)
+		e.offs = append(e.offs, wire.HeaderEnd(b))
+	}
+	headers, clientIP, digest := e.vectorOf(mark), b.CreateString(r.ClientIP), b.CreateByteVector(r.BodySHA256)
+	params := e.pairs(sortedKeys(e, r.PathParams), nil, r.PathParams)
+	wire.FilterRequestStart(b)
+	wire.FilterRequestAddId(b, r.ID)
+	wire.FilterRequestAddBudgetUs(b, r.BudgetUS)
+	wire.FilterRequestAddRoute(b, route)
+	wire.FilterRequestAddFilters(b, filters)
+	wire.FilterRequestAddMethod(b, method)
+	wire.FilterRequestAddPath(b, path)
+	wire.FilterRequestAddQuery(b, query)
+	wire.FilterRequestAddHeaders(b, headers)
+	wire.FilterRequestAddClientIp(b, clientIP)
+	wire.FilterRequestAddPathParams(b, params)
+	wire.FilterRequestAddBodySha256(b, digest)
+	return e.finish(wire.BodyFilterRequest, wire.FilterRequestEnd(b))
+}
+
+func (e *encoder) strings(ss []string) flatbuffers.UOffsetT {
+	mark := len(e.offs)
+	for _, s := range ss {
+		e.offs = append(e.offs, e.b.CreateString(s))
+	}
+	return e.vectorOf(mark)
+}
+
+// pairs builds QueryPair tables in key order: per value of each key of multi, or per key of single.
+func (e *encoder) pairs(keys []string, multi map[string][]string, single map[string]string) flatbuffers.UOffsetT {
+	mark := len(e.offs)
+	for _, k := range keys {
+		vs := multi[k]
+		if multi == nil {
+			vs = []string{single[k]}
+		}
+		for _, v := range vs {
+			name, value := e.b.CreateString(k), e.b.CreateString(v)
+			wire.QueryPairStart(e.b)
+			wire.QueryPairAddName(e.b, name)
+			wire.QueryPairAddValue(e.b, value)
+			e.offs = append(e.offs, wire.QueryPairEnd(e.b))
+		}
+	}
+	return e.vectorOf(mark)
+}
+
+func sortedKeys[V any](e *encoder, m map[string]V) []string {
+	e.keys = e.keys[:0]
+	for k := range m {
+		e.keys = append(e.keys, k)
+	}
+	slices.Sort(e.keys)
+	return e.keys
+}
+
+// vectorOf ends a vector of the offsets pushed on e.offs since mark and pops them.
+func (e *encoder) vectorOf(mark int) flatbuffers.UOffsetT {
+	e.b.StartVector(4, len(e.offs)-mark, 4)
+	for i := len(e.offs) - 1; i >= mark; i-- {
+		e.b.PrependUOffsetT(e.offs[i])
+	}
+	n := len(e.offs) - mark
+	e.offs = e.offs[:mark]
+	return e.b.EndVector(n)
+}
+
+// finish wraps body in a Frame and prepends the length (a finished buffer needs no padding for it).
+func (e *encoder) finish(typ wire.Body, body flatbuffers.UOffsetT) []byte {
+	wire.FrameStart(e.b)
+	wire.FrameAddBodyType(e.b, typ)
+	wire.FrameAddBody(e.b, body)
+	e.b.FinishWithFileIdentifier(wire.FrameEnd(e.b), []byte(fileIdentifier))
+	n := len(e.b.FinishedBytes())
+	e.b.PrependUint32(0)
+	binary.BigEndian.PutUint32(e.b.Bytes[e.b.Head():], uint32(n))
+	return e.b.Bytes[e.b.Head():]
+}
+
+// reply is one decoded daemon frame: views into the buffer it was decoded from.
+type reply struct {
+	kind    wire.Body
+	id      uint64
+	verdict wire.Verdict
+	status  uint16
+	code    wire.ErrorCode // Error
+	resp    wire.FilterResponse
+	ack     wire.HelloAck
+}
+
+type decodeError string
+
+func (e decodeError) Error() string { return "malformed frame: " + string(e) }
+
+const (
+	errShort       = decodeError("shorter than root offset and file identifier, or not SPF1")
+	errBounds      = decodeError("offset or length out of bounds")
+	errUnionType   = decodeError("frame body is missing or not a reply type")
+	errHeaderName  = decodeError("header name is missing or not an HTTP token")
+	errHeaderValue = decodeError("header value contains CR, LF or NUL")
+	errTooMany     = decodeError("too many header names and values")
+)
+
+// decodeReply reads a frame with flatc's accessors, which panic on a hostile offset: recovered,
+// that is the bounds check. It also checks header names (tokens), header values and the deny
+// content type (no CR, LF, NUL). After nil, every accessor the bridge uses has been read here.
+func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
-		if r := recover(); r != nil {
-			s.close(errWrite)
+		if recover() != nil {
+			err = errBounds
 		}
 	}()
-	for {
-		select {
-		case f := <-s.wq:
-			err := s.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err == nil {
-				_, err = s.c.Write(f.b)
-			}
-			putFrame(f)
-			if err != nil {
-				s.close(errWrite)
-				return
-			}
-		case <-s.quit:
-			return
-		}
+	var f wire.Frame
+	var t flatbuffers.Table
+	// Clipped: the accessors slice up to a slice's capacity, and nothing past buf may be read.
+	if *r, buf = (reply{}), slices.Clip(buf); len(buf) < 8 || string(buf[4:8]) != fileIdentifier {
+		return errShort
+	} else if f.Init(buf, flatbuffers.GetUOffsetT(buf)); !f.Body(&t) {
+		return errUnionType
 	}
-}
-
-// close fails every pending call with reason and closes the socket. Idempotent.
-func (s *session) close(reason *failure) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.closed = true
-	s.reason = reason
-	pending := s.pending
-	s.pending = nil
-	s.mu.Unlock()
-	for _, c := range pending {
-		c.err = reason
-		c.ch <- struct{}{}
-	}
-	close(s.quit)
-	s.c.Close()
-}
-
-// roundTrip sends req and waits for its reply until deadline or until ctx ends. On success
-// the returned call holds the reply; the caller must release it. On failure the call has
-// already been released.
-func (d *daemonConn) roundTrip(ctx context.Context, req *codec.Request, deadline time.Time) (*call, *failure) {
-	s := d.sess.Load()
-	if s == nil {
-		if d.ctx.Err() != nil {
-			return nil, errShutdown
-		}
-		return nil, errDown
-	}
-	wait := time.Until(deadline)
-	if wait <= 0 {
-		return nil, errTimeout
-	}
-	req.ID = s.lastID.Add(1)
-	req.BudgetUS = uint32(min(wait.Microseconds(), 1<<32-1))
-
-	f := framePool.Get().(*outFrame)
-	b, err := f.enc.FilterRequest(req)
-	if err != nil {
-		putFrame(f)
-		return nil, errEncode
-	}
-	if len(b)-4 > int(s.maxFrame) {
-		putFrame(f)
-		return nil, errFrameLimit
-	}
-	f.b = b
-
-	c := callPool.Get().(*call)
-	s.mu.Lock()
-	switch {
-	case s.closed:
-		s.mu.Unlock()
-		putFrame(f)
-		callPool.Put(c)
-		return nil, errDown
-	case len(s.pending) >= s.maxInFlight:
-		s.mu.Unlock()
-		putFrame(f)
-		callPool.Put(c)
-		return nil, errOverloaded
-	}
-	s.pending[req.ID] = c
-	s.mu.Unlock()
-
-	select {
-	case s.wq <- f:
+	switch r.kind = f.BodyType(); r.kind {
+	case wire.BodyHelloAck:
+		r.ack.Init(t.Bytes, t.Pos)
+		_, _, _ = r.ack.Version(), r.ack.MaxFrameBytes(), r.ack.ServerName()
+		return nil
+	case wire.BodyError:
+		var e wire.Error
+		e.Init(t.Bytes, t.Pos)
+		r.id, r.code = e.Id(), e.Code()
+		return nil
+	case wire.BodyFilterResponse:
+		r.resp.Init(t.Bytes, t.Pos)
+		r.id, r.verdict, r.status = r.resp.Id(), r.resp.Verdict(), r.resp.Status()
 	default:
-		// The writer is this far behind only if the daemon stopped reading; fail now.
-		putFrame(f)
-		if s.forget(req.ID, c) {
-			callPool.Put(c)
-			return nil, errOverloaded
-		}
-		return nil, d.abandon(c, errOverloaded)
+		return errUnionType
 	}
-
-	c.timer.Reset(time.Until(deadline))
-	var fail *failure
-	select {
-	case <-c.ch:
-		stopTimer(c.timer)
-		if c.err != nil {
-			fail = c.err
-			c.release()
-			return nil, fail
-		}
-		return c, nil
-	case <-c.timer.C:
-		fail = errTimeout
-		if s.timeouts.Add(1) >= stallLimit {
-			d.sess.CompareAndSwap(s, nil)
-			s.close(errStalled)
-		}
-	case <-ctx.Done():
-		stopTimer(c.timer)
-		fail = errCancelled
+	if _ = r.resp.DenyBodyBytes(); checkValue(r.resp.DenyContentType()) != nil {
+		return errHeaderValue
 	}
-	if s.forget(req.ID, c) {
-		callPool.Put(c)
-		return nil, fail
-	}
-	return nil, d.abandon(c, fail)
-}
-
-// forget removes a call that is still pending. It reports false when the reader or a
-// teardown has already claimed the call, which then is (or will be) signalled.
-func (s *session) forget(id uint64, c *call) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pending[id] == c {
-		delete(s.pending, id)
-		return true
-	}
-	return false
-}
-
-// abandon waits for the signal of a call that was claimed concurrently (it is sent without
-// blocking, right after the claim) and releases it, so the pooled call carries nothing over.
-func (d *daemonConn) abandon(c *call, fail *failure) *failure {
-	<-c.ch
-	c.release()
-	return fail
-}
-
-// stopTimer stops t and drains a value that fired concurrently, so that Reset starts clean
-// under both the pre- and post-Go 1.23 timer semantics (the host binary's go.mod decides).
-func stopTimer(t *time.Timer) {
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
+	items := r.resp.RemoveHeadersLength()
+	for i := 0; i < items && items <= maxReplyItems; i++ {
+		if checkToken(r.resp.RemoveHeaders(i)) != nil {
+			return errHeaderName
 		}
 	}
+	var h wire.Header
+	for _, deny := range [2]bool{true, false} {
+		for i := 0; i < headerCount(&r.resp, deny) && items <= maxReplyItems; i++ {
+			if headerAt(&r.resp, deny, &h, i); checkToken(h.Name()) != nil {
+				return errHeaderName
+			}
+			items += 1 + h.ValuesLength()
+			for j := 0; j < h.ValuesLength() && items <= maxReplyItems; j++ {
+				if checkValue(h.Values(j)) != nil {
+					return errHeaderValue
+				}
+			}
+		}
+	}
+	if items > maxReplyItems {
+		return errTooMany
+	}
+	return nil
 }
 
-// panicText describes a recovered panic for the log: runtime errors and string panics (fixed
-// texts in this code and in the flatbuffers runtime) verbatim, capped; any other value only by
-// its type, since its formatting could carry request data.
-func panicText(r any) string {
-	var s string
-	switch v := r.(type) {
-	case error:
-		s = v.Error()
-	case string:
-		s = v
-	default:
-		return fmt.Sprintf("%T", r)
+// headerCount and headerAt read a reply's deny_headers (deny) or set_headers.
+func headerCount(r *wire.FilterResponse, deny bool) int {
+	if deny {
+		return r.DenyHeadersLength()
 	}
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
+	return r.SetHeadersLength()
 }
 
-var errorCodeNames = [...]string{"Unspecified", "Malformed", "UnknownRoute", "UnknownFilter",
-	"DeadlineExceeded", "Overloaded", "VersionMismatch", "FrameTooLarge", "HelloRequired",
-	"ShuttingDown", "Internal"}
-
-func errorCodeName(code uint16) string {
-	if int(code) < len(errorCodeNames) {
-		return errorCodeNames[code]
+func headerAt(r *wire.FilterResponse, deny bool, h *wire.Header, i int) {
+	if deny {
+		r.DenyHeaders(h, i)
+	} else {
+		r.SetHeaders(h, i)
 	}
-	return "Unknown"
+}
+
+// checkToken accepts an RFC 9110 token; checkValue rejects CR, LF and NUL (they split lines).
+func checkToken(s []byte) error {
+	if len(s) == 0 || bytes.ContainsFunc(s, func(c rune) bool { return c >= 0x80 || !tokenChars[c] }) {
+		return errHeaderName
+	}
+	return nil
+}
+
+func checkValue(s []byte) error {
+	if bytes.ContainsAny(s, "\r\n\x00") {
+		return errHeaderValue
+	}
+	return nil
+}
+
+var tokenChars [128]bool
+
+func init() {
+	for _, c := range "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&'*+-.^_`|~" {
+		tokenChars[c] = true
+	}
 }

@@ -1,137 +1,81 @@
-// Command simpaisa-plugin-filter-bridge is a KrakenD CE v2 request-modifier plugin
-// (go build -buildmode=plugin) that hands every request of an endpoint to filterd over a
-// Unix socket and applies its verdict. See docs/bridge.md.
-//
-// The plugin boundary uses standard-library types only (STD-API-034, style guide habit 11):
-// lura finds ModifierRegisterer by name and talks to it through interfaces with the method
-// sets declared here, so the .so shares no types with the gateway binary.
+// Command simpaisa-plugin-filter-bridge is a KrakenD CE request-modifier plugin: for every
+// request of an endpoint it asks filterd over a Unix socket for a verdict and applies it;
+// without a verdict it denies (docs/bridge.md). It shares no types with the gateway.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Name is the name the plugin registers under and the key of its settings.
-const Name = "simpaisa/filter-bridge"
-
-const logPrefix = "[PLUGIN: " + Name + "]"
+const Name, logPrefix = "simpaisa/filter-bridge", "[PLUGIN: simpaisa/filter-bridge]"
 
 // ModifierRegisterer is the symbol lura's plugin loader looks up.
 var ModifierRegisterer = registerer(Name)
 
 func main() {}
 
-// Logger is the subset of KrakenD's logger the plugin uses (the method set of lura's
-// logging.Logger, declared locally as lura's test plugins do).
+// Logger is the part of lura's logging.Logger the plugin uses.
 type Logger interface {
-	Debug(v ...interface{})
 	Info(v ...interface{})
 	Warning(v ...interface{})
 	Error(v ...interface{})
-	Critical(v ...interface{})
-	Fatal(v ...interface{})
 }
-
-type noopLogger struct{}
-
-func (noopLogger) Debug(...interface{})    {}
-func (noopLogger) Info(...interface{})     {}
-func (noopLogger) Warning(...interface{})  {}
-func (noopLogger) Error(...interface{})    {}
-func (noopLogger) Critical(...interface{}) {}
-func (noopLogger) Fatal(...interface{})    {}
 
 type registerer string
 
-// RegisterModifiers registers the request modifier (appliesToRequest=true,
-// appliesToResponse=false).
-func (r registerer) RegisterModifiers(f func(
-	name string,
-	factory func(map[string]interface{}) func(interface{}) (interface{}, error),
-	appliesToRequest bool,
-	appliesToResponse bool,
-)) {
+// RegisterModifiers registers the request modifier (request: yes, response: no).
+func (r registerer) RegisterModifiers(f func(string, func(map[string]interface{}) func(interface{}) (interface{}, error), bool, bool)) {
 	defer recoverEntry("RegisterModifiers")
 	f(string(r), defaultPlugin.factory, true, false)
+	defaultPlugin.registered.Store(true)
+	defaultPlugin.logLoaded()
 }
 
 // RegisterLogger receives KrakenD's logger; anything without the Logger methods is ignored.
 func (registerer) RegisterLogger(v interface{}) {
 	defer recoverEntry("RegisterLogger")
 	if l, ok := v.(Logger); ok {
-		defaultPlugin.setLogger(l)
-		l.Debug(line(logPrefix, "logger registered"))
+		defaultPlugin.logger.Store(&loggerBox{l})
+		defaultPlugin.logLoaded()
 	}
 }
 
-// RegisterContext receives the gateway's context: when it ends, every daemon connection and
-// goroutine of the plugin ends.
+// RegisterContext receives the gateway's context; when it ends, every connection closes.
 func (registerer) RegisterContext(ctx context.Context) {
 	defer recoverEntry("RegisterContext")
-	if ctx == nil {
-		return
+	if ctx != nil {
+		defaultPlugin.mu.Lock()
+		defaultPlugin.ctx = ctx
+		defaultPlugin.mu.Unlock()
 	}
-	defaultPlugin.setContext(ctx)
 }
 
-// Ready reports nil when the plugin has at least one daemon connection and every one of them
-// has completed its HELLO exchange; otherwise an error that says which socket is not ready.
-// The gateway's readiness probe looks it up by name in the loaded .so (plugin.Open on the
-// same path returns the already loaded plugin) as a func() error; see docs/bridge.md.
-func Ready() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: readiness check panicked: %s", Name, panicText(r))
-		}
-	}()
-	return defaultPlugin.ready()
-}
-
-// Counters returns the plugin's per-route counters, summed over the endpoints of each route,
-// keyed "<route_id>/<counter>" (counter names as in docs/bridge.md: allowed, denied, failed,
-// too_large, panics, shadow_allowed, shadow_denied, shadow_failed, shadow_too_large). A
-// host looks it up like Ready, as a func() map[string]uint64, to export metrics; it is how
-// shadow mode's verdicts are counted. The map is a fresh copy.
+// Counters returns per-route counters keyed "<route_id>/<counter>" (docs/bridge.md).
 func Counters() (m map[string]uint64) {
 	defer func() {
-		if r := recover(); r != nil {
+		if recover() != nil {
 			m = map[string]uint64{}
 		}
 	}()
 	return defaultPlugin.counters()
 }
 
-func (p *pluginState) counters() map[string]uint64 {
-	p.mu.Lock()
-	bridges := append([]*bridge(nil), p.bridges...)
-	p.mu.Unlock()
-	m := make(map[string]uint64, 9*len(bridges))
-	for _, b := range bridges {
-		s := &b.stats
-		for _, c := range [...]struct {
-			name string
-			v    uint64
-		}{
-			{"allowed", s.Allowed.Load()}, {"denied", s.Denied.Load()}, {"failed", s.Failed.Load()},
-			{"too_large", s.TooLarge.Load()}, {"panics", s.Panics.Load()},
-			{"shadow_allowed", s.ShadowAllowed.Load()}, {"shadow_denied", s.ShadowDenied.Load()},
-			{"shadow_failed", s.ShadowFailed.Load()}, {"shadow_too_large", s.ShadowTooLarge.Load()},
-		} {
-			m[b.cfg.RouteID+"/"+c.name] += c.v
-		}
-	}
-	return m
-}
-
-// recoverEntry is deferred by the entry points lura calls once at load time: a panic there is
-// logged instead of crashing the gateway. (If RegisterModifiers fails, the plugin registers
-// nothing and the gateway harness refuses endpoints that name it.)
 func recoverEntry(what string) {
 	if r := recover(); r != nil {
-		defaultPlugin.log().Error(line(logPrefix, what, "panicked:", panicText(r)))
+		defaultPlugin.log(Logger.Error, logPrefix, what, "panicked:", panicText(r))
 	}
 }
 
@@ -139,76 +83,171 @@ var defaultPlugin = newPlugin()
 
 // pluginState is everything the plugin keeps between factory calls. Tests make their own.
 type pluginState struct {
-	logger atomic.Pointer[loggerBox]
+	logger     atomic.Pointer[loggerBox]
+	registered atomic.Bool // RegisterModifiers has run
+	loadedLog  atomic.Bool // the "loaded" line has been written
+	summaryGap time.Duration
 
 	mu      sync.Mutex
 	ctx     context.Context
-	conns   map[string]*daemonConn // one shared connection per socket path
-	bridges []*bridge              // every endpoint's modifier, for Counters
+	pools   map[poolKey]*pool // one per socket and expected peer
+	bridges []*bridge
 }
 
 type loggerBox struct{ Logger }
 
 func newPlugin() *pluginState {
-	p := &pluginState{ctx: context.Background(), conns: map[string]*daemonConn{}}
-	p.logger.Store(&loggerBox{noopLogger{}})
-	return p
+	return &pluginState{ctx: context.Background(), pools: map[poolKey]*pool{}, summaryGap: 10 * time.Second}
 }
 
-func (p *pluginState) setLogger(l Logger) { p.logger.Store(&loggerBox{safeLogger{l}}) }
-
-// safeLogger shields the plugin from a host logger that panics: a log line is never worth a
-// goroutine (the connection supervisor logs too, and nothing above it could recover).
-type safeLogger struct{ l Logger }
-
-func (s safeLogger) call(f func(...interface{}), v []interface{}) {
+// log writes one line at the level of method m (e.g. Logger.Info), once a logger is registered.
+func (p *pluginState) log(m func(Logger, ...interface{}), v ...interface{}) {
 	defer func() { _ = recover() }()
-	f(v...)
-}
-func (s safeLogger) Debug(v ...interface{})    { s.call(s.l.Debug, v) }
-func (s safeLogger) Info(v ...interface{})     { s.call(s.l.Info, v) }
-func (s safeLogger) Warning(v ...interface{})  { s.call(s.l.Warning, v) }
-func (s safeLogger) Error(v ...interface{})    { s.call(s.l.Error, v) }
-func (s safeLogger) Critical(v ...interface{}) { s.call(s.l.Critical, v) }
-func (s safeLogger) Fatal(v ...interface{})    { s.call(s.l.Fatal, v) }
-
-func (p *pluginState) log() Logger { return p.logger.Load().Logger }
-
-func (p *pluginState) setContext(ctx context.Context) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ctx = ctx
-}
-
-// conn returns the shared connection for path, starting it on first use.
-func (p *pluginState) conn(path string) *daemonConn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.conns[path]; ok {
-		return c
+	if l := p.logger.Load(); l != nil {
+		s := fmt.Sprintln(v...)
+		m(l.Logger, s[:len(s)-1])
 	}
-	c := newDaemonConn(p.ctx, path, p.log)
-	p.conns[path] = c
-	return c
 }
 
-func (p *pluginState) ready() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.conns) == 0 {
-		return fmt.Errorf("%s: no endpoint is configured with the plugin", Name)
+// logLoaded writes the start-up line once both the registration and a logger exist.
+func (p *pluginState) logLoaded() {
+	if p.logger.Load() != nil && p.registered.Load() && p.loadedLog.CompareAndSwap(false, true) {
+		p.log(Logger.Info, logPrefix, "loaded: request modifier registered")
 	}
-	for _, c := range p.conns {
-		if err := c.ready(); err != nil {
-			return err
+}
+
+func (p *pluginState) counters() map[string]uint64 {
+	p.mu.Lock()
+	bridges := append([]*bridge(nil), p.bridges...)
+	p.mu.Unlock()
+	m := make(map[string]uint64, (nCounters+2)*len(bridges))
+	for _, b := range bridges {
+		r := b.cfg.RouteID + "/"
+		for i := range b.stats {
+			m[r+counterNames[i]] += b.stats[i].Load()
+		}
+		if b.cfg.Mode == "shadow" {
+			m[r+"shadow_until_unix"] = uint64(max(b.cfg.ShadowUntil.Unix(), 0))
+			if time.Now().Before(b.cfg.ShadowUntil) {
+				m[r+"shadow_active"] = 1
+			}
 		}
 	}
-	return nil
+	return m
 }
 
-// line joins the parts of a log message with spaces. Each log call passes one string, so the
-// text does not depend on how the host's logger joins variadic arguments.
-func line(v ...interface{}) string {
-	s := fmt.Sprintln(v...)
-	return s[:len(s)-1]
+// panicText: errors and strings (fixed texts) capped, anything else only by type (no request data).
+func panicText(r any) string {
+	s := fmt.Sprintf("%T", r)
+	switch v := r.(type) {
+	case error:
+		s = v.Error()
+	case string:
+		s = v
+	}
+	return s[:min(len(s), 200)]
+}
+
+// Config is one endpoint's checked, read-only configuration, built once by the factory.
+type Config struct {
+	SocketPath   string        // filterd's Unix socket (absolute path)
+	RouteID      string        // route id the daemon knows this endpoint by
+	Filters      []string      // filter names, run in this order
+	Deadline     time.Duration // longest wait for a verdict, < 5 ms
+	MaxBodyBytes int           // larger bodies get 413 without calling the daemon
+	ErrorStatus  int           // status of every deny the daemon did not choose itself
+	Mode         string        // "enforce", "shadow" or "probe"
+	ShadowUntil  time.Time     // mode "shadow": verdicts are only counted until then
+	DaemonUID    uint32        // SO_PEERCRED uid the daemon must have
+	DaemonGID    int64         // SO_PEERCRED gid the daemon must have; -1: not checked
+}
+
+// Limits and defaults of the settings.
+const (
+	DefaultDeadline     = 3 * time.Millisecond
+	MinDeadline         = 100 * time.Microsecond
+	MaxDeadline         = 5 * time.Millisecond // exclusive: STD-API-034's 5 ms budget
+	DefaultMaxBodyBytes = 1 << 20
+	MaxMaxBodyBytes     = 8 << 20
+	DefaultErrorStatus  = 503
+	MaxFilters          = 16 // filterd's chain limit: the daemon refuses a request naming more
+)
+
+// ConfigError names the offending key. Its text never includes setting values.
+type ConfigError struct{ Key, Reason string }
+
+func (e *ConfigError) Error() string { return fmt.Sprintf("%s config: %q %s", Name, e.Key, e.Reason) }
+
+// ParseConfig checks the endpoint's plugin block as lura hands it; unknown keys are errors.
+func ParseConfig(block map[string]interface{}) (*Config, error) {
+	m, ok := block[Name].(map[string]interface{})
+	if !ok {
+		return nil, &ConfigError{Name, "section is missing or not an object"}
+	}
+	var s struct {
+		SocketPath  *string   `json:"socket_path"`
+		RouteID     *string   `json:"route_id"`
+		Filters     *[]string `json:"filters"`
+		Deadline    *string   `json:"deadline"`
+		MaxBody     *int64    `json:"max_body_bytes"`
+		ErrorStatus *int64    `json:"error_status"`
+		Mode        *string   `json:"mode"`
+		ShadowUntil *string   `json:"shadow_until"`
+		DaemonUID   *int64    `json:"daemon_uid"`
+		DaemonGID   *int64    `json:"daemon_gid"`
+	}
+	raw, err := json.Marshal(m) // keys sorted: the first unknown or mistyped key is reported
+	if err != nil {
+		return nil, &ConfigError{Name, "is not a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&s); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, &ConfigError{te.Field, "has the wrong type (see docs/bridge.md)"}
+		}
+		_, key, _ := strings.Cut(err.Error(), `unknown field "`)
+		return nil, &ConfigError{strings.TrimSuffix(key, `"`), "is not a known setting"}
+	}
+	c := &Config{SocketPath: or(s.SocketPath, ""), RouteID: or(s.RouteID, ""), Filters: or(s.Filters, nil), Mode: or(s.Mode, "enforce"),
+		MaxBodyBytes: int(or(s.MaxBody, DefaultMaxBodyBytes)), ErrorStatus: int(or(s.ErrorStatus, DefaultErrorStatus)),
+		DaemonUID: uint32(or(s.DaemonUID, int64(os.Geteuid()))), DaemonGID: or(s.DaemonGID, -1)}
+	c.Deadline, _ = time.ParseDuration(or(s.Deadline, DefaultDeadline.String()))
+	c.ShadowUntil, _ = time.Parse(time.RFC3339, or(s.ShadowUntil, ""))
+	inRange := func(p *int64, lo, hi int64) bool { return p == nil || *p >= lo && *p <= hi }
+	for _, r := range []struct {
+		bad         bool
+		key, reason string
+	}{
+		{s.SocketPath == nil, "socket_path", "is required"},
+		{!filepath.IsAbs(c.SocketPath) || len(c.SocketPath) > 107, "socket_path", "must be an absolute path of at most 107 bytes (sun_path)"},
+		{s.RouteID == nil, "route_id", "is required"},
+		{strings.TrimSpace(c.RouteID) == "" || len(c.RouteID) > 256, "route_id", "must be a non-empty string of at most 256 bytes"},
+		{s.Filters == nil, "filters", "is required (use [] for a route without filters)"},
+		{len(c.Filters) > MaxFilters, "filters", fmt.Sprintf("must have at most %d entries (filterd's chain limit)", MaxFilters)},
+		{slices.ContainsFunc(c.Filters, func(f string) bool { return f == "" || len(f) > 128 }), "filters", "entries must be non-empty strings of at most 128 bytes"},
+		{len(slices.Compact(slices.Sorted(slices.Values(c.Filters)))) != len(c.Filters), "filters", "must not name a filter twice"},
+		{c.Deadline < MinDeadline || c.Deadline >= MaxDeadline, "deadline", `must be a duration string from "100us" to below "5ms"`},
+		{!inRange(s.MaxBody, 0, MaxMaxBodyBytes), "max_body_bytes", fmt.Sprintf("must be a whole number from 0 to %d", MaxMaxBodyBytes)},
+		{!inRange(s.ErrorStatus, 400, 599), "error_status", "must be an HTTP error status from 400 to 599"},
+		{!inRange(s.DaemonUID, 0, math.MaxUint32-1), "daemon_uid", "must be a uid from 0 to 4294967294"},
+		{!inRange(s.DaemonGID, 0, math.MaxUint32-1), "daemon_gid", "must be a gid from 0 to 4294967294"},
+		{c.Mode != "enforce" && c.Mode != "shadow" && c.Mode != "probe", "mode", `must be "enforce", "shadow" or "probe"`},
+		{s.ShadowUntil != nil && c.Mode != "shadow", "shadow_until", `is only valid with "mode": "shadow"`},
+		{c.Mode == "shadow" && c.ShadowUntil.IsZero(), "shadow_until", `is required with "mode": "shadow": an RFC 3339 time such as "2026-12-31T23:59:59Z"`},
+	} {
+		if r.bad {
+			return nil, &ConfigError{r.key, r.reason}
+		}
+	}
+	return c, nil
+}
+
+// or is *p, or def when p is nil (the setting is absent).
+func or[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
 }

@@ -11,12 +11,12 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 
-	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/codec"
 	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/wire"
 )
 
@@ -36,6 +36,7 @@ type peer struct {
 	accepted atomic.Int32
 	requests atomic.Int32
 	hellos   atomic.Int32
+	hangups  atomic.Int32 // connections that ended (read error or EOF on the peer's side)
 
 	mu    sync.Mutex
 	conns []*peerConn
@@ -52,7 +53,7 @@ type peerConn struct {
 	p   *peer
 	c   net.Conn
 	wmu sync.Mutex
-	enc *codec.Encoder
+	enc *encoder
 }
 
 // socketPath returns a fresh path short enough for sun_path.
@@ -104,7 +105,7 @@ func (p *peer) acceptLoop() {
 			return
 		}
 		p.accepted.Add(1)
-		pc := &peerConn{p: p, c: c, enc: codec.NewEncoder(1024)}
+		pc := &peerConn{p: p, c: c, enc: newEncoder()}
 		p.mu.Lock()
 		p.conns = append(p.conns, pc)
 		p.mu.Unlock()
@@ -119,6 +120,7 @@ func (pc *peerConn) serve() {
 	for {
 		buf, err := readPeerFrame(pc.c)
 		if err != nil {
+			pc.p.hangups.Add(1)
 			return
 		}
 		f := wire.GetRootAsFrame(buf, 0)
@@ -144,7 +146,7 @@ func (pc *peerConn) serve() {
 				pc.p.onRequest(pc, r)
 				continue
 			}
-			pc.reply(&codec.Response{ID: r.Id(), Verdict: codec.VerdictAllow})
+			pc.reply(&Response{ID: r.Id(), Verdict: VerdictAllow})
 		default:
 			return
 		}
@@ -168,14 +170,14 @@ func readPeerFrame(r io.Reader) ([]byte, error) {
 func (pc *peerConn) sendAck(a ackParams) {
 	pc.wmu.Lock()
 	defer pc.wmu.Unlock()
-	b, err := pc.enc.HelloAck(a.version, a.maxFrame, codec.CapFilterTimings, "test-peer", a.maxInFlight)
+	b, err := pc.enc.HelloAck(a.version, a.maxFrame, 0, "test-peer", a.maxInFlight)
 	if err != nil {
 		panic(err)
 	}
 	pc.c.Write(b)
 }
 
-func (pc *peerConn) reply(r *codec.Response) {
+func (pc *peerConn) reply(r *Response) {
 	pc.wmu.Lock()
 	defer pc.wmu.Unlock()
 	b, err := pc.enc.FilterResponse(r)
@@ -213,23 +215,10 @@ type testEnv struct {
 func newEnv(t testing.TB) *testEnv {
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &testEnv{t: t, p: newPlugin(), ctx: ctx, cancel: cancel, log: &recLogger{}}
-	e.p.setContext(ctx)
-	e.p.setLogger(e.log)
+	e.p.ctx = ctx
+	e.p.logger.Store(&loggerBox{e.log})
 	t.Cleanup(func() {
 		cancel()
-		e.p.mu.Lock()
-		conns := make([]*daemonConn, 0, len(e.p.conns))
-		for _, c := range e.p.conns {
-			conns = append(conns, c)
-		}
-		e.p.mu.Unlock()
-		for _, c := range conns {
-			select {
-			case <-c.done:
-			case <-time.After(5 * time.Second):
-				t.Errorf("supervisor for %s did not stop after the context was cancelled", c.path)
-			}
-		}
 	})
 	return e
 }
@@ -241,6 +230,9 @@ func (e *testEnv) bridge(path string, settings map[string]interface{}) *bridge {
 	}
 	for k, v := range settings {
 		m[k] = v
+	}
+	if settings["mode"] == "shadow" && settings["shadow_until"] == nil {
+		m["shadow_until"] = time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	}
 	cfg, err := ParseConfig(map[string]interface{}{"name": []interface{}{Name}, Name: m})
 	if err != nil {
@@ -255,8 +247,20 @@ func (e *testEnv) bridge(path string, settings map[string]interface{}) *bridge {
 	return e.p.newBridge(cfg)
 }
 
+// eventually polls cond for up to 5 s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // waitReady polls until the bridge's connection completed HELLO (or fails the test).
-func waitReady(t testing.TB, d *daemonConn) {
+func waitReady(t testing.TB, d *pool) {
 	t.Helper()
 	end := time.Now().Add(5 * time.Second)
 	for d.ready() != nil {
@@ -289,4 +293,48 @@ func (l *recLogger) all() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.lines...)
+}
+
+// ready checks that the daemon answers: an idle connection is still open, or a new one
+// completes the HELLO exchange (nil), or says why not.
+func (p *pool) ready() error {
+	c, f := p.get(time.Now().Add(helloTimeout))
+	if f == "" && !c.alive() {
+		p.put(c, false)
+		p.flush()
+		c, f = p.get(time.Now().Add(helloTimeout))
+	}
+	if f == "" {
+		p.put(c, true)
+		return nil
+	} else if e := p.lastErr.Load(); e != nil {
+		return fmt.Errorf("filterd at %s not connected: %s", p.key.path, *e)
+	}
+	return fmt.Errorf("filterd at %s: %s", p.key.path, f)
+}
+
+// alive reports that the daemon has not closed an idle connection (peeking, without blocking).
+func (c *conn) alive() bool {
+	raw, err := c.c.(*net.UnixConn).SyscallConn()
+	n := -1
+	if err == nil {
+		raw.Control(func(fd uintptr) {
+			n, _, err = syscall.Recvfrom(int(fd), c.buf[:1], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		})
+	}
+	return n < 0 && errors.Is(err, syscall.EAGAIN)
+}
+
+func (p *pluginState) ready() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.pools) == 0 {
+		return fmt.Errorf("%s: no endpoint is configured with the plugin", Name)
+	}
+	for _, c := range p.pools {
+		if err := c.ready(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

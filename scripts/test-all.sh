@@ -74,15 +74,17 @@ go_unit_tests() {
   # at least 80 % is required.
   local cover
   cover="$(mktemp)"
-  if (cd go-bridge && go test -race -count=1 -coverpkg=.,./internal/codec -coverprofile="$cover" ./...); then
+  if (cd go-bridge && go test -race -count=1 -coverpkg=. -coverprofile="$cover" ./...); then
     local total
     total="$(cd go-bridge && go tool cover -func="$cover" | awk '/^total:/ {sub("%", "", $3); print $3}')"
-    echo "go-bridge coverage (main + internal/codec): ${total}%"
+    echo "go-bridge coverage (package main): ${total}%"
     awk -v t="$total" 'BEGIN { exit !(t >= 80) }' || { echo "go-bridge coverage below 80%"; rc=1; }
   else
     rc=1
   fi
   rm -f "$cover"
+  # vet, gofmt, go mod tidy and the generated wire code against protocol/filterd.fbs
+  bash go-bridge/build.sh checks || rc=1
   for m in gateway tools/gateway-lint perf/load; do
     if [[ -f "$m/go.mod" ]]; then
       (cd "$m" && go vet ./... && go test -count=1 ./...) || rc=1

@@ -60,6 +60,8 @@ std::shared_ptr<const filter_set> filter_set::build(const json::value* filters_c
             throw config_error(rpath, "route id must be 1-128 characters");
         if (!rkv.value().is_object())
             throw config_error(rpath, "must be an object whose keys are filter names");
+        if (rkv.value().as_object().size() > max_filters_per_route)
+            throw config_error(rpath, "a route runs at most " + std::to_string(max_filters_per_route) + " filters");
         route r;
         r.id = rid;
         r.allowed = &m.get_counter("filterd_route_requests_total", "Requests by route and verdict.",
@@ -114,7 +116,7 @@ namespace {
 /// Resolves the request's filter list against its route. Returns the route, or nullptr with
 /// out.status set to the error.
 const route* resolve(const filter_set& set, const request_view& req, chain_result& out,
-                     const route_filter* (&resolved)[16], std::size_t& n) noexcept {
+                     const route_filter* (&resolved)[max_filters_per_route], std::size_t& n) noexcept {
     out.status = chain_status::done;
     out.allowed = false;
     out.detail = {};
@@ -195,7 +197,7 @@ void finish(const route* r, std::int64_t chain_start, bool allowed, chain_result
 /// One suspendable chain run: steps through the filters, suspending at each asynchronous one.
 struct async_run : std::enable_shared_from_this<async_run> {
     const route* r = nullptr;
-    const route_filter* resolved[16] = {};
+    const route_filter* resolved[max_filters_per_route] = {};
     std::size_t n = 0;
     std::size_t i = 0;
     std::int64_t chain_start = 0;
@@ -242,7 +244,7 @@ struct async_run : std::enable_shared_from_this<async_run> {
 }  // namespace
 
 void run_chain(const filter_set& set, const request_view& req, context& ctx, chain_result& out) noexcept {
-    const route_filter* resolved[16];
+    const route_filter* resolved[max_filters_per_route];
     std::size_t n = 0;
     const route* r = resolve(set, req, out, resolved, n);
     if (r == nullptr)

@@ -14,6 +14,7 @@
 #include "filters/common/filter.hpp"
 #include "filters/common/metrics.hpp"
 
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,6 +30,10 @@ struct route_filter {
     counter* denied = nullptr;
     counter* errored = nullptr;
 };
+
+/// The most filters one route may run. The bridge refuses longer lists in its settings, and a route
+/// config with more is refused at load; the wire allows any length, the chain refuses more.
+inline constexpr std::size_t max_filters_per_route = 16;
 
 struct route {
     std::string id;

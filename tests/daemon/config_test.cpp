@@ -82,6 +82,12 @@ TEST_CASE("config rules, one failing config each", "[config]") {
     }
     SECTION("admin.port range") { expect_error(with(R"("admin": {"port": 70000}, )" + routes), "admin.port"); }
     SECTION("io_threads range") { expect_error(with(R"("io_threads": 0, )" + routes), "io_threads"); }
+    SECTION("a route with more filters than the chain runs") {
+        std::string filters;
+        for (int i = 0; i <= 16; ++i)
+            filters += (i ? ", " : "") + std::string("\"f") + std::to_string(i) + "\": null";
+        expect_error(with(R"("routes": {"long": {)" + filters + "}}"), "routes.long");
+    }
     SECTION("io_threads type") { expect_error(with(R"("io_threads": "2", )" + routes), "io_threads"); }
     SECTION("limits.max_frame_bytes range") {
         expect_error(with(R"("limits": {"max_frame_bytes": 100}, )" + routes), "limits.max_frame_bytes");

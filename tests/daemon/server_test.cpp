@@ -443,18 +443,20 @@ TEST_CASE("without listen.allowed_uids only filterd's own uid may connect", "[se
     }
     // Open the file mode so that only the uid check stands between another uid and the daemon.
     REQUIRE(::chmod(d.socket_path().c_str(), 0666) == 0);
+    // Everything that allocates happens before fork: the child of a threaded process may only make
+    // async-signal-safe calls (another thread may hold the allocator's lock at the fork).
+    const auto hello = proto::encode_hello(1, 1, 0, 0, "other-uid");
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, d.socket_path().c_str(), sizeof a.sun_path - 1);
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {  // child: raw system calls only (the parent has threads)
         if (::setgid(65534) != 0 || ::setuid(65534) != 0)
             ::_exit(3);
         int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strncpy(a.sun_path, d.socket_path().c_str(), sizeof a.sun_path - 1);
         if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
             ::_exit(4);
-        auto hello = proto::encode_hello(1, 1, 0, 0, "other-uid");
         (void)!::write(fd, hello.data(), hello.size());
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 3000) != 1)

@@ -4,9 +4,8 @@
 // it, run `go generate ./...` (or ./gen.sh) after changing the schema. TestGeneratedCodeMatchesSchema
 // and `./gen.sh --check` fail when the committed code is stale.
 //
-// Only the builders (encoding) are used on the request path. Replies from the daemon are never
-// read through the generated accessors, which trust every offset and would panic on a hostile
-// buffer; they are read by the bounds-checked decoder in internal/codec.
+// The accessors trust every offset in the buffer. The bridge reads daemon replies with them only
+// inside its decoder, under recover(), on a buffer clipped to the frame (go-bridge/conn.go).
 package wire
 
 //go:generate ./gen.sh

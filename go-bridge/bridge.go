@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"hash"
+	"io"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"bitbucket.org/simpaisa/simpaisa-plugin-filter-bridge/internal/wire"
+)
+
+// requestWrapper is the method set of the value lura hands a request modifier.
+type requestWrapper interface {
+	Context() context.Context
+	Params() map[string]string
+	Headers() map[string][]string
+	Body() io.ReadCloser
+	Method() string
+	URL() *url.URL
+	Query() url.Values
+	Path() string
+}
+
+// request is what the modifier returns when the request goes on: lura copies each getter
+// back into its proxy.Request. Headers are changed in the map lura built for this request.
+type request struct {
+	requestWrapper
+	body io.ReadCloser
+	rb   bodyReader // the body handed to the backend, when there is one
+}
+
+func (r *request) Body() io.ReadCloser { return r.body }
+
+// DenyError is every answer instead of the request: lura's router sends StatusCode(), Headers()
+// and, with return_error_msg, Error() as a body of type Encoding().
+type DenyError struct {
+	status         int
+	headers        map[string][]string
+	body, encoding string
+}
+
+func (e *DenyError) Error() string                { return e.body }
+func (e *DenyError) StatusCode() int              { return e.status }
+func (e *DenyError) Headers() map[string][]string { return e.headers }
+func (e *DenyError) Encoding() string             { return e.encoding }
+
+// fixedDeny is the bridge's own deny: its body says nothing about the request or the cause.
+func fixedDeny(status int) *DenyError {
+	body := `{"type":"about:blank","title":"` + http.StatusText(status) + `","status":` + strconv.Itoa(status) + `}`
+	return &DenyError{status: status, body: body, encoding: "application/problem+json"}
+}
+
+// probeReady is mode "probe"'s answer when filterd allows: lura answers 200 with this body.
+var probeReady = &DenyError{status: http.StatusOK, body: `{"status":"ready"}`, encoding: "application/json"}
+
+// Counters of one endpoint; Counters() sums them per route.
+const cAllowed, cDenied, cFailed, cTooLarge, cPanics, cShadowAllowed, cShadowDenied, cShadowFailed, nCounters = 0, 1, 2, 3, 4, 5, 6, 7, 8
+
+var counterNames = [nCounters]string{"allowed", "denied", "failed", "too_large", "panics", "shadow_allowed", "shadow_denied", "shadow_failed"}
+
+// bridge is one endpoint's modifier.
+type bridge struct {
+	cfg               *Config
+	pool              *pool
+	p                 *pluginState
+	stats             [nCounters]atomic.Uint64
+	failDeny, bigDeny *DenyError  // error_status, 413
+	enforcing         atomic.Bool // the end of the shadow period has been logged
+	sum               struct {
+		mu   sync.Mutex
+		next time.Time
+		last [nCounters]uint64 // the counters at the last summary line
+		why  failure           // the latest reason
+	}
+}
+
+// factory is the ModifierFactory lura calls per endpoint. Never nil: lura would skip it.
+func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{}) (interface{}, error)) {
+	deny := fixedDeny(DefaultErrorStatus)
+	defer func() {
+		if r := recover(); r != nil {
+			p.log(Logger.Error, logPrefix, "panic while building the modifier, endpoint denies every request:", panicText(r))
+			mod = func(interface{}) (interface{}, error) { return nil, deny }
+		}
+	}()
+	cfg, err := ParseConfig(block)
+	if err == nil {
+		return p.newBridge(cfg).modify
+	}
+	p.log(Logger.Error, logPrefix, "invalid config, endpoint denies every request:", err.Error())
+	if m, ok := block[Name].(map[string]interface{}); ok {
+		if n, ok := m["error_status"].(float64); ok && n >= 400 && n <= 599 {
+			deny = fixedDeny(int(n))
+		}
+	}
+	return func(interface{}) (interface{}, error) { return nil, deny }
+}
+
+func (p *pluginState) newBridge(cfg *Config) *bridge {
+	b := &bridge{cfg: cfg, p: p, failDeny: fixedDeny(cfg.ErrorStatus), bigDeny: fixedDeny(http.StatusRequestEntityTooLarge)}
+	key := poolKey{cfg.SocketPath, cfg.DaemonUID, cfg.DaemonGID}
+	p.mu.Lock()
+	defer p.mu.Unlock() // held while logging too: a panic must not leave it locked
+	if b.pool = p.pools[key]; b.pool == nil {
+		b.pool = newPool(p.ctx, key, p.log)
+		p.pools[key] = b.pool
+	}
+	p.bridges = append(p.bridges, b)
+	p.log(Logger.Info, logPrefix, "endpoint configured: route="+cfg.RouteID, "mode="+cfg.Mode, "filters="+strings.Join(cfg.Filters, ","),
+		"socket="+cfg.SocketPath, "deadline="+cfg.Deadline.String())
+	if cfg.Mode == "shadow" {
+		p.log(Logger.Warning, logPrefix, "route="+cfg.RouteID, "runs in SHADOW mode until", cfg.ShadowUntil.Format(time.RFC3339)+":",
+			"requests pass whatever filterd answers, authentication included; after that time the route enforces")
+	}
+	return b
+}
+
+// modify is the per-request entry point.
+func (b *bridge) modify(in interface{}) (out interface{}, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a deny in every mode: the body may be consumed already
+			b.count(cPanics, failure("panic: "+panicText(r)))
+			out, err = nil, b.failDeny
+		}
+	}()
+	req, ok := in.(requestWrapper)
+	if !ok || req.Context() == nil {
+		return b.fail(nil, nil, errInput, false)
+	}
+	ctx := req.Context()
+	shadow := b.cfg.Mode == "shadow" && time.Now().Before(b.cfg.ShadowUntil)
+	if b.cfg.Mode == "shadow" && !shadow && b.enforcing.CompareAndSwap(false, true) {
+		b.p.log(Logger.Warning, logPrefix, "route="+b.cfg.RouteID, "shadow period ended: the route enforces")
+	}
+	digest, headers := emptySHA256, req.Headers()
+	var body *bodyBuf
+	if orig := req.Body(); orig != nil && b.cfg.Mode != "probe" {
+		body = getBody()
+		tooLarge, rerr := body.fill(orig, b.cfg.MaxBodyBytes)
+		if orig.Close(); rerr != nil {
+			return b.fail(req, body, errBodyRead, false)
+		} else if tooLarge {
+			return b.fail(req, body, errTooLarge, false)
+		}
+		digest = body.sum
+	}
+	deadline := time.Now().Add(b.cfg.Deadline)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	fr := filterRequest{Route: b.cfg.RouteID, Filters: b.cfg.Filters, Method: req.Method(), Path: req.Path(),
+		Query: req.Query(), Headers: headers, ClientIP: clientIP(headers), BodySHA256: digest[:], PathParams: req.Params()}
+	if u := req.URL(); u != nil {
+		fr.Path = u.EscapedPath()
+	}
+	c, f := b.pool.roundTrip(ctx, &fr, deadline)
+	if f != "" {
+		return b.fail(req, body, f, shadow)
+	}
+	defer b.pool.put(c, true)
+	switch r := &c.r; {
+	case r.kind == wire.BodyError:
+		return b.fail(req, body, failure("daemon answered with error "+r.code.String()), shadow)
+	case r.verdict != wire.VerdictAllow && shadow:
+		b.count(cShadowDenied, "")
+	case r.verdict != wire.VerdictAllow:
+		body.release()
+		b.count(cDenied, "")
+		return nil, b.denyFrom(r)
+	case b.cfg.Mode == "probe":
+		b.count(cAllowed, "")
+		return nil, probeReady
+	case shadow:
+		b.count(cShadowAllowed, "")
+	default:
+		b.count(cAllowed, "")
+		applyHeaders(headers, &r.resp)
+	}
+	return b.wrap(req, body), nil
+}
+
+// fail answers a request without a verdict: a deny (413 for a body or frame over its limit),
+// or in shadow mode the unchanged request, unless its body is lost.
+func (b *bridge) fail(req requestWrapper, body *bodyBuf, f failure, shadow bool) (interface{}, error) {
+	switch {
+	case f == errTooLarge || f == errFrameLimit:
+		body.release()
+		b.count(cTooLarge, f)
+		return nil, b.bigDeny
+	case !shadow || f == errBodyRead:
+		body.release()
+		b.count(cFailed, f)
+		return nil, b.failDeny
+	}
+	b.count(cShadowFailed, f)
+	return b.wrap(req, body), nil
+}
+
+// wrap hands on the request with the body that was read (empty becomes http.NoBody).
+func (b *bridge) wrap(req requestWrapper, body *bodyBuf) *request {
+	r := &request{requestWrapper: req, body: req.Body()}
+	if body != nil && len(body.b) == 0 {
+		body.release()
+		r.body = http.NoBody
+	} else if body != nil {
+		r.rb.buf, r.body = body, &r.rb
+	}
+	return r
+}
+
+// count counts an outcome and logs denies and failures as a summary: one line per route per
+// interval at most, with the counts since the previous line and the latest reason.
+func (b *bridge) count(i int, why failure) {
+	if b.stats[i].Add(1); i == cAllowed || i == cShadowAllowed {
+		return
+	}
+	s := &b.sum
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why != "" {
+		s.why = why
+	}
+	if time.Now().Before(s.next) {
+		return
+	}
+	parts, level := []string{}, Logger.Info
+	for i := range s.last {
+		if v := b.stats[i].Load(); v > s.last[i] {
+			parts = append(parts, counterNames[i]+"="+strconv.FormatUint(v-s.last[i], 10))
+			if i == cFailed || i == cPanics || i == cShadowFailed {
+				level = Logger.Warning
+			}
+			s.last[i] = v
+		}
+	}
+	if s.why != "" {
+		parts, s.why = append(parts, "latest: "+string(s.why)), ""
+	}
+	s.next = time.Now().Add(b.p.summaryGap)
+	b.p.log(level, logPrefix, "route="+b.cfg.RouteID, "since the last summary:", strings.Join(parts, " "))
+}
+
+// clientIP is the address lura's router put first in X-Forwarded-For (trusted proxies applied).
+func clientIP(h map[string][]string) string {
+	if v := h["X-Forwarded-For"]; len(v) > 0 {
+		ip, _, _ := strings.Cut(v[0], ",")
+		return strings.TrimSpace(ip)
+	}
+	return ""
+}
+
+// applyHeaders applies an allow's remove_headers, then set_headers (replacing every value), in
+// place. Names match case-insensitively; value slices, which lura may share, are not written.
+func applyHeaders(h map[string][]string, resp *wire.FilterResponse) {
+	var hd wire.Header
+	for k := range h {
+		drop := false
+		for i := 0; i < resp.RemoveHeadersLength() && !drop; i++ {
+			drop = strings.EqualFold(string(resp.RemoveHeaders(i)), k)
+		}
+		for i := 0; i < resp.SetHeadersLength() && !drop; i++ {
+			resp.SetHeaders(&hd, i)
+			drop = strings.EqualFold(string(hd.Name()), k)
+		}
+		if drop {
+			delete(h, k)
+		}
+	}
+	copyHeaders(resp, false, "", func(name string, v []string) {
+		if old, ok := h[name]; ok { // the reply sets this name twice
+			v = append(old[:len(old):len(old)], v...)
+		}
+		h[name] = v
+	})
+}
+
+// denyFrom builds the answer the daemon chose; a status outside 400-599 becomes error_status.
+func (b *bridge) denyFrom(r *reply) *DenyError {
+	d := &DenyError{status: int(r.status)}
+	if d.status < 400 || d.status > 599 {
+		d.status = b.cfg.ErrorStatus
+	}
+	body, ct := r.resp.DenyBodyBytes(), r.resp.DenyContentType()
+	all := copyHeaders(&r.resp, true, string(body)+string(ct), func(name string, v []string) {
+		if d.headers == nil {
+			d.headers = map[string][]string{}
+		}
+		d.headers[name] = append(d.headers[name], v...)
+	})
+	d.body, d.encoding = all[:len(body)], all[len(body):len(body)+len(ct)]
+	return d
+}
+
+// copyHeaders hands each deny (or set) header to put as a canonical name and values, with one
+// string for the prefix and all names and values, one []string for all values; returns the string.
+func copyHeaders(resp *wire.FilterResponse, deny bool, prefix string, put func(string, []string)) string {
+	var hd wire.Header
+	size, nv := len(prefix), 0
+	for i := 0; i < headerCount(resp, deny); i++ {
+		headerAt(resp, deny, &hd, i)
+		size, nv = size+len(hd.Name()), nv+hd.ValuesLength()
+		for j := 0; j < hd.ValuesLength(); j++ {
+			size += len(hd.Values(j))
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	sb.WriteString(prefix)
+	vals := make([]string, nv)
+	for i := 0; i < headerCount(resp, deny); i++ {
+		headerAt(resp, deny, &hd, i)
+		start, m := sb.Len(), hd.ValuesLength()
+		sb.Write(hd.Name())
+		name := textproto.CanonicalMIMEHeaderKey(sb.String()[start:])
+		for j := 0; j < m; j++ {
+			start = sb.Len()
+			sb.Write(hd.Values(j))
+			vals[j] = sb.String()[start:]
+		}
+		put(name, vals[:m:m])
+		vals = vals[m:]
+	}
+	return sb.String()
+}
+
+var emptySHA256 = sha256.Sum256(nil)
+
+// bodyBuf holds a body and its SHA-256: the backend reads the very bytes that were hashed, and
+// the pooled buffer is reused once the backend closes the body.
+type bodyBuf struct {
+	b   []byte
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+// bodyPool keeps up to 16 body buffers across garbage collections (a sync.Pool would drop a
+// 1 MiB buffer at every GC): memory stays below 16 times the largest max_body_bytes.
+var bodyPool = make(chan *bodyBuf, 16)
+
+func getBody() *bodyBuf {
+	select {
+	case bb := <-bodyPool:
+		return bb
+	default:
+		return &bodyBuf{b: make([]byte, 0, 4096), h: sha256.New()}
+	}
+}
+
+// fill reads r, up to limit bytes, hashing as it reads. tooLarge reports that r had more.
+func (bb *bodyBuf) fill(r io.Reader, limit int) (tooLarge bool, err error) {
+	bb.b = bb.b[:0]
+	for bb.h.Reset(); ; {
+		if len(bb.b) == cap(bb.b) {
+			bb.b = append(bb.b, 0)[:len(bb.b)]
+		}
+		n, err := r.Read(bb.b[len(bb.b):min(cap(bb.b), limit+1)])
+		bb.h.Write(bb.b[len(bb.b) : len(bb.b)+n])
+		if bb.b = bb.b[:len(bb.b)+n]; len(bb.b) > limit {
+			return true, nil
+		} else if err == io.EOF {
+			bb.h.Sum(bb.sum[:0])
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+	}
+}
+
+func (bb *bodyBuf) release() {
+	if bb != nil {
+		select {
+		case bodyPool <- bb:
+		default:
+		}
+	}
+}
+
+// bodyReader is the backend's view of a bodyBuf; net/http may Close while another goroutine
+// reads, and after Close the buffer is back in the pool.
+type bodyReader struct {
+	mu  sync.Mutex
+	buf *bodyBuf
+	off int
+}
+
+var errBodyClosed = errors.New("request body already closed")
+
+func (r *bodyReader) Read(p []byte) (n int, err error) {
+	defer func() {
+		if recover() != nil {
+			n, err = 0, errBodyClosed
+		}
+	}()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.buf == nil {
+		return 0, errBodyClosed
+	} else if r.off == len(r.buf.b) {
+		return 0, io.EOF
+	}
+	n = copy(p, r.buf.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *bodyReader) Close() error {
+	defer func() { _ = recover() }()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.buf.release()
+	r.buf = nil
+	return nil
+}

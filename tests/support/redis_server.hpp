@@ -73,8 +73,12 @@ inline std::string run_capture(const std::string& cmd) {
 /// restarts), persistence off, its files in a private temporary directory.
 class redis_server {
 public:
-    explicit redis_server(std::vector<std::string> extra_args = {}, bool cluster_node = false)
-        : port_(cluster_node ? free_cluster_port() : free_port()), extra_(std::move(extra_args)) {
+    /// @param cli_flags  extra redis-cli flags to reach it (e.g. --tls --cacert F for a TLS-only server)
+    explicit redis_server(std::vector<std::string> extra_args = {}, bool cluster_node = false,
+                          std::string cli_flags = "")
+        : port_(cluster_node ? free_cluster_port() : free_port()),
+          extra_(std::move(extra_args)),
+          cli_flags_(std::move(cli_flags)) {
         char tmpl[] = "/tmp/filterd-redis-XXXXXX";
         if (::mkdtemp(tmpl) == nullptr)
             throw std::runtime_error("mkdtemp failed");
@@ -140,13 +144,14 @@ public:
 
     /// redis-cli against this server (arguments are passed to the shell as written).
     std::string cli(const std::string& args, const std::string& auth = "--no-auth-warning") const {
-        return run_capture("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + auth + " " + args +
-                           " 2>/dev/null");
+        return run_capture("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + cli_flags_ + " " + auth + " " +
+                           args + " 2>/dev/null");
     }
 
 private:
     std::uint16_t port_;
     std::vector<std::string> extra_;
+    std::string cli_flags_;
     std::string dir_;
     pid_t pid_ = -1;
 };

@@ -11,6 +11,7 @@
 #include <boost/json/parse.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <future>
 #include <stdlib.h>
 #include <thread>
@@ -348,4 +349,57 @@ TEST_CASE("redis cluster: a slot migrated during load loses and double-counts no
     CHECK(failed.load() == 0);
     CHECK(ok.load() >= 500);
     CHECK(metrics_registry::global().counter_value("filterd_redis_redirects_total", {{"kind", "moved"}}) > 0);
+}
+
+namespace {
+
+/// A throwaway CA and a server certificate for "localhost" / 127.0.0.1, made with the openssl CLI.
+struct test_pki {
+    std::string dir;
+    test_pki() {
+        char tmpl[] = "/tmp/filterd-pki-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        dir = tmpl;
+        auto sh = [&](const std::string& cmd) { run_capture("cd " + dir + " && " + cmd + " >/dev/null 2>&1"); };
+        for (const char* ca : {"ca", "other-ca"})
+            sh(std::string("openssl req -x509 -newkey rsa:2048 -nodes -keyout ") + ca + ".key -out " + ca +
+               ".crt -days 1 -subj /CN=" + ca);
+        sh("openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=localhost");
+        sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext");
+        sh("openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 1 -extfile ext");
+        REQUIRE(std::filesystem::exists(dir + "/srv.crt"));
+    }
+    ~test_pki() {
+        std::error_code ec;
+        std::filesystem::remove_all(dir, ec);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("redis: TLS with certificate and host name verification", "[redis][tls]") {
+    test_pki pki;
+    const auto tls_port = free_port();
+    redis_server srv({"--port", "0", "--tls-port", std::to_string(tls_port), "--tls-cert-file", pki.dir + "/srv.crt",
+                      "--tls-key-file", pki.dir + "/srv.key", "--tls-ca-cert-file", pki.dir + "/ca.crt",
+                      "--tls-auth-clients", "no"},
+                     false, "-p " + std::to_string(tls_port) + " --tls --cacert " + pki.dir + "/ca.crt");
+    io_thread io;
+    auto opts = [&](const std::string& ca, const std::string& name) {
+        redis::options o;
+        o.seeds.push_back({"127.0.0.1", tls_port});
+        o.command_timeout = 2000ms;
+        o.connect_timeout = 2000ms;
+        o.tls.enabled = true;
+        o.tls.ca_file = pki.dir + "/" + ca;
+        o.tls.server_name = name;
+        return o;
+    };
+    redis::client good(io.ioc.get_executor(), opts("ca.crt", "localhost"));
+    CHECK(run(good, {"SET", "t", "over-tls"}).text == "OK");
+    CHECK(run(good, {"GET", "t"}).text == "over-tls");
+    redis::client wrong_ca(io.ioc.get_executor(), opts("other-ca.crt", "localhost"));
+    CHECK(run(wrong_ca, {"GET", "t"}).error == redis::errc::disconnected);
+    redis::client wrong_name(io.ioc.get_executor(), opts("ca.crt", "redis.example"));
+    CHECK(run(wrong_name, {"GET", "t"}).error == redis::errc::disconnected);
 }

@@ -4,6 +4,7 @@
 #include "daemon/config.hpp"
 #include "daemon/server.hpp"
 #include "filters/common/log.hpp"
+#include "filters/common/redis.hpp"
 
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -118,6 +119,9 @@ int run_daemon(const options& opt, const registry& reg) {
     std::signal(SIGPIPE, SIG_IGN);
 
     net::io_context ioc(static_cast<int>(cfg->io_threads));
+    // Redis clients (filters with store "redis") bind to these I/O threads at their first request, so a
+    // request and its Redis round trip need no cross-thread wake-up.
+    redis::use_io_context(&ioc);
     server srv(ioc, cfg);
     admin_server admin(ioc, [&srv] {
         bool reachable = srv.socket_reachable();
@@ -134,6 +138,7 @@ int run_daemon(const options& opt, const registry& reg) {
     } catch (const std::exception& e) {
         log::error("start-up failed", {{"error", e.what()}});
         std::cerr << "filterd: " << e.what() << "\n";
+        redis::use_io_context(nullptr);
         return 1;
     }
 
@@ -186,6 +191,9 @@ int run_daemon(const options& opt, const registry& reg) {
     ioc.run();
     for (auto& t : threads)
         t.join();
+    // Clients bound to ioc go before it (the server drops its config when it is destroyed).
+    redis::use_io_context(nullptr);
+    cfg.reset();
     return 0;
 }
 

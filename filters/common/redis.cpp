@@ -833,11 +833,60 @@ void client_impl::reset() {
 
 // ---- client ------------------------------------------------------------------------------------
 
-client::client(net::any_io_executor ex, options o) : impl_(std::make_shared<client_impl>(std::move(ex), std::move(o))) {}
+namespace {
 
-client::~client() { reset(); }
+/// One I/O thread for the clients that have no other executor, started on first use, stopped at exit.
+class runtime {
+public:
+    runtime() : work_(net::make_work_guard(ioc_)), thread_([this] { ioc_.run(); }) {}
+    ~runtime() {
+        work_.reset();
+        ioc_.stop();
+        thread_.join();
+    }
+    net::io_context& io() noexcept { return ioc_; }
 
-const options& client::opts() const noexcept { return impl_->opts_; }
+private:
+    net::io_context ioc_{1};
+    net::executor_work_guard<net::io_context::executor_type> work_;
+    std::thread thread_;
+};
+
+std::mutex preferred_mu;
+net::io_context* preferred_ioc = nullptr;
+
+net::any_io_executor default_executor() {
+    {
+        std::lock_guard lock(preferred_mu);
+        if (preferred_ioc != nullptr)
+            return preferred_ioc->get_executor();
+    }
+    static runtime rt;
+    return rt.io().get_executor();
+}
+
+}  // namespace
+
+void use_io_context(net::io_context* ioc) noexcept {
+    std::lock_guard lock(preferred_mu);
+    preferred_ioc = ioc;
+}
+
+client::client(net::any_io_executor ex, options o) : opts_(o), ex_(std::move(ex)) {}
+
+client::client(options o) : opts_(std::move(o)) {}
+
+client::~client() {
+    if (impl_)
+        impl_->reset();
+}
+
+const options& client::opts() const noexcept { return opts_; }
+
+client_impl& client::impl() {
+    std::call_once(bound_, [this] { impl_ = std::make_shared<client_impl>(ex_ ? *ex_ : default_executor(), opts_); });
+    return *impl_;
+}
 
 void client::command(std::vector<std::string> argv, clock::time_point deadline, callback cb, std::size_t route_key) {
     auto r = std::make_shared<request>();
@@ -849,7 +898,7 @@ void client::command(std::vector<std::string> argv, clock::time_point deadline, 
     }
     r->wire = format(argv);
     r->argv = std::move(argv);
-    impl_->submit(std::move(r));
+    impl().submit(std::move(r));
 }
 
 void client::eval(std::shared_ptr<const script> s, std::vector<std::string> keys, std::vector<std::string> args,
@@ -871,36 +920,14 @@ void client::eval(std::shared_ptr<const script> s, std::vector<std::string> keys
         r->argv.push_back(std::move(a));
     r->scr = std::move(s);
     r->wire = format(r->argv);
-    impl_->submit(std::move(r));
+    impl().submit(std::move(r));
 }
 
-void client::reset() { impl_->reset(); }
+void client::reset() { impl().reset(); }
 
 // ---- shared clients ----------------------------------------------------------------------------
 
-namespace {
-
-/// One I/O thread for every shared client, started on first use and stopped at exit.
-class runtime {
-public:
-    runtime() : work_(net::make_work_guard(ioc_)), thread_([this] { ioc_.run(); }) {}
-    ~runtime() {
-        work_.reset();
-        ioc_.stop();
-        thread_.join();
-    }
-    net::io_context& io() noexcept { return ioc_; }
-
-private:
-    net::io_context ioc_{1};
-    net::executor_work_guard<net::io_context::executor_type> work_;
-    std::thread thread_;
-};
-
-}  // namespace
-
 std::shared_ptr<client> shared_client(const options& o) {
-    static runtime rt;
     static std::mutex mu;
     static std::map<std::string, std::weak_ptr<client>> clients;
     std::lock_guard lock(mu);
@@ -908,7 +935,7 @@ std::shared_ptr<client> shared_client(const options& o) {
     if (auto it = clients.find(id); it != clients.end())
         if (auto c = it->second.lock())
             return c;
-    auto c = std::make_shared<client>(rt.io().get_executor(), o);
+    auto c = std::make_shared<client>(o);
     clients[id] = c;
     return c;
 }

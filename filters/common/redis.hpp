@@ -40,11 +40,17 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 struct redisReply;
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace filterd::redis {
 
@@ -174,6 +180,9 @@ class client {
 public:
     /// Does not connect: connections open on first use (and again after a failure).
     client(boost::asio::any_io_executor ex, options o);
+    /// The same, bound at first use to the executor given to use_io_context() (filterd's own I/O
+    /// threads), or else to a dedicated I/O thread.
+    explicit client(options o);
     ~client();
     client(const client&) = delete;
     client& operator=(const client&) = delete;
@@ -193,12 +202,23 @@ public:
     const options& opts() const noexcept;
 
 private:
+    client_impl& impl();
+
+    options opts_;
+    std::optional<boost::asio::any_io_executor> ex_;
+    std::once_flag bound_;
     std::shared_ptr<client_impl> impl_;
 };
 
+/// Makes clients created without an executor run on `ioc` (filterd's I/O threads, so a request and
+/// its Redis I/O share threads: no cross-thread wake-up). Call before the first request; clients
+/// already bound keep their executor. Pass nullptr to go back to the dedicated thread. The caller
+/// destroys every client bound to `ioc` before `ioc` itself.
+void use_io_context(boost::asio::io_context* ioc) noexcept;
+
 /// The process's Redis clients, shared by filters whose options are equal (so a nonce and a rate
-/// limit of one request can go out in one round trip on one connection). They run on one dedicated
-/// I/O thread, started on first use.
+/// limit of one request can go out in one round trip on one connection). They bind at first use to
+/// the io_context given to use_io_context(), else to one dedicated I/O thread started on first use.
 std::shared_ptr<client> shared_client(const options& o);
 
 }  // namespace filterd::redis

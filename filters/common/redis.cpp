@@ -376,14 +376,16 @@ private:
         sock_.set_option(tcp::no_delay(true), ec);
         reader_.reset(redisReaderCreate());
         if (owner_.ssl_ctx_) {
-            tls_ = std::make_unique<tls_stream>(sock_, *owner_.ssl_ctx_);
+            tls_ = std::make_shared<tls_stream>(sock_, *owner_.ssl_ctx_);
             const auto& o = owner_.opts_.tls;
             std::string name = o.server_name.empty() ? owner_.nodes_[node_].ep.host : o.server_name;
             SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
             tls_->set_verify_mode(ssl::verify_peer);
             tls_->set_verify_callback(ssl::host_name_verification(name));
             auto gen = gen_;
-            tls_->async_handshake(ssl::stream_base::client, [self = shared_from_this(), gen](boost::system::error_code e) {
+            // Each pending operation keeps its TLS stream alive: fail() drops the connection's reference
+            // while operations on it may still be completing.
+            tls_->async_handshake(ssl::stream_base::client, [self = shared_from_this(), gen, keep = tls_](boost::system::error_code e) {
                 if (gen != self->gen_)
                     return;
                 if (e)
@@ -407,8 +409,11 @@ private:
                                      : std::vector<std::string>{"AUTH", o.user, std::string(o.password.reveal())};
             a->wire = format(a->argv);
             a->argv.clear();  // the password is not kept
-            a->cb = [self = shared_from_this()](result&& r) {
-                if (r.error != errc::ok)
+            // Callbacks held by queued requests refer to their owners weakly: a request queued on a
+            // connection that holds it must not keep that connection (or the client) alive.
+            a->cb = [weak = weak_from_this()](result&& r) {
+                auto self = weak.lock();
+                if (self && r.error != errc::ok)
                     self->fail(r.error == errc::server_error ? "AUTH refused: " + std::string(r.value.view().str())
                                                              : "AUTH failed");
             };
@@ -418,8 +423,9 @@ private:
         p->internal = true;
         p->argv = {"PING"};
         p->wire = format(p->argv);
-        p->cb = [self = shared_from_this(), gen = gen_](result&& r) {
-            if (gen != self->gen_ || self->state_ != state::connecting)
+        p->cb = [weak = weak_from_this(), gen = gen_](result&& r) {
+            auto self = weak.lock();
+            if (!self || gen != self->gen_ || self->state_ != state::connecting)
                 return;
             if (r.error != errc::ok)
                 return self->fail("PING: " + std::string(r.value ? r.value.view().str() : to_string(r.error)));
@@ -455,7 +461,10 @@ private:
             self->start_read();
         };
         if (tls_)
-            tls_->async_read_some(net::buffer(rbuf_), std::move(handler));
+            tls_->async_read_some(net::buffer(rbuf_), [h = std::move(handler), keep = tls_](boost::system::error_code ec,
+                                                                                         std::size_t n) mutable {
+                h(ec, n);
+            });
         else
             sock_.async_read_some(net::buffer(rbuf_), std::move(handler));
     }
@@ -552,7 +561,8 @@ private:
             self->start_write();
         };
         if (tls_)
-            net::async_write(*tls_, bufs, std::move(handler));
+            net::async_write(*tls_, bufs, [h = std::move(handler), keep = tls_](boost::system::error_code ec,
+                                                                                std::size_t n) mutable { h(ec, n); });
         else
             net::async_write(sock_, bufs, std::move(handler));
     }
@@ -608,7 +618,7 @@ private:
     client_impl& owner_;
     const std::size_t node_;
     tcp::socket sock_;
-    std::unique_ptr<tls_stream> tls_;
+    std::shared_ptr<tls_stream> tls_;
     std::unique_ptr<tcp::resolver> resolver_;
     std::unique_ptr<net::steady_timer> connect_timer_;
     std::unique_ptr<net::steady_timer> backoff_timer_;
@@ -781,7 +791,10 @@ void client_impl::refresh_slots() {
     r->argv = {"CLUSTER", "SLOTS"};
     r->wire = format(r->argv);
     r->deadline = clock::now() + opts_.connect_timeout + opts_.command_timeout;
-    r->cb = [self = shared_from_this()](result&& res) {
+    r->cb = [weak = weak_from_this()](result&& res) {
+        auto self = weak.lock();
+        if (!self)
+            return;
         self->refreshing_ = false;
         reply_view v = res.value.view();
         if (res.error == errc::ok && v.is_array() && v.size() > 0) {

@@ -298,7 +298,8 @@ TEST_CASE("replicas sharing a 3-master Redis Cluster: replay, exactly-one, exact
     CHECK(migrated);
     CHECK(double_allowed == 0);
     CHECK(other == 0);
-    CHECK(replays >= 55);  // one side of each round is a replay, bar a 503
+    CHECK(replays + unavailable >= 60);  // in each round, at least one side is a replay (or failed closed)
+    CHECK(replays > 0);
     CHECK(limited > 0);
     // 30 per hour, burst 30: exactly 30 allowed in total (one above, 29 in the rounds), fleet-wide.
     CHECK(allowed == 30);

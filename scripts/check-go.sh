@@ -9,9 +9,12 @@
 #     println builtins, os.Stdout/os.Stderr, and no import of the log or log/slog packages in its
 #     non-test code (STD-API-034 "Structured logging via KrakenD's logger interface");
 #   - no package of its own imports unsafe, and the only other package in the plugin that does is the
-#     FlatBuffers Go runtime (its sizes.go; the deviation is recorded in docs/compliance.md).
+#     FlatBuffers Go runtime (its sizes.go; the deviation is recorded in docs/compliance.md);
+#   - its module path is bitbucket.org/simpaisa/simpaisa-plugin-{name} (STD-API-034 naming).
 #
-# Usage: scripts/check-go.sh [MODULE_DIR ...]   (default: every module listed below)
+# Usage: scripts/check-go.sh [MODULE_DIR ...]
+#   default: every Go module of the repository (each tracked go.mod): go-bridge, gateway,
+#   tools/gateway-lint, tests/e2e, perf/load, and any module added later.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,8 +24,12 @@ command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
 source versions.env
 export GOTOOLCHAIN="$GO_VERSION" CGO_ENABLED=1
 
-MODULES=(go-bridge gateway tools/gateway-lint tests/e2e perf/load)
-(($#)) && MODULES=("$@")
+MODULES=()
+if (($#)); then
+  MODULES=("$@")
+else
+  mapfile -t MODULES < <(git ls-files -- 'go.mod' '*/go.mod' | grep -v '/testdata/' | xargs -r -n1 dirname | sort)
+fi
 PLUGIN=go-bridge
 # The only package outside the plugin's module and the standard library allowed to import unsafe.
 UNSAFE_ALLOWED="github.com/google/flatbuffers/go"
@@ -62,6 +69,9 @@ done
 # The plugin: every package the .so links (the module's own, non-test files).
 if [[ " ${MODULES[*]} " == *" $PLUGIN "* ]]; then
   mod="$(cd "$PLUGIN" && go list -m)"
+  # STD-API-034 naming: Go module bitbucket.org/simpaisa/simpaisa-plugin-{name}.
+  [[ "$mod" =~ ^bitbucket\.org/simpaisa/simpaisa-plugin-[a-z0-9]+(-[a-z0-9]+)*$ ]] ||
+    fail "$PLUGIN: module path $mod is not bitbucket.org/simpaisa/simpaisa-plugin-{name}"
   while IFS='|' read -r pkg dir files imports; do
     [[ "$pkg" == "$mod" || "$pkg" == "$mod/"* ]] || continue
     for imp in $imports; do

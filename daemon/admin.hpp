@@ -1,7 +1,8 @@
 #pragma once
 // Admin HTTP listener (Boost.Beast) on a loopback address.
 //   GET /healthz  200 "ok" while the process runs its event loop
-//   GET /readyz   200 when a config is loaded and the filter socket accepts; 503 otherwise (draining)
+//   GET /readyz   200 when a config is loaded, the filter socket accepts, and its path still names the
+//                 socket filterd listens on (a deleted or replaced socket file is 503); 503 otherwise
 //   GET /metrics  Prometheus text format 0.0.4
 // Anything else is 404; methods other than GET/HEAD are 405. Each connection has a 5 s deadline and
 // requests are limited to 8 KiB of headers and no body.

@@ -119,7 +119,14 @@ int run_daemon(const options& opt, const registry& reg) {
 
     net::io_context ioc(static_cast<int>(cfg->io_threads));
     server srv(ioc, cfg);
-    admin_server admin(ioc, [&srv] { return srv.accepting() && srv.config() != nullptr; });
+    admin_server admin(ioc, [&srv] {
+        bool reachable = srv.socket_reachable();
+        static std::atomic<bool> warned{false};
+        if (!reachable && srv.accepting() && !warned.exchange(true))
+            log::error("socket file deleted or replaced: not ready (clients cannot reach this daemon); restart to recreate it",
+                       {{"socket", srv.config()->listen.socket_path}});
+        return srv.accepting() && srv.config() != nullptr && reachable;
+    });
     try {
         srv.start();
         if (cfg->admin.enabled)

@@ -4,6 +4,8 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <unistd.h>
+
 namespace filterd {
 
 namespace json = boost::json;
@@ -42,13 +44,20 @@ std::shared_ptr<const daemon_config> build(const json::value& doc, const std::st
         if (cfg->listen.socket_path.size() >= 108)
             l.fail("socket", "path is longer than the 107 bytes a Unix socket address holds");
         cfg->listen.mode = parse_mode(l, "mode", 0660);
-        for (auto& [v, path] : l.get_array("allowed_uids")) {
-            if (!v->is_int64() && !v->is_uint64())
-                throw config_error(path, "must be a non-negative integer uid");
-            auto n = v->is_int64() ? v->get_int64() : static_cast<std::int64_t>(v->get_uint64());
-            if (n < 0 || n > UINT32_MAX)
-                throw config_error(path, "must be a uid between 0 and 4294967295");
-            cfg->listen.allowed_uids.push_back(static_cast<std::uint32_t>(n));
+        if (l.has("allowed_uids")) {
+            for (auto& [v, path] : l.get_array("allowed_uids")) {
+                if (!v->is_int64() && !v->is_uint64())
+                    throw config_error(path, "must be a non-negative integer uid");
+                auto n = v->is_int64() ? v->get_int64() : static_cast<std::int64_t>(v->get_uint64());
+                if (n < 0 || n > UINT32_MAX)
+                    throw config_error(path, "must be a uid between 0 and 4294967295");
+                cfg->listen.allowed_uids.push_back(static_cast<std::uint32_t>(n));
+            }
+            if (cfg->listen.allowed_uids.empty())
+                l.fail("allowed_uids", "must list at least one uid (omit it to allow only filterd's own uid)");
+        } else {
+            (void)l.get("allowed_uids");
+            cfg->listen.allowed_uids.push_back(static_cast<std::uint32_t>(::geteuid()));
         }
         l.finish();
     }

@@ -24,7 +24,9 @@ namespace filterd {
 struct listen_config {
     std::string socket_path;
     unsigned mode = 0660;
-    std::vector<std::uint32_t> allowed_uids;  ///< empty = any peer that can open the socket
+    /// Peer uids (SO_PEERCRED) allowed to connect. Never empty: when the key is absent it holds
+    /// filterd's own effective uid only; a pod config lists the gateway container's uid.
+    std::vector<std::uint32_t> allowed_uids;
 };
 
 struct admin_config {

@@ -18,6 +18,9 @@ const char* errc_label(errc e) noexcept {
     case errc::peer_not_allowed: return "peer_not_allowed";
     case errc::stalled: return "stalled";
     case errc::too_many_connections: return "too_many_connections";
+    case errc::malformed_request: return "malformed_request";
+    case errc::filters_mismatch: return "filters_mismatch";
+    case errc::connection_evicted: return "connection_evicted";
     }
     return nullptr;
 }
@@ -42,6 +45,9 @@ public:
         case errc::peer_not_allowed: return "peer uid is not allowed";
         case errc::stalled: return "peer stalled in the middle of a frame";
         case errc::too_many_connections: return "connection limit reached";
+        case errc::malformed_request: return "request fields are inconsistent";
+        case errc::filters_mismatch: return "the filter list differs from the filters the route requires";
+        case errc::connection_evicted: return "idle connection closed to make room for a new one";
         }
         return "unknown filterd error";
     }
@@ -69,6 +75,9 @@ wire::ErrorCode to_wire(errc e) noexcept {
     case errc::peer_not_allowed: return wire::ErrorCode::Unspecified;
     case errc::stalled: return wire::ErrorCode::Malformed;
     case errc::too_many_connections: return wire::ErrorCode::Overloaded;
+    case errc::malformed_request: return wire::ErrorCode::Malformed;
+    case errc::filters_mismatch: return wire::ErrorCode::UnknownFilter;
+    case errc::connection_evicted: return wire::ErrorCode::Overloaded;
     }
     return wire::ErrorCode::Internal;
 }
@@ -84,6 +93,7 @@ bool closes_connection(errc e) noexcept {
     case errc::peer_not_allowed:
     case errc::stalled:
     case errc::too_many_connections:
+    case errc::connection_evicted:
         return true;
     default:
         return false;

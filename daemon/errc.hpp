@@ -24,6 +24,9 @@ enum class errc {
     peer_not_allowed,     ///< SO_PEERCRED uid not in listen.allowed_uids
     stalled,              ///< peer stopped in the middle of a frame or the handshake
     too_many_connections,
+    malformed_request,    ///< a verified FilterRequest whose fields contradict each other (e.g. body and body_sha256)
+    filters_mismatch,     ///< the request's filter list is not the list its route requires
+    connection_evicted,   ///< an idle connection closed to admit a new one at max_connections
 };
 
 const std::error_category& filterd_category() noexcept;
@@ -39,7 +42,8 @@ inline constexpr errc all_errc[] = {
     errc::frame_too_large, errc::malformed_frame, errc::hello_required,   errc::version_mismatch,
     errc::unexpected_frame, errc::bad_request_id, errc::overloaded,       errc::deadline_exceeded,
     errc::unknown_route,    errc::unknown_filter, errc::shutting_down,    errc::peer_not_allowed,
-    errc::stalled,          errc::too_many_connections,
+    errc::stalled,          errc::too_many_connections, errc::malformed_request, errc::filters_mismatch,
+    errc::connection_evicted,
 };
 
 /// Short metric label for `e` (e.g. "frame_too_large").

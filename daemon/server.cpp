@@ -118,6 +118,7 @@ std::vector<std::uint8_t> encode_response(std::uint64_t id, const context& ctx, 
 log::throttle deny_log;
 log::throttle unknown_route_log;
 log::throttle unknown_filter_log;
+log::throttle filters_mismatch_log;
 
 }  // namespace
 
@@ -188,6 +189,32 @@ public:
         net::post(sock_.get_executor(), [self = shared_from_this()] { self->close_now(); });
     }
 
+    /// Monotonic ns since which this connection has been idle: handshaked, no request in flight, no
+    /// partial frame, nothing left to write. -1 while it is not idle. Thread-safe.
+    std::int64_t idle_since_ns() const noexcept { return idle_since_ns_.load(std::memory_order_relaxed); }
+    bool evicting() const noexcept { return evicting_.load(std::memory_order_relaxed); }
+
+    /// Marks the connection for eviction (false if it already was). Thread-safe.
+    bool claim_eviction() noexcept { return !evicting_.exchange(true); }
+
+    /// Closes a connection chosen to make room for a new one. If it is still idle on its strand it gets
+    /// Error{0, Overloaded} and is closed; if a request arrived meanwhile, it is answered first (drain).
+    void evict() {
+        net::post(sock_.get_executor(), [self = shared_from_this()] {
+            if (self->sock_closed_ || self->closing_)
+                return;
+            if (self->in_flight_ == 0 && !self->splitter_.mid_frame() && self->writeq_.empty() && !self->writing_) {
+                // The writer closes the socket once the error is written, which ends the pending read.
+                self->fail_connection(errc::connection_evicted, "idle connection evicted at max_connections");
+            } else {
+                server_metrics::get().frame_error(errc::connection_evicted).inc();
+                log::warn("evicting connection after its last answer", {{"conn", self->id_}});
+                self->draining_ = true;
+                self->read_cancel_.emit(net::cancellation_type::terminal);
+            }
+        });
+    }
+
 private:
     // Reads frames until EOF, a connection-level error, or drain.
     net::awaitable<void> reader() {
@@ -221,6 +248,7 @@ private:
                 co_return;
             if (draining_)
                 break;
+            update_idle();
             auto buf = splitter_.prepare(16 * 1024);
             boost::system::error_code ec;
             std::size_t n = co_await sock_.async_read_some(
@@ -276,6 +304,7 @@ private:
             }
             writeq_.erase(writeq_.begin(), writeq_.begin() + static_cast<std::ptrdiff_t>(batch));
             room_signal_.cancel();
+            update_idle();
         }
     }
 
@@ -354,6 +383,8 @@ private:
             fail_connection(errc::bad_request_id, "request id 0 is reserved");
             return false;
         }
+        if (!request_view(req).body_fields_consistent())
+            return reply_error(rid, errc::malformed_request), true;
         if (draining_)
             return reply_error(rid, errc::shutting_down), true;
         if (in_flight_ >= cfg_->limits.max_in_flight_per_connection)
@@ -414,6 +445,9 @@ private:
             } else if (res.status == chain_status::unknown_filter) {
                 err = errc::unknown_filter;
                 failed = true;
+            } else if (res.status == chain_status::filters_mismatch) {
+                err = errc::filters_mismatch;
+                failed = true;
             } else {
                 out = encode_response(req.id(), ctx, res, caps_ & proto::cap_filter_timings);
                 if (out.size() > max_frame_ + proto::length_bytes) {
@@ -445,6 +479,11 @@ private:
                                                        {"route", request_view::sv(req.route())},
                                                        {"filter", res.detail},
                                                        {"lines_not_logged", held}});
+            else if (err == errc::filters_mismatch && filters_mismatch_log.admit(ctx.mono_ns, held))
+                log::warn("request leaves out a filter its route requires", {{"conn", id_},
+                                                                             {"route", request_view::sv(req.route())},
+                                                                             {"missing", res.detail},
+                                                                             {"lines_not_logged", held}});
             out = proto::encode_error(req.id(), to_wire(err), msg);
         }
         server_metrics::get().request_duration.observe(static_cast<std::uint64_t>(mono_ns() - received));
@@ -465,6 +504,16 @@ private:
         closing_ = true;
         closing_after_write_ = true;
         room_signal_.cancel();
+    }
+
+    /// Publishes whether the connection is idle, for eviction by the accept loop. Runs on the strand.
+    void update_idle() noexcept {
+        bool idle = hello_done_ && !draining_ && !closing_ && in_flight_ == 0 && !splitter_.mid_frame() &&
+                    writeq_.empty() && !writing_;
+        if (!idle)
+            idle_since_ns_.store(-1, std::memory_order_relaxed);
+        else if (idle_since_ns_.load(std::memory_order_relaxed) < 0)
+            idle_since_ns_.store(mono_ns(), std::memory_order_relaxed);
     }
 
     void enqueue(std::vector<std::uint8_t> frame) {
@@ -526,6 +575,8 @@ private:
     bool closing_ = false;
     bool closing_after_write_ = false;
     bool sock_closed_ = false;
+    std::atomic<std::int64_t> idle_since_ns_{-1};  ///< written on the strand, read by the accept loop
+    std::atomic<bool> evicting_{false};
 };
 
 // ---- server ------------------------------------------------------------------------------------
@@ -564,6 +615,11 @@ void server::start() {
     if (ec)
         throw std::system_error(ec, "listen.socket: cannot listen on " + path);
     ::chmod(path.c_str(), static_cast<mode_t>(cfg->listen.mode));
+    struct stat bound {};
+    if (::lstat(path.c_str(), &bound) != 0)
+        throw std::system_error(errno, std::generic_category(), "listen.socket: cannot stat " + path + " after bind");
+    bound_dev_ = bound.st_dev;
+    bound_ino_ = bound.st_ino;
     bound_path_ = path;
     accepting_ = true;
     run_accept_loop();
@@ -594,7 +650,7 @@ void server::run_accept_loop() {
                 if (::getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
                     uid = cred.uid;
                 const auto& allowed = cfg->listen.allowed_uids;
-                if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), uid) == allowed.end()) {
+                if (std::find(allowed.begin(), allowed.end(), uid) == allowed.end()) {
                     server_metrics::get().frame_error(errc::peer_not_allowed).inc();
                     log::warn("rejected peer", {{"uid", uid}, {"reason", "peer_not_allowed"}});
                     sock.close(ec);
@@ -603,7 +659,8 @@ void server::run_accept_loop() {
                 std::shared_ptr<session> s;
                 {
                     std::lock_guard lock(registry_->mu);
-                    if (registry_->sessions.size() >= cfg->limits.max_connections) {
+                    if (registry_->sessions.size() >= cfg->limits.max_connections &&
+                        !make_room(cfg->limits.max_connections)) {
                         server_metrics::get().frame_error(errc::too_many_connections).inc();
                         log::warn("rejected connection", {{"reason", "too_many_connections"},
                                                           {"limit", cfg->limits.max_connections}});
@@ -618,6 +675,44 @@ void server::run_accept_loop() {
             }
         },
         [](std::exception_ptr e) { log_coroutine_exit(e); });
+}
+
+bool server::socket_reachable() const noexcept {
+    if (bound_path_.empty())
+        return false;
+    struct stat st {};
+    return ::lstat(bound_path_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == bound_dev_ &&
+           st.st_ino == bound_ino_;
+}
+
+bool server::make_room(std::size_t limit) {
+    // Called with registry_->mu held. Connections already being evicted do not count: they are on
+    // their way out. Otherwise the connection idle for the longest goes; none idle: no room.
+    std::size_t leaving = 0;
+    std::shared_ptr<session> oldest;
+    std::int64_t oldest_since = INT64_MAX;
+    for (auto& [id, w] : registry_->sessions) {
+        auto s = w.lock();
+        if (!s)
+            continue;
+        if (s->evicting()) {
+            ++leaving;
+            continue;
+        }
+        std::int64_t since = s->idle_since_ns();
+        if (since >= 0 && since < oldest_since) {
+            oldest_since = since;
+            oldest = std::move(s);
+        }
+    }
+    if (registry_->sessions.size() - leaving < limit)
+        return true;
+    if (!oldest || !oldest->claim_eviction())
+        return false;
+    log::warn("evicting the longest-idle connection to admit a new one",
+              {{"limit", limit}, {"idle_ms", (mono_ns() - oldest_since) / 1'000'000}});
+    oldest->evict();
+    return true;
 }
 
 void server::update_config(std::shared_ptr<const daemon_config> cfg) { cfg_.store(std::move(cfg)); }

@@ -12,6 +12,9 @@
 //  * Bounds: the frame size (negotiated in Hello), in-flight requests per connection (past it:
 //    Overloaded error), queued responses (past it the reader stops: back-pressure), connections, and a
 //    stall timeout for peers that stop mid-frame, mid-handshake, or stop reading our writes.
+//  * At max_connections a new client evicts the connection idle for the longest (handshaked, nothing in
+//    flight or buffered); only when every connection is busy is the new one refused. So idle
+//    connections, hostile or forgotten, never lock a restarted gateway out.
 //
 // Reload: update_config() swaps the config atomically; each request holds the config it started with.
 // Drain: begin_drain() stops accepting; sessions stop reading, answer what they already accepted and close.
@@ -28,6 +31,8 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+
+#include <sys/types.h>
 
 namespace filterd {
 
@@ -72,6 +77,10 @@ public:
     void close_all();
 
     bool accepting() const noexcept { return accepting_.load(); }
+    /// True while the path the server bound still names the very socket it listens on (same device and
+    /// inode). False once the file is deleted or replaced: clients can no longer reach this daemon, so
+    /// it must not report ready. Thread-safe (one lstat).
+    bool socket_reachable() const noexcept;
     std::size_t session_count() const;
     boost::asio::io_context& io() noexcept { return ioc_; }
 
@@ -83,6 +92,10 @@ private:
         std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;
     };
     void run_accept_loop();
+    /// At max_connections: evicts the connection that has been idle the longest (handshaked, nothing in
+    /// flight), so that idle connections cannot keep a new client (a restarted gateway) out. Returns
+    /// false when every connection is busy. Needs registry_->mu held.
+    bool make_room(std::size_t limit);
     std::vector<std::shared_ptr<session>> live_sessions() const;
 
     boost::asio::io_context& ioc_;
@@ -93,6 +106,8 @@ private:
     std::shared_ptr<session_registry> registry_;
     std::uint64_t next_id_ = 1;  ///< only touched by the accept loop
     std::string bound_path_;
+    dev_t bound_dev_ = 0;  ///< set in start(), before any reader exists
+    ino_t bound_ino_ = 0;
 };
 
 }  // namespace filterd

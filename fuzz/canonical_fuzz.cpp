@@ -11,7 +11,8 @@
 //    to exactly the base64 text that was sent (strict, canonical decoding);
 //  * the canonical query line holds only unreserved bytes, "%XX" (upper-case hex), '=' and '&'; it
 //    splits back into exactly the pairs given, each percent-decoding to the original bytes, in sorted
-//    order; the whole string has 8 line breaks when method and path have none;
+//    order; the path line holds only unreserved bytes, '/' and "%XX", percent-decoding to the path; the
+//    whole string has 8 line breaks when the method has none (a newline in the path is encoded);
 //  * the canonical string does not depend on the order of the query pairs.
 // Run: build-auth-fuzz/canonical_fuzz -max_total_time=60 fuzz/corpus/canonical
 #include "filters/merchant_auth/canonical.hpp"
@@ -129,6 +130,21 @@ void check_canonical(std::string_view method, std::string_view path,
     std::string out;
     c.build(parts, out);
     check(out.rfind("SPV1\n", 0) == 0, "prefix");
+    // Line 2 is the canonical path: only unreserved bytes, '/' and %XX, decoding back to the path.
+    {
+        std::string_view rest = std::string_view(out).substr(5);
+        rest = rest.substr(rest.find('\n') + (method.find('\n') == std::string_view::npos ? 1 : 0));
+        std::string canon_path;
+        append_path_encoded(canon_path, path);
+        for (char ch : canon_path) {
+            bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+                      ch == '.' || ch == '_' || ch == '~' || ch == '%' || ch == '/';
+            check(ok, "path byte outside the canonical alphabet");
+        }
+        check(pct_decode(canon_path) == path, "canonical path does not decode to the path");
+        if (method.find('\n') == std::string_view::npos)
+            check(rest.substr(0, canon_path.size() + 1) == canon_path + "\n", "line 3 is the canonical path");
+    }
 
     std::string q;
     c.reset();
@@ -175,7 +191,7 @@ void check_canonical(std::string_view method, std::string_view path,
     std::sort(want.begin(), want.end(), by_encoding);
     check(decoded_got == want, "pairs do not round-trip");
 
-    if (method.find('\n') == std::string_view::npos && path.find('\n') == std::string_view::npos)
+    if (method.find('\n') == std::string_view::npos)
         check(std::count(out.begin(), out.end(), '\n') == 8, "line count");
 
     // Order independence.

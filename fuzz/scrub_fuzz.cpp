@@ -3,7 +3,8 @@
 // Asserts, for any input:
 //  * scrub_text returns (no crash, no sanitizer report, no exception: it is noexcept);
 //  * the output holds no maximal run of 13-19 ASCII digits that passes Luhn (a card number survived), and no
-//    maximal run of exactly 13 digits (a CNIC survived);
+//    maximal run of exactly 13 digits (a CNIC survived), and no range of whole digit groups joined by single
+//    ' ', '-', '_' or '.' separators that holds 13-19 digits and passes Luhn (a separated card survived);
 // (Idempotence is deliberately not asserted: when a digit run right after some letters is masked, the
 // letters before it become a shorter word, and that word may pass the 1-in-97 IBAN check on a second pass.
 // That is an over-mask, not a leak.)
@@ -21,6 +22,7 @@
 
 namespace {
 
+using filterd::testing::find_separated_card;
 using filterd::testing::luhn_ok;
 
 [[noreturn]] void fail(const char* what, std::string_view in, std::string_view out) {
@@ -35,6 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string_view in(reinterpret_cast<const char*>(data), size);
     std::string out = filterd::scrub_text(in);
 
+    if (!find_separated_card(out).empty())
+        fail("a separated card number survived", in, out);
     std::size_t i = 0;
     while (i < out.size()) {
         if (out[i] < '0' || out[i] > '9') {

@@ -7,6 +7,7 @@
 #include "protocol/filterd_generated.h"
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -104,6 +105,7 @@ struct request_spec {
     std::string client_ip = "127.0.0.1";
     std::string body;
     std::vector<std::pair<std::string, std::string>> path_params;
+    std::optional<std::string> body_sha256;  ///< raw digest bytes; sent as body_sha256 when set
 };
 
 /// A whole frame, length prefix included.

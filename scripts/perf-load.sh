@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load test of issue 5, in one command: builds the stack, starts it on loopback (demo backend,
+# The load test, in one command: builds the stack, starts it on loopback (demo backend,
 # filterd, the lura gateway harness with the filter-bridge plugin), then in ONE run measures
 #   1. the raw floor: a Unix-socket round trip of the bridge's frame sizes between two processes
 #      (build-perf/filterd-loadgen floor);
@@ -10,6 +10,8 @@
 #      backend per endpoint from /proc/<pid>/stat;
 #   3. filterd alone, full chain, driven by build-perf/filterd-loadgen run (decisions per core);
 #   4. the floor and filterd again at RATE, one request at a time (CPU per round trip of each);
+#   5. the loaded floor: the floor paced at 200/s while (a)'s load runs;
+#   6. saturation: (a) and (b) ramped until P99 > 10 ms or errors > 0.1% (SATURATE=1);
 # and writes <out>/result.json, <out>/report.md and <out>/latency.png.
 #
 # Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build] [--check-stack]
@@ -17,7 +19,8 @@
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
 #        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config),
 #        FILTERD_IO_THREADS (1, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs),
-#        GATEWAY_LOG_LEVEL (WARNING; DEBUG shows why the bridge denied), OUT
+#        GATEWAY_LOG_LEVEL (WARNING; DEBUG shows why the bridge denied), LOADED_SECONDS (10s: (a)'s
+#        load under the loaded floor), SATURATE (1: ramp (a) and (b) to saturation), SAT_BUDGET (90s), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
 # Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).
 # Traffic goes to 127.0.0.1 only and is bounded by RATE x DURATION x endpoints.
@@ -28,6 +31,9 @@ RATE="${RATE:-1000}"
 DURATION="${DURATION:-60s}"
 WARMUP="${WARMUP:-3s}"
 LOADGEN_SECONDS="${LOADGEN_SECONDS:-10}"
+LOADED_SECONDS="${LOADED_SECONDS:-10s}"
+SATURATE="${SATURATE:-1}"
+SAT_BUDGET="${SAT_BUDGET:-90s}"
 BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-3ms}"
 FILTERD_IO_THREADS="${FILTERD_IO_THREADS:-1}" # conf/filterd.example.json's value
 OUT="${OUT:-$ROOT/perf/results/latest}"
@@ -152,21 +158,35 @@ log "stack up: backend $BACKEND (pid $BE_PID), filterd $SOCK (pid $FD_PID), gate
 
 # ---- measure -------------------------------------------------------------------------------------------
 mkdir -p "$OUT"
-rm -f "$OUT/result.json" "$OUT"/floor*.json "$OUT/loadgen.json" "$OUT/paced-floor.json" "$OUT/paced-filterd.json"
+rm -f "$OUT/result.json" "$OUT"/floor*.json "$OUT/loadgen.json" "$OUT/paced-floor.json" "$OUT/paced-filterd.json" "$OUT/loaded-floor.json"
 # The floor is measured three times: both processes on one CPU (before the load), on two CPUs (after
 # it), and left to the scheduler (at the end). On a VM a wake-up across CPUs costs several times one
 # on the same CPU (here 11 vs 50 µs a round trip); the lowest P50 is used as the floor, the others are
 # listed in the report.
 "$BUILD/filterd-loadgen" floor --iterations 20000 --pin same --json "$OUT/floor-1.json"
 
+SAT_ARGS=()
+if [[ "$SATURATE" == 1 ]]; then
+  SAT_ARGS=(-saturate -sat-budget "$SAT_BUDGET")
+fi
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcelain | grep -q . && echo '+dirty' || true)"
 "$GOOUT/bin/perfload" -a "http://$GW/v1/baseline" -b "http://$GW/v1/payments" "${C_ARGS[@]}" \
   -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
   -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
   -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
-  -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE; filterd io_threads $FILTERD_IO_THREADS, bridge deadline $BRIDGE_DEADLINE" -out "$OUT/result.json"
+  "${SAT_ARGS[@]}" -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE; filterd io_threads $FILTERD_IO_THREADS, bridge deadline $BRIDGE_DEADLINE" -out "$OUT/result.json"
 
 "$BUILD/filterd-loadgen" floor --iterations 20000 --pin cross --json "$OUT/floor-2.json" || log "no cross-CPU floor (one CPU?)"
+
+# The loaded floor: the floor's round trip paced at 200/s while (a)'s HTTP load runs, i.e. under
+# the same contention the bridge sees; added P50 of (b) is judged against it.
+"$GOOUT/bin/perfload" -a "http://$GW/v1/baseline" -rate "$RATE" -duration "$LOADED_SECONDS" -warmup 1s -body-bytes 1024 \
+  -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" -out "$RUN/loaded-a.json" 2>"$RUN/loaded-a.log" &
+LOADED_PID=$!
+sleep 1.5
+"$BUILD/filterd-loadgen" floor --iterations $((200 * (${LOADED_SECONDS%s} - 2))) --rate 200 --json "$OUT/loaded-floor.json" ||
+  log "loaded floor failed; reported as not measured"
+wait "$LOADED_PID" || log "the (a) load under the loaded floor failed (see $RUN/loaded-a.log)"
 "$BUILD/filterd-loadgen" run --socket "$SOCK" --route pay --filters merchant-auth,rate-limit,enrichment \
   --path /v1/payments --duration "$LOADGEN_SECONDS" --connections 2 --pipeline 32 \
   --merchant m-perf --key-id k-perf --secret-file "$RUN/secret" --filterd-pid "$FD_PID" \
@@ -185,8 +205,11 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcel
 kill -0 "$FD_PID" 2>/dev/null || { log "filterd died during the run"; exit 1; }
 kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the run"; exit 1; }
 
+# Hand-written Go of the plugin: every .go file of go-bridge except tests and flatc's output.
+BRIDGE_LINES="$(cd "$ROOT/go-bridge" && find . -name '*.go' ! -name '*_test.go' ! -path './internal/wire/*' -print0 | xargs -0 cat | wc -l)"
 REPORT_ARGS=(-in "$OUT/result.json" -floor "$OUT/floor-1.json,$OUT/floor-2.json,$OUT/floor-3.json" -loadgen "$OUT/loadgen.json"
-  -paced-floor "$OUT/paced-floor.json" -paced-loadgen "$OUT/paced-filterd.json")
+  -paced-floor "$OUT/paced-floor.json" -paced-loadgen "$OUT/paced-filterd.json" -loaded-floor "$OUT/loaded-floor.json"
+  -bridge-lines "$BRIDGE_LINES")
 [[ -s "$OUT/go-bench.txt" ]] && REPORT_ARGS+=(-gobench "$OUT/go-bench.txt")
 "$GOOUT/bin/perfreport" "${REPORT_ARGS[@]}"
 grep -A8 '^## Targets' "$OUT/report.md" >&2 || true

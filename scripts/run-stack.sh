@@ -84,6 +84,7 @@ cleanup() {
   trap - INT TERM EXIT
   for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [[ -n "${RUN_FD_CONF:-}" ]] && rm -f "$RUN_FD_CONF"
   say "stopped"
 }
 trap 'cleanup; exit 130' INT
@@ -105,6 +106,15 @@ out/bin/demo-backend -listen "$BE_ADDR" &
 PIDS+=($!)
 wait_for 10 "demo backend on $BE_ADDR" curl -fsS "http://$BE_ADDR/__counts"
 
+# The example's listen.allowed_uids is the pod's gateway uid (10001, the image's user). This stack runs
+# every process as you, so filterd gets a copy of the config that allows your uid instead.
+MY_UID="$(id -u)"
+if ! jq -e --argjson u "$MY_UID" '.listen.allowed_uids == null or any(.listen.allowed_uids[]; . == $u)' "$FD_CONF" >/dev/null; then
+  RUN_FD_CONF="$(mktemp --suffix=.filterd.json)"
+  jq --argjson u "$MY_UID" '.listen.allowed_uids = [$u]' "$FD_CONF" >"$RUN_FD_CONF"
+  say "listen.allowed_uids of $FD_CONF does not list uid $MY_UID: filterd runs with a copy that does ($RUN_FD_CONF)"
+  FD_CONF="$RUN_FD_CONF"
+fi
 "$BUILD/filterd" --config "$FD_CONF" --socket "$SOCK" &
 PIDS+=($!)
 wait_for 15 "filterd on $SOCK" test -S "$SOCK"

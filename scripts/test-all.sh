@@ -2,13 +2,13 @@
 # The one test command (README "Run every test"; .ci/run calls it). On a fresh Debian 12 machine it
 # installs what it needs, builds everything, and runs every test of the project:
 #   1. C++ build (warnings as errors), Catch2 tests and fuzz-corpus replays (ctest)
-#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer
 #   3. Go: go-bridge (race, coverage), gateway harness, gateway-lint, perf tooling unit tests
 #   4. gateway configs: KrakenD's own v2.12 schema (gateway-harness check --lint-no-network) and
 #      gateway-lint on every shipped gateway config and deployment file
 #   5. end-to-end: gateway harness + plugin + filterd + backend on loopback (scripts/test-e2e.sh)
 #   6. the performance regression gate (scripts/perf-gate.sh)
-# Set SKIP_ASAN=1 or SKIP_PERF=1 to skip a stage locally; CI runs them all.
+# Set SKIP_ASAN=1, SKIP_TSAN=1 or SKIP_PERF=1 to skip a stage locally; CI runs them all.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +57,15 @@ asan_tests() {
   ninja -C "$b" -j "$JOBS"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$b" --output-on-failure --timeout 600
+}
+
+# ThreadSanitizer: the same tests, built with -fsanitize=thread. No suppressions file: every report fails.
+tsan_tests() {
+  local b="$ROOT/build-tsan"
+  cmake -S "$ROOT" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFILTERD_TSAN=ON \
+    -DFILTERD_BUILD_TESTS=ON -DFILTERD_BUILD_BENCHMARKS=OFF >/dev/null
+  ninja -C "$b" -j "$JOBS"
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir "$b" --output-on-failure --timeout 600
 }
 
 go_unit_tests() {
@@ -124,6 +133,7 @@ perf_gate() {
 
 stage "C++ build and tests" cpp_tests
 if [[ "${SKIP_ASAN:-0}" != 1 ]]; then stage "C++ tests under ASan+UBSan" asan_tests; fi
+if [[ "${SKIP_TSAN:-0}" != 1 ]]; then stage "C++ tests under ThreadSanitizer" tsan_tests; fi
 stage "Go unit tests" go_unit_tests
 stage "gateway configs (KrakenD schema, gateway-lint)" gateway_configs
 stage "end-to-end tests" e2e_tests

@@ -14,7 +14,9 @@ Example:
 Query decoding: the query string after '?' is split on '&' and each name/value is decoded the way the
 gateway does (percent escapes, and '+' means a space, as in application/x-www-form-urlencoded).
 The decoded pairs are then re-encoded by the canonical rules, so any valid spelling of the URL signs
-the same. See docs/filters/merchant-auth.md for the canonical string.
+the same. The path is decoded once (percent escapes only) and re-encoded the same way, keeping '/'
+(the canonical path): the gateway hands filterd the decoded path, so that is what both sides can agree
+on. See docs/filters/merchant-auth.md for the canonical string.
 """
 import argparse
 import base64
@@ -66,13 +68,37 @@ def parse_query(q: str):
     return pairs
 
 
+def path_decode(s: str) -> bytes:
+    """Percent-decodes a raw path once, as the gateway (Go's URL.Path) does; '+' stays '+'."""
+    raw = s.encode("utf-8")
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        if c == ord("%"):
+            h = raw[i + 1:i + 3]
+            if len(h) != 2 or not all(x in b"0123456789abcdefABCDEF" for x in h):
+                raise ValueError("invalid percent escape in path (the gateway answers 400): %r" % s)
+            out.append(int(h, 16))
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out)
+
+
+def canonical_path(raw_path: str) -> str:
+    """The raw path decoded once, then re-encoded: unreserved characters and '/' kept, all else %XX."""
+    return "".join(chr(b) if b in UNRESERVED or b == ord("/") else "%%%02X" % b for b in path_decode(raw_path))
+
+
 def canonical_query(pairs) -> str:
     enc = sorted((pct(n).encode(), pct(v).encode()) for n, v in pairs)
     return "&".join((n + b"=" + v).decode() for n, v in enc)
 
 
 def canonical_string(method, path, pairs, merchant, key_id, timestamp, nonce, body: bytes) -> str:
-    return "\n".join(["SPV1", method.upper(), path, canonical_query(pairs), merchant, key_id, str(timestamp),
+    return "\n".join(["SPV1", method.upper(), canonical_path(path), canonical_query(pairs), merchant, key_id, str(timestamp),
                       nonce, hashlib.sha256(body).hexdigest()])
 
 
@@ -130,6 +156,7 @@ def main(argv=None):
     path, _, query = args.url.partition("?")
     try:
         pairs = parse_query(query)
+        canonical_path(path)
     except ValueError as e:
         sys.exit("spv1-sign: %s" % e)
     body = b""

@@ -142,6 +142,21 @@ void run_chain(const filter_set& set, const request_view& req, context& ctx, cha
             resolved[n++] = f;
         }
     }
+    // The route's filters are all required: a request that names fewer is refused, so a gateway (or
+    // anything else on the socket) cannot skip authentication by sending a shorter list.
+    if (n != r->filters.size()) {
+        out.status = chain_status::filters_mismatch;
+        for (const auto& rf : r->filters) {
+            bool named = false;
+            for (std::size_t i = 0; i < n; ++i)
+                named = named || resolved[i] == &rf;
+            if (!named) {
+                out.detail = rf.name;
+                break;
+            }
+        }
+        return;
+    }
 
     std::int64_t chain_start = mono_now_ns();
     bool allowed = true;

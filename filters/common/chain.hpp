@@ -4,9 +4,12 @@
 // Config shape (inside the daemon config):
 //   "filters": { "<filter-name>": { ...global section... }, ... }
 //   "routes":  { "<route-id>": { "<filter-name>": { ...route section... }, ... }, ... }
-// A route may run exactly the filters that appear as keys of its object. A request names the
-// filters to run and their order; naming one the route does not configure is an error reply, and
-// the whole list is checked before any filter runs, so no filter commits state for a rejected request.
+// The filters that appear as keys of a route's object are the filters that route REQUIRES. A request
+// names the filters to run and their order; it must name every one of them, each once, and no other
+// (naming an unconfigured one is unknown_filter, leaving one out is filters_mismatch: both are error
+// replies, so fail closed). The whole list is checked before any filter runs, so no filter commits
+// state for a rejected request. The order stays the request's: filters that depend on an earlier one
+// (rate-limit or enrichment keyed on the merchant) fail closed when merchant-auth has not run first.
 
 #include "filters/common/filter.hpp"
 #include "filters/common/metrics.hpp"
@@ -62,6 +65,7 @@ enum class chain_status : std::uint8_t {
     done,            ///< the chain ran; ctx and the results say allow or deny
     unknown_route,
     unknown_filter,  ///< a name is not configured for the route, or appears twice
+    filters_mismatch,  ///< the request leaves out a filter the route requires
 };
 
 struct filter_timing {
@@ -73,12 +77,14 @@ struct filter_timing {
 struct chain_result {
     chain_status status = chain_status::done;
     bool allowed = false;
-    std::string_view detail;               ///< for unknown_filter: the offending name (points into the request)
+    std::string_view detail;               ///< unknown_filter: the offending name (points into the request);
+                                           ///< filters_mismatch: a required filter left out (points into the set)
     std::vector<filter_timing> timings;    ///< cleared and refilled by run_chain
 };
 
 /// Runs the filters named in `req` in order and stops at the first deny or error. A filter error
-/// becomes a deny with 500 unless the filter chose a status. An empty list allows. Never throws.
+/// becomes a deny with 500 unless the filter chose a status. An empty list allows only on a route that
+/// requires no filter. Never throws.
 void run_chain(const filter_set& set, const request_view& req, context& ctx, chain_result& out) noexcept;
 
 }  // namespace filterd

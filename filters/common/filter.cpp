@@ -25,6 +25,18 @@ std::span<const std::uint8_t> request_view::body() const noexcept {
     return {b->data(), b->size()};
 }
 
+std::optional<std::span<const std::uint8_t>> request_view::body_sha256() const noexcept {
+    const auto* d = req_->body_sha256();
+    if (d == nullptr)
+        return std::nullopt;
+    return std::span<const std::uint8_t>(d->data(), d->size());
+}
+
+bool request_view::body_fields_consistent() const noexcept {
+    const auto* d = req_->body_sha256();
+    return d == nullptr || (d->size() == 32 && req_->body() == nullptr);
+}
+
 request_view::header_values request_view::header(std::string_view name) const noexcept {
     header_values out;
     const auto* hs = req_->headers();
@@ -46,10 +58,15 @@ std::optional<std::string_view> request_view::path_param(std::string_view name) 
     const auto* ps = req_->path_params();
     if (ps == nullptr)
         return std::nullopt;
-    for (const auto* p : *ps)
-        if (p != nullptr && sv(p->name()) == name)
-            return sv(p->value());
-    return std::nullopt;
+    std::optional<std::string_view> found;
+    for (const auto* p : *ps) {
+        if (p == nullptr || !iequals(sv(p->name()), name))
+            continue;
+        if (found)
+            return std::nullopt;  // two parameters that differ only in case: ambiguous, so absent
+        found = sv(p->value());
+    }
+    return found;
 }
 
 void context::deny_problem(std::uint16_t status, std::string_view title, std::string_view reason_token) {

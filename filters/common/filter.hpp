@@ -44,6 +44,12 @@ public:
     std::string_view path() const noexcept { return sv(req_->path()); }
     std::string_view client_ip() const noexcept { return sv(req_->client_ip()); }
     std::span<const std::uint8_t> body() const noexcept;
+    /// The SHA-256 of the whole body when the gateway sent the digest instead of the body (the bridge
+    /// streams the body through SHA-256, so bodies never cross the socket). Absent when not sent.
+    std::optional<std::span<const std::uint8_t>> body_sha256() const noexcept;
+    /// False when body_sha256 is set but is not 32 bytes, or is set together with body: such a request
+    /// is Malformed (the server answers it with an error before any filter runs).
+    bool body_fields_consistent() const noexcept;
 
     /// All values of header `name` (case-insensitive), across repeated header entries, in order.
     /// `count` is the total number of values; `first` the first one (empty when count == 0).
@@ -75,7 +81,9 @@ public:
     }
     std::size_t query_count() const noexcept { return req_->query() ? req_->query()->size() : 0; }
 
-    /// Value of the gateway path parameter `name` (exact match), if present.
+    /// Value of the gateway path parameter `name`, compared ASCII case-insensitively: lura hands the
+    /// plugin parameter names with the first letter upper-cased ("merchant" arrives as "Merchant").
+    /// Absent when no parameter matches, or when more than one does (ambiguous).
     std::optional<std::string_view> path_param(std::string_view name) const noexcept;
 
     const wire::FilterRequest& raw() const noexcept { return *req_; }

@@ -1,7 +1,7 @@
-// The one log scrubber (issue 3, "Logs that leak nothing"). Contract and rules: scrub.hpp, docs/logging.md.
+// The one log scrubber. Contract and rules: scrub.hpp, docs/logging.md.
 //
 // One left-to-right pass. Two kinds of candidate are looked at:
-//  * numeric spans: a maximal run of ASCII digits in which single ' ' or '-' characters may sit between two
+//  * numeric spans: a maximal run of ASCII digits in which single ' ', '-', '_' or '.' characters may sit between two
 //    digits (optionally led by '+'). A span is split into digit groups at its separators; cards, phones and
 //    CNICs are ranges of whole groups, so digits are never taken out of the middle of a longer contiguous run.
 //  * words that start with two letters and two digits (IBAN candidates), contiguous or grouped by 4.
@@ -27,6 +27,9 @@ constexpr std::size_t iban_max = 34;  // ... + 30 BBAN characters
 inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 inline bool is_alpha(char c) noexcept { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 inline bool is_alnum(char c) noexcept { return is_digit(c) || is_alpha(c); }
+/// A single character that may sit between two digit groups of one numeric span. '_' and '.' are here
+/// because identifiers and file-like names carry numbers that way ("k_4111_1111_1111_1111").
+inline bool is_sep(char c) noexcept { return c == ' ' || c == '-' || c == '_' || c == '.'; }
 
 /// One run of contiguous digits inside a numeric span; `sep` is the separator before it (0 for the first).
 struct group {
@@ -66,7 +69,7 @@ private:
             ++q_;
         ring_[parsed_ % ring_size] = {b, q_, sep_};
         ++parsed_;
-        if (q_ + 1 < in_.size() && (in_[q_] == ' ' || in_[q_] == '-') && is_digit(in_[q_ + 1])) {
+        if (q_ + 1 < in_.size() && is_sep(in_[q_]) && is_digit(in_[q_ + 1])) {
             sep_ = in_[q_];
             ++q_;
         } else {
@@ -272,7 +275,7 @@ std::string scrub_text(std::string_view in) noexcept {
                 std::size_t q = p + 1;
                 while (q < n && is_digit(in[q]) && q - p < 11)
                     ++q;
-                if (q - p < 11 && !(q + 1 < n && (in[q] == ' ' || in[q] == '-') && is_digit(in[q + 1]))) {
+                if (q - p < 11 && !(q + 1 < n && is_sep(in[q]) && is_digit(in[q + 1]))) {
                     p = q;
                     continue;
                 }

@@ -2,9 +2,10 @@
 // The one log scrubber. Every log line the daemon writes passes through scrub_text.
 //
 // Masks, wherever they appear in free text (exact rules and examples: docs/logging.md):
-//  * card numbers -> "[card]": 13-19 digits, optionally separated by single spaces or dashes, passing Luhn;
+//  * card numbers -> "[card]": 13-19 digits, optionally separated by single spaces, dashes, underscores or dots,
+//    passing Luhn;
 //  * Pakistani mobile numbers -> "[phone]": 03XXXXXXXXX, 923XXXXXXXXX, +923XXXXXXXXX, 00923XXXXXXXXX, with
-//    optional single space/dash separators (0300-1234567, +92 300 1234567);
+//    optional single space/dash/underscore/dot separators (0300-1234567, +92 300 1234567);
 //  * CNIC numbers -> "[cnic]": 12345-1234567-1, or 13 contiguous digits;
 //  * IBANs -> "[iban]": two letters, two check digits, 11-30 alphanumerics, contiguous or in space-separated
 //    groups of four; only when the ISO 13616 mod-97 check passes.

@@ -23,6 +23,27 @@ bool is_header_token(std::string_view s) noexcept {
 }
 
 namespace {
+char fold(char c) noexcept {
+    if (c >= 'A' && c <= 'Z')
+        return static_cast<char>(c - 'A' + 'a');
+    return c == '_' ? '-' : c;
+}
+}  // namespace
+
+bool header_name_equal(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size())
+        return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (fold(a[i]) != fold(b[i]))
+            return false;
+    return true;
+}
+
+bool header_name_starts_with(std::string_view name, std::string_view prefix) noexcept {
+    return name.size() >= prefix.size() && header_name_equal(name.substr(0, prefix.size()), prefix);
+}
+
+namespace {
 
 /// Reads and checks a `strip_headers` array; `also_against` holds names that must not be repeated.
 std::vector<std::string> read_strip_list(config_object& o, std::string_view key,
@@ -37,10 +58,10 @@ std::vector<std::string> read_strip_list(config_object& o, std::string_view key,
             throw config_error(item, "must be a header name (RFC 9110 token, 1-" + std::to_string(max_header_name) +
                                          " characters)");
         for (std::size_t j = 0; j < i; ++j)
-            if (iequals(names[j], n))
+            if (header_name_equal(names[j], n))
                 throw config_error(item, "duplicate header name \"" + n + "\"");
         for (const auto& a : also_against)
-            if (iequals(a, n))
+            if (header_name_equal(a, n))
                 throw config_error(item, "\"" + n + "\" is already removed by default");
     }
     return names;

@@ -3,11 +3,12 @@
 //
 // Global section `filters.enrichment` (every key optional; absent section = all defaults):
 //   "internal_prefix":   string, default "X-Gw-". Header-name token of 2-32 characters ending in '-'.
-//                        Every inbound header whose name starts with it (ASCII case-insensitive) is removed,
+//                        Every inbound header whose name starts with it (header_name_equal: case and
+//                        '_' / '-' do not matter) is removed,
 //                        and the headers this filter sets for the backends use it (X-Gw-Merchant-Id, ...).
 //   "strip_headers":     array of header names removed from every request, in addition to the fixed list
 //                        (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override), which cannot be turned off.
-//                        Each a header-name token of 1-128 characters; no duplicates (case-insensitive);
+//                        Each a header-name token of 1-128 characters; no duplicates (header_name_equal);
 //                        at most 64 entries.
 //   "sample_new_traces": bool, default true. Trace flags of a trace this filter starts: true = "01"
 //                        (sampled), false = "00".
@@ -38,6 +39,13 @@ inline constexpr std::string_view fixed_strip_headers[] = {"X-Original-URL", "X-
 
 /// True for an RFC 9110 token (tchar+), the syntax of a header field name.
 bool is_header_token(std::string_view s) noexcept;
+
+/// Header-name equality as backends see it: ASCII case-insensitive, and '_' equal to '-'. CGI, WSGI
+/// and PHP-style servers expose both `X-Gw-Merchant-Id` and `X_Gw_Merchant_Id` as HTTP_X_GW_MERCHANT_ID,
+/// so every strip rule matches under this equality.
+bool header_name_equal(std::string_view a, std::string_view b) noexcept;
+/// True when `name` starts with `prefix` under header_name_equal.
+bool header_name_starts_with(std::string_view name, std::string_view prefix) noexcept;
 
 /// The validated global section. Immutable after load; shared by every route's filter.
 struct config {

@@ -15,6 +15,7 @@ constexpr std::string_view h_request_id = "X-Request-Id";
 constexpr std::string_view h_client_request_id = "X-Client-Request-Id";
 constexpr std::string_view h_traceparent = "traceparent";
 constexpr std::string_view h_tracestate = "tracestate";
+constexpr std::string_view h_connection = "Connection";
 
 bool has_ctl(std::string_view s) noexcept {
     for (char c : s)
@@ -23,9 +24,7 @@ bool has_ctl(std::string_view s) noexcept {
     return false;
 }
 
-bool istarts_with(std::string_view s, std::string_view prefix) noexcept {
-    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
+bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
 /// A textual IPv4 or IPv6 address (an IPv6 zone id "%eth0" is not accepted). inet_pton needs a NUL-terminated
 /// string, so the value is copied to the stack first.
@@ -59,15 +58,20 @@ enrichment_filter::enrichment_filter(std::shared_ptr<const config> cfg, route_co
     : cfg_(std::move(cfg)), route_(std::move(route)), events_(ev) {}
 
 bool enrichment_filter::must_strip(std::string_view name) const noexcept {
-    if (istarts_with(name, cfg_->internal_prefix))
+    if (header_name_starts_with(name, cfg_->internal_prefix))
         return true;
     for (const auto& s : cfg_->strip_headers)
-        if (iequals(name, s))
+        if (header_name_equal(name, s))
             return true;
     for (const auto& s : route_.strip_headers)
-        if (iequals(name, s))
+        if (header_name_equal(name, s))
             return true;
     return false;
+}
+
+bool enrichment_filter::is_managed(std::string_view name) const noexcept {
+    return must_strip(name) || header_name_equal(name, h_request_id) || header_name_equal(name, h_client_request_id) ||
+           header_name_equal(name, h_traceparent) || header_name_equal(name, h_tracestate);
 }
 
 outcome enrichment_filter::on_request(const request_view& req, context& ctx) const noexcept {
@@ -117,22 +121,60 @@ outcome enrichment_filter::do_request(const request_view& req, context& ctx) con
         ctx.remove_headers.emplace_back(name);
         ++removed;
     };
+    std::string_view connection_name;
     req.for_each_header([&](std::string_view name, std::string_view value) {
-        if (iequals(name, h_request_id)) {
+        if (header_name_equal(name, h_request_id)) {
             if (request_id_count++ == 0)
                 inbound_request_id = value;
             remove(name);
-        } else if (iequals(name, h_traceparent)) {
+        } else if (header_name_equal(name, h_traceparent)) {
             if (traceparent_count++ == 0)
                 inbound_traceparent = value;
             remove(name);
-        } else if (iequals(name, h_tracestate)) {
+        } else if (header_name_equal(name, h_tracestate)) {
             if (tracestate_name.empty())
                 tracestate_name = name;
-        } else if (iequals(name, h_client_request_id) || must_strip(name)) {
+        } else if (header_name_equal(name, h_client_request_id) || must_strip(name)) {
             remove(name);
+        } else if (iequals(name, h_connection) && connection_name.empty()) {
+            connection_name = name;
         }
     });
+    // Connection names hop-by-hop headers that any RFC 9110 proxy on the way to the backend drops. A client
+    // must not be able to name the headers this filter strips or sets there, so those tokens go; the
+    // rest of the list (keep-alive, close, ...) is kept, joined into one value.
+    std::string connection_kept;
+    bool connection_changed = false;
+    if (!connection_name.empty()) {
+        req.for_each_header([&](std::string_view name, std::string_view value) {
+            if (!iequals(name, h_connection))
+                return;
+            std::size_t i = 0;
+            while (i <= value.size()) {
+                std::size_t end = value.find(',', i);
+                if (end == std::string_view::npos)
+                    end = value.size();
+                std::string_view tok = value.substr(i, end - i);
+                while (!tok.empty() && is_ows(tok.front()))
+                    tok.remove_prefix(1);
+                while (!tok.empty() && is_ows(tok.back()))
+                    tok.remove_suffix(1);
+                if (!tok.empty()) {
+                    if (is_managed(tok)) {
+                        connection_changed = true;
+                        events_.connection_tokens_removed->inc();
+                    } else {
+                        if (!connection_kept.empty())
+                            connection_kept += ", ";
+                        connection_kept += tok;
+                    }
+                }
+                i = end + 1;
+            }
+        });
+        if (connection_changed)
+            remove(connection_name);
+    }
     if (bad_name) {
         ctx.remove_headers.resize(remove_begin);
         ctx.deny_problem(400, "Bad Request", "bad_header_name");
@@ -196,6 +238,8 @@ outcome enrichment_filter::do_request(const request_view& req, context& ctx) con
         sets.push_back({cfg_->merchant_id_header, ctx.merchant_id});
         sets.push_back({cfg_->key_id_header, ctx.key_id});
     }
+    if (connection_changed && !connection_kept.empty() && !has_ctl(connection_kept))
+        sets.push_back({std::string(connection_name), std::move(connection_kept)});
     if (removed != 0)
         events_.headers_removed->inc(removed);
     return outcome::allow;

@@ -6,10 +6,16 @@
 //     start with the internal prefix, the fixed list (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override),
 //     the configured global and route lists, and the inbound spellings of every header it sets itself
 //     (X-Request-Id, X-Client-Request-Id, traceparent) plus tracestate when it starts a new trace.
+//     Every name rule matches with header_name_equal: ASCII case-insensitive and '_' equal to '-', so
+//     "X_Gw_Merchant_Id", which CGI-style backends read as X-Gw-Merchant-Id, is removed as well.
 //     Names are emitted exactly as spelled in the request, once each (duplicates compared ASCII
 //     case-insensitively). Because the bridge applies removes before sets, and the inbound spellings are
 //     removed as well, a client's "x-gw-merchant-id" can never survive next to the filter's own value even if
 //     the bridge compared names case-sensitively;
+//     Connection: tokens that name any header of the list above, or one the filter sets, are removed
+//     (a proxy between gateway and backend would otherwise drop the trusted headers as hop-by-hop);
+//     the Connection header is then removed and, when other tokens remain, set again to those tokens
+//     joined by ", ". The request is not denied for it;
 //  2. sets (ctx.set_headers; the bridge replaces):
 //     X-Request-Id            a fresh UUIDv7 (48-bit Unix ms from ctx.wall_ns, 74 CSPRNG bits);
 //     <prefix>Request-Id      the same value;
@@ -54,6 +60,7 @@ namespace filterd::enrichment {
     X(trace_continued)      /* valid traceparent kept its trace id */                                               \
     X(trace_started)        /* traceparent missing or invalid: new trace */                                         \
     X(client_ip_invalid)    /* client ip was not an IP literal: X-Gw-Client-Ip not set */                           \
+    X(connection_tokens_removed) /* Connection tokens naming a stripped or trusted header, removed */             \
     X(failed)               /* outcome error or deny */
 
 struct events {
@@ -74,6 +81,8 @@ public:
 private:
     outcome do_request(const request_view& req, context& ctx) const;
     bool must_strip(std::string_view name) const noexcept;
+    /// must_strip, or a header the filter sets itself (request id, trace context).
+    bool is_managed(std::string_view name) const noexcept;
 
     std::shared_ptr<const config> cfg_;
     route_config route_;

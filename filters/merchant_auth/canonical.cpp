@@ -18,8 +18,12 @@ bool all_id_chars(std::string_view s, std::size_t min, std::size_t max) noexcept
     return std::all_of(s.begin(), s.end(), is_id_char);
 }
 
+/// SPV1 timestamp: a decimal integer without sign, fraction or leading zeros ("0" itself is well formed).
+/// One spelling per value, so a signed request cannot be re-sent with a different X-Timestamp text.
 bool parse_timestamp(std::string_view s, std::int64_t& out) noexcept {
     if (s.empty() || s.size() > 18)  // 18 digits always fit in int64
+        return false;
+    if (s.size() > 1 && s[0] == '0')
         return false;
     std::int64_t v = 0;
     for (char c : s) {
@@ -103,6 +107,20 @@ void append_percent_encoded(std::string& out, std::string_view bytes) {
     for (char ch : bytes) {
         auto c = static_cast<unsigned char>(ch);
         if (is_unreserved(c)) {
+            out += ch;
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xf];
+        }
+    }
+}
+
+void append_path_encoded(std::string& out, std::string_view path) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    for (char ch : path) {
+        auto c = static_cast<unsigned char>(ch);
+        if (is_unreserved(c) || c == '/') {
             out += ch;
         } else {
             out += '%';
@@ -202,7 +220,7 @@ void canonicaliser::build(const canonical_parts& p, std::string& out) {
         out += c;
     }
     out += '\n';
-    out += p.path;
+    append_path_encoded(out, p.path);
     out += '\n';
     out += q;
     out += '\n';

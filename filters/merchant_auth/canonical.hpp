@@ -7,14 +7,19 @@
 // Header formats (the contract with merchants; anything else is malformed):
 //   X-Merchant-Id  [A-Za-z0-9_-]{1,64}
 //   X-Key-Id       [A-Za-z0-9_-]{1,64}
-//   X-Timestamp    [0-9]{1,18}      Unix seconds, decimal (leading zeros allowed; signed as sent)
+//   X-Timestamp    0|[1-9][0-9]{0,17}   Unix seconds, decimal: no sign, fraction or leading zeros
 //   X-Nonce        [A-Za-z0-9_-]{16,128}   base64url alphabet, no padding
 //   X-Signature    "v1=" + standard base64 with padding (RFC 4648 section 4), canonical encoding,
 //                  decoding to 1..max_signature_bytes bytes
 //
 // Canonical string: these nine lines joined by "\n", no trailing newline:
-//   SPV1, METHOD (ASCII upper-cased), path as received, canonical query, merchant id, key id,
+//   SPV1, METHOD (ASCII upper-cased), canonical path, canonical query, merchant id, key id,
 //   timestamp (as sent), nonce, lower-case hex SHA-256 of the raw body.
+// Canonical path: the percent-DECODED path (what the gateway hands filterd: KrakenD's plugin sees only
+// Go's URL.Path) re-encoded byte by byte: unreserved characters and '/' kept, every other byte %XX with
+// upper-case hex. A merchant computes it from the raw path by decoding every %XX once and re-encoding
+// the same way, so "/v1/%70ayments" and "/v1/payments" sign the same, and the encoded path a merchant
+// sent never meets a decoded one.
 // Canonical query: every decoded name and value is percent-encoded (unreserved A-Z a-z 0-9 - . _ ~
 // kept, every other byte %XX with upper-case hex), pairs sorted by encoded name then encoded value
 // (byte order), written name=value and joined with '&'; empty when there is no query.
@@ -84,11 +89,13 @@ bool decode_base64(std::string_view in, std::span<std::uint8_t> out, std::size_t
 
 /// Appends the SPV1 percent-encoding of `bytes` to `out`.
 void append_percent_encoded(std::string& out, std::string_view bytes);
+/// Appends the canonical path of the decoded path `path`: as append_percent_encoded, but '/' is kept.
+void append_path_encoded(std::string& out, std::string_view path);
 
 /// The non-query parts of a canonical string.
 struct canonical_parts {
     std::string_view method;
-    std::string_view path;
+    std::string_view path;  ///< the decoded path (FilterRequest.path); encoded by build()
     std::string_view merchant_id;
     std::string_view key_id;
     std::string_view timestamp;

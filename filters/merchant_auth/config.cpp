@@ -194,13 +194,24 @@ const merchant_record* config::find_merchant(std::string_view id) const noexcept
     return it == merchants.end() ? nullptr : &it->second;
 }
 
-std::shared_ptr<const config> config::load(const json::value* section, const std::string& path) {
+std::shared_ptr<config> config::load(const json::value* section, const std::string& path) {
     if (section == nullptr)
         throw config_error(path, "is required when a route uses merchant-auth (it holds the merchants and keys)");
     config_object o(*section, path);
     auto c = std::make_shared<config>();
     c->skew_s = o.get_int("skew_seconds", 300, 1, 3600);
     c->nonce_capacity = static_cast<std::size_t>(o.get_int("nonce_capacity", 1'000'000, 1, 100'000'000));
+    c->nonce_merchant_share_percent = static_cast<unsigned>(o.get_int("nonce_merchant_share_percent", 25, 1, 100));
+    if (auto j = o.optional_object("nonce_journal")) {
+        journal_options jo;
+        jo.dir = j->require_string("dir");
+        if (jo.dir.empty() || jo.dir.front() != '/')
+            j->fail("dir", "must be an absolute path");
+        jo.max_bytes = static_cast<std::uint64_t>(j->get_int("max_bytes", 256ll << 20, 1ll << 20, 16ll << 30));
+        jo.fsync = j->get_bool("fsync", false);
+        j->finish();
+        c->nonce_journal = std::move(jo);
+    }
     c->max_body_bytes = static_cast<std::size_t>(o.get_int("max_body_bytes", 1 << 20, 0, 16 << 20));
     c->max_query_params = static_cast<std::size_t>(o.get_int("max_query_params", 256, 0, 10'000));
 

@@ -5,6 +5,13 @@
 //   {
 //     "skew_seconds": 300,            // 1..3600, default 300: allowed |now - X-Timestamp|
 //     "nonce_capacity": 1000000,      // 1..100000000, default 1000000; fixed for the process (see below)
+//     "nonce_merchant_share_percent": 25, // 1..100, default 25: live nonces one merchant may hold, as a
+//                                     // share of nonce_capacity (past it: 429 for that merchant only)
+//     "nonce_journal": {              // optional; absent = nonces are forgotten on restart (warned at start)
+//       "dir": "/run/filterd/nonces", // required: a directory owned by filterd, not group/other-writable
+//       "max_bytes": 268435456,       // 1 MiB..16 GiB, default 256 MiB: past it appends fail (503)
+//       "fsync": false                // fdatasync each record (for a persistent volume)
+//     },                              // fixed for the process: a reload that changes it is refused
 //     "max_body_bytes": 1048576,      // 0..16777216, default 1 MiB: larger bodies are denied 413
 //     "max_query_params": 256,        // 0..10000, default 256: more pairs are denied 400
 //     "merchants": {                  // required, at least one
@@ -32,6 +39,7 @@
 #include "filters/common/config_reader.hpp"
 #include "filters/common/metrics.hpp"
 #include "filters/merchant_auth/crypto.hpp"
+#include "filters/merchant_auth/nonce_journal.hpp"
 
 #include <boost/json/value.hpp>
 
@@ -54,6 +62,7 @@ namespace filterd::merchant_auth {
     X(control_char, 400, "Bad Request")                                    \
     X(too_many_query_params, 400, "Bad Request")                           \
     X(body_too_large, 413, "Content Too Large")                            \
+    X(malformed_body_digest, 400, "Bad Request")                           \
     X(missing_header, 401, "Unauthorized")                                 \
     X(malformed_header, 401, "Unauthorized")                               \
     X(timestamp_skew, 401, "Unauthorized")                                 \
@@ -64,6 +73,8 @@ namespace filterd::merchant_auth {
     X(key_not_yet_valid, 401, "Unauthorized")                              \
     X(replay, 401, "Unauthorized")                                         \
     X(nonce_store_full, 503, "Service Unavailable")                        \
+    X(nonce_quota_exceeded, 429, "Too Many Requests")                      \
+    X(nonce_journal_unavailable, 503, "Service Unavailable")               \
     X(merchant_suspended, 403, "Forbidden")                                \
     X(route_not_allowed, 403, "Forbidden")                                 \
     X(ip_not_allowed, 403, "Forbidden")                                    \
@@ -119,6 +130,7 @@ struct merchant_record {
     std::string id;
     bool active = true;
     std::vector<std::unique_ptr<key_record>> keys;
+    std::uint32_t nonce_owner = 0;  ///< nonce_store::owner_index(id), set when the store is attached
 
     const key_record* find_key(std::string_view id) const noexcept;
 };
@@ -127,6 +139,8 @@ struct merchant_record {
 struct config {
     std::int64_t skew_s = 300;
     std::size_t nonce_capacity = 1'000'000;
+    unsigned nonce_merchant_share_percent = 25;
+    std::optional<journal_options> nonce_journal;
     std::size_t max_body_bytes = 1u << 20;
     std::size_t max_query_params = 256;
     std::map<std::string, merchant_record, std::less<>> merchants;
@@ -141,7 +155,8 @@ struct config {
 
     /// Validates `section` (the `filters.merchant-auth` value, nullptr when absent) and reads the
     /// referenced secrets and public keys. @throws config_error naming the offending key.
-    static std::shared_ptr<const config> load(const boost::json::value* section, const std::string& path);
+    /// Returned mutable so that the factory can attach the nonce store's owner indexes before sharing it.
+    static std::shared_ptr<config> load(const boost::json::value* section, const std::string& path);
 };
 
 /// The checked `routes.<id>.merchant-auth` section.

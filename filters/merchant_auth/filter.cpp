@@ -59,6 +59,8 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
     if (req.query_count() > c.max_query_params)
         return deny(req, ctx, reason::too_many_query_params, h.merchant_id, h.key_id);
     auto body = req.body();
+    if (!req.body_fields_consistent())
+        return deny(req, ctx, reason::malformed_body_digest, h.merchant_id, h.key_id);
     if (body.size() > c.max_body_bytes)
         return deny(req, ctx, reason::body_too_large, h.merchant_id, h.key_id);
 
@@ -80,9 +82,17 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
                                           : c.unknown_merchant_key;
 
     // 4. Signature over the canonical string.
+    // The gateway sends either the body or its digest (body_sha256); a digest is used as it is.
     char body_hex[64];
-    if (!sha256_hex(body, body_hex))
+    if (auto digest = req.body_sha256()) {
+        static constexpr char hex[] = "0123456789abcdef";
+        for (std::size_t i = 0; i < 32; ++i) {
+            body_hex[2 * i] = hex[(*digest)[i] >> 4];
+            body_hex[2 * i + 1] = hex[(*digest)[i] & 0xf];
+        }
+    } else if (!sha256_hex(body, body_hex)) {
         return deny(req, ctx, reason::internal_error, h.merchant_id, h.key_id);
+    }
     scratch& s = tls();
     s.canon.reset();
     req.for_each_query([&](std::string_view n, std::string_view v) { s.canon.add_query(n, v); });
@@ -102,10 +112,14 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
         return deny(req, ctx, reason::key_expired, h.merchant_id, h.key_id);
 
     // 5. Nonce: recorded only after the signature passed.
-    switch (nonces_->check_and_record(h.merchant_id, h.nonce, h.timestamp_s, now_ns, skew_ns)) {
+    switch (nonces_->check_and_record(h.merchant_id, m->nonce_owner, h.nonce, h.timestamp_s, now_ns, skew_ns)) {
     case nonce_store::result::recorded: break;
     case nonce_store::result::replay: return deny(req, ctx, reason::replay, h.merchant_id, h.key_id);
     case nonce_store::result::full: return deny(req, ctx, reason::nonce_store_full, h.merchant_id, h.key_id);
+    case nonce_store::result::merchant_full:
+        return deny(req, ctx, reason::nonce_quota_exceeded, h.merchant_id, h.key_id);
+    case nonce_store::result::unavailable:
+        return deny(req, ctx, reason::nonce_journal_unavailable, h.merchant_id, h.key_id);
     }
 
     // 6. Authorisation.

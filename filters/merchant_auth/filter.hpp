@@ -4,16 +4,20 @@
 // Order of checks, each stopping at the first failure:
 //   1. syntax and limits: duplicate auth header (400), control character in an auth header, the method
 //      or the path (400), missing (401) or malformed (401) auth header, more than max_query_params
-//      query pairs (400), body over max_body_bytes (413);
+//      query pairs (400), body_sha256 not 32 bytes or sent with a body (400), body over max_body_bytes
+//      (413; only a body that crossed the socket can be measured: with body_sha256 the gateway enforces
+//      the limit);
 //   2. |now - X-Timestamp| <= skew_seconds, with now = ctx.wall_ns (401 timestamp_skew);
 //   3. key lookup by (X-Merchant-Id, X-Key-Id); an unknown key is still verified (with the merchant's
 //      first key, or a throwaway key for an unknown merchant) and the result discarded, so it costs
 //      the same work, then denied 401 unknown_key;
-//   4. the signature over the canonical string, with the key record's algorithm (401 bad_signature);
+//   4. the signature over the canonical string (line 9: body_sha256 when sent, else the hash of body), with the key record's algorithm (401 bad_signature);
 //      then the key's state and validity window at ctx.wall_ns: revoked (401 key_revoked), before
 //      not_before (401 key_not_yet_valid), at or after not_after (401 key_expired). A retiring key
 //      still authenticates; each use is counted and logged (at most once a minute per key);
-//   5. the nonce, recorded only now, after the signature passed: replay (401), store full (503);
+//   5. the nonce, recorded only now, after the signature passed: replay (401), store full (503), the
+//      merchant's share of the store full (429 nonce_quota_exceeded), the journal could not record it
+//      or the start-up fence covers its timestamp (503 nonce_journal_unavailable);
 //   6. authorisation (403): merchant active, route allowed for the key, client IP inside the key's
 //      CIDRs, and the route's merchant path parameter equal to the merchant id.
 // On allow: ctx.authenticated = true, ctx.merchant_id and ctx.key_id are set.

@@ -1,5 +1,7 @@
 #include "filters/merchant_auth/nonce_store.hpp"
 
+#include "filters/merchant_auth/nonce_journal.hpp"
+
 #include <openssl/rand.h>
 
 #include <bit>
@@ -29,9 +31,20 @@ bool live(std::int64_t timestamp_s, std::int64_t now_ns, std::int64_t skew_ns) n
     return now_ns - skew_ns <= timestamp_s * 1'000'000'000;
 }
 
+constexpr unsigned ts_bits = 40;
+constexpr std::uint64_t ts_mask = (std::uint64_t{1} << ts_bits) - 1;
+constexpr std::int64_t ts_of(std::uint64_t meta) noexcept { return static_cast<std::int64_t>(meta & ts_mask); }
+constexpr std::uint32_t owner_of(std::uint64_t meta) noexcept { return static_cast<std::uint32_t>(meta >> ts_bits); }
+constexpr std::uint64_t pack(std::uint32_t owner, std::int64_t ts) noexcept {
+    return (std::uint64_t{owner} << ts_bits) | (static_cast<std::uint64_t>(ts) & ts_mask);
+}
+
 }  // namespace
 
-nonce_store::nonce_store(std::size_t capacity) : capacity_(capacity < 1 ? 1 : capacity) {
+nonce_store::nonce_store(std::size_t capacity, std::size_t per_merchant_limit)
+    : capacity_(capacity < 1 ? 1 : capacity),
+      per_merchant_limit_(per_merchant_limit == 0 ? capacity_ : per_merchant_limit),
+      owner_counts_(new std::atomic<std::uint32_t>[max_owners + 1]()) {
     shard_count_ = capacity_ < 1024 ? 1 : 64;
     shards_ = std::make_unique<shard[]>(shard_count_);
     std::size_t per = (capacity_ + shard_count_ - 1) / shard_count_;
@@ -78,7 +91,29 @@ std::uint64_t nonce_store::hash(std::string_view merchant_id, std::string_view n
     return mix(h ^ (nonce.size() * 0xc2b2ae3d27d4eb4fULL) ^ seed_[1]);
 }
 
+void nonce_store::set_per_merchant_limit(std::size_t n) noexcept {
+    per_merchant_limit_.store(n == 0 ? capacity_ : n, std::memory_order_relaxed);
+}
+
+std::size_t nonce_store::owner_count(std::uint32_t owner) const noexcept {
+    return owner <= max_owners ? owner_counts_[owner].load(std::memory_order_relaxed) : 0;
+}
+
+std::uint32_t nonce_store::owner_index(std::string_view merchant_id) {
+    std::lock_guard lock(owners_mu_);
+    if (auto it = owners_.find(merchant_id); it != owners_.end())
+        return it->second;
+    if (owners_.size() >= max_owners)
+        throw std::length_error("more than " + std::to_string(max_owners) +
+                                " distinct merchants since start; restart filterd");
+    auto idx = static_cast<std::uint32_t>(owners_.size() + 1);
+    owners_.emplace(std::string(merchant_id), idx);
+    return idx;
+}
+
 void nonce_store::erase_at(shard& s, std::size_t i) noexcept {
+    if (std::uint32_t o = owner_of(s.slots[i].meta); o != no_owner)
+        owner_counts_[o].fetch_sub(1, std::memory_order_relaxed);
     // Backward-shift deletion for linear probing: no tombstones, chains stay intact.
     std::size_t j = i;
     for (;;) {
@@ -101,37 +136,77 @@ void nonce_store::purge_expired(shard& s, std::int64_t now_ns, std::int64_t skew
     std::int64_t min_ts = INT64_MAX;
     for (std::size_t i = 0; i <= s.mask;) {
         slot& e = s.slots[i];
-        if (e.fp != 0 && !live(e.timestamp_s, now_ns, skew_ns)) {
+        if (e.fp != 0 && !live(ts_of(e.meta), now_ns, skew_ns)) {
             erase_at(s, i);  // another entry may have moved into i: look at i again
             continue;
         }
-        if (e.fp != 0 && e.timestamp_s < min_ts)
-            min_ts = e.timestamp_s;
+        if (e.fp != 0 && ts_of(e.meta) < min_ts)
+            min_ts = ts_of(e.meta);
         ++i;
     }
     s.min_timestamp_s = min_ts;
+    s.last_purge_s = now_ns / 1'000'000'000;
 }
 
-nonce_store::result nonce_store::check_and_record(std::string_view merchant_id, std::string_view nonce,
-                                                  std::int64_t timestamp_s, std::int64_t now_ns,
-                                                  std::int64_t skew_ns) noexcept {
+nonce_store::result nonce_store::check_and_record(std::string_view merchant_id, std::uint32_t owner,
+                                                  std::string_view nonce, std::int64_t timestamp_s,
+                                                  std::int64_t now_ns, std::int64_t skew_ns) noexcept {
+    if (timestamp_s < 0 || timestamp_s > max_timestamp_s || owner > max_owners)
+        return result::full;  // outside what an entry can hold: refuse rather than store it wrongly
+    if (timestamp_s < fence_s_.load(std::memory_order_relaxed))
+        return result::unavailable;
+    result r = insert(merchant_id, owner, nonce, timestamp_s, now_ns, skew_ns, true);
+    // Journalled after the shard lock is released: until the append returns, the request has not been
+    // answered, so a crash in between loses nothing that was allowed.
+    if (r == result::recorded && journal_ && !journal_->append(merchant_id, nonce, timestamp_s, now_ns, skew_ns))
+        return result::unavailable;
+    return r;
+}
+
+bool nonce_store::restore(std::string_view merchant_id, std::string_view nonce, std::int64_t timestamp_s,
+                          std::int64_t now_ns, std::int64_t skew_ns) noexcept {
+    if (timestamp_s < 0 || timestamp_s > max_timestamp_s)
+        return false;
+    if (!live(timestamp_s, now_ns, skew_ns))
+        return true;
+    std::uint32_t owner = no_owner;
+    try {
+        owner = owner_index(merchant_id);
+    } catch (...) {  // the owner table is full: keep the entry without a per-merchant count
+    }
+    result r = insert(merchant_id, owner, nonce, timestamp_s, now_ns, skew_ns, false);
+    return r == result::recorded || r == result::replay;
+}
+
+nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint32_t owner, std::string_view nonce,
+                                        std::int64_t timestamp_s, std::int64_t now_ns, std::int64_t skew_ns,
+                                        bool check_quota) noexcept {
     std::uint64_t h = hash(merchant_id, nonce);
     std::uint64_t fp = h == 0 ? 1 : h;
     shard& s = shards_[shard_count_ == 1 ? 0 : (h >> 58)];
     std::lock_guard lock(s.mu);
+
+    // Expired entries are purged at most once a second per shard, so per-merchant counts track the live
+    // entries closely without a scan per request.
+    if (s.min_timestamp_s != INT64_MAX && !live(s.min_timestamp_s, now_ns, skew_ns) &&
+        now_ns / 1'000'000'000 - s.last_purge_s >= 1)
+        purge_expired(s, now_ns, skew_ns);
 
     std::size_t i = fp & s.mask;
     for (; s.slots[i].fp != 0; i = (i + 1) & s.mask) {
         slot& e = s.slots[i];
         if (e.fp != fp)
             continue;
-        if (live(e.timestamp_s, now_ns, skew_ns))
+        if (live(ts_of(e.meta), now_ns, skew_ns))
             return result::replay;
-        e.timestamp_s = timestamp_s;  // an expired entry for the same pair: reuse it
+        e.meta = pack(owner_of(e.meta), timestamp_s);  // an expired entry for the same pair: reuse it
         if (timestamp_s < s.min_timestamp_s)
             s.min_timestamp_s = timestamp_s;
         return result::recorded;
     }
+    if (check_quota && owner != no_owner &&
+        owner_counts_[owner].load(std::memory_order_relaxed) >= per_merchant_limit_.load(std::memory_order_relaxed))
+        return result::merchant_full;
     if (s.used >= s.cap) {
         if (s.min_timestamp_s == INT64_MAX || live(s.min_timestamp_s, now_ns, skew_ns))
             return result::full;  // nothing can have expired: do not scan
@@ -142,8 +217,10 @@ nonce_store::result nonce_store::check_and_record(std::string_view merchant_id, 
         while (s.slots[i].fp != 0)
             i = (i + 1) & s.mask;
     }
-    s.slots[i] = slot{fp, timestamp_s};
+    s.slots[i] = slot{fp, pack(owner, timestamp_s)};
     ++s.used;
+    if (owner != no_owner)
+        owner_counts_[owner].fetch_add(1, std::memory_order_relaxed);
     if (timestamp_s < s.min_timestamp_s)
         s.min_timestamp_s = timestamp_s;
     return result::recorded;

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <unistd.h>
 
 using namespace filterd;
 using namespace filterd::testing;
@@ -32,6 +33,7 @@ TEST_CASE("a minimal config loads with safe defaults", "[config]") {
     auto c = load_config_text(with(routes), "", test_registry(), nullptr);
     CHECK(c->listen.socket_path == "/tmp/x.sock");
     CHECK(c->listen.mode == 0660);
+    CHECK(c->listen.allowed_uids == std::vector<std::uint32_t>{static_cast<std::uint32_t>(::geteuid())});
     CHECK(c->admin.address == "127.0.0.1");
     CHECK(c->io_threads == 2);
     CHECK(c->limits.max_frame_bytes == 1u << 20);
@@ -63,6 +65,10 @@ TEST_CASE("config rules, one failing config each", "[config]") {
     }
     SECTION("listen.mode must not open the socket to others") {
         expect_error(R"({"listen": {"socket": "/tmp/x", "mode": "0666"}, "routes": {"r": {}}})", "listen.mode");
+    }
+    SECTION("listen.allowed_uids, when given, must list at least one uid") {
+        expect_error(R"({"listen": {"socket": "/tmp/x", "allowed_uids": []}, "routes": {"r": {}}})",
+                     "listen.allowed_uids");
     }
     SECTION("listen.allowed_uids must be uids") {
         expect_error(R"({"listen": {"socket": "/tmp/x", "allowed_uids": [-1]}, "routes": {"r": {}}})",
@@ -143,7 +149,7 @@ TEST_CASE("the example config in conf/ is valid", "[config]") {
     auto c = load_config(std::string(FILTERD_SOURCE_DIR) + "/conf/filterd.example.json", "/tmp/example.sock",
                          registry::builtin(), nullptr);
     CHECK(c->filters->route_count() == 4);
-    CHECK(c->filters->find_route("gateway.probe") != nullptr);  // the gateway's readiness probe
+    CHECK(c->filters->find_route("gateway.probe") != nullptr);  // the gateway readiness probe: no filters
     const route* pay = c->filters->find_route("payments.create");
     REQUIRE(pay != nullptr);
     CHECK(pay->find("merchant-auth") != nullptr);

@@ -46,6 +46,7 @@ TEST_CASE("request round trip keeps every field", "[protocol]") {
     CHECK(v.header("ACCEPT").count == 2);
     CHECK(v.header("missing").count == 0);
     CHECK(v.path_param("merchant").value() == "m-1");
+    CHECK(v.path_param("Merchant").value() == "m-1");  // names compare case-insensitively
     CHECK_FALSE(v.path_param("other").has_value());
     CHECK(proto::read_length(b.frame.data()) == b.frame.size() - 4);
 }

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 #include <cstring>
 
@@ -158,6 +160,71 @@ TEST_CASE("unknown route and unknown filter are error replies, and nothing runs"
     REQUIRE(r);
     REQUIRE(r->error() != nullptr);
     CHECK(r->error()->code() == wire::ErrorCode::UnknownFilter);
+}
+
+TEST_CASE("a request that leaves out a filter its route requires is refused, and nothing runs", "[server][security]") {
+    daemon_fixture d(cfg(temp_socket_path("required")));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto mismatches = [] {
+        return metrics_registry::global().counter_value("filterd_error_replies_total", {{"reason", "filters_mismatch"}});
+    };
+    auto before = mismatches();
+    // "deny" requires test-allow and test-deny: naming only one, or none, must not reach a verdict.
+    std::uint64_t id = 10;
+    for (auto filters : {std::vector<std::string>{"test-allow"}, std::vector<std::string>{"test-deny"},
+                         std::vector<std::string>{}}) {
+        REQUIRE(c.send(proto::encode_request(req(id, "deny", filters))));
+        auto r = c.recv();
+        REQUIRE(r);
+        REQUIRE(r->error() != nullptr);
+        CHECK(r->error()->id() == id);
+        CHECK(r->error()->code() == wire::ErrorCode::UnknownFilter);
+        ++id;
+    }
+    CHECK(mismatches() - before == 3);
+    // The whole set, in either order, runs.
+    for (auto filters : {std::vector<std::string>{"test-allow", "test-deny"}, std::vector<std::string>{"test-deny", "test-allow"}}) {
+        REQUIRE(c.send(proto::encode_request(req(id, "deny", filters))));
+        auto r = c.recv();
+        REQUIRE(r);
+        REQUIRE(r->response() != nullptr);
+        CHECK(r->response()->verdict() == wire::Verdict::Deny);
+        CHECK(r->response()->status() == 418);
+        ++id;
+    }
+    // A route that requires nothing allows an empty list.
+    REQUIRE(c.send(proto::encode_request(req(id, "open"))));
+    auto r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->response() != nullptr);
+    CHECK(r->response()->verdict() == wire::Verdict::Allow);
+}
+
+TEST_CASE("body_sha256 with a body, or of the wrong size, is Malformed; the connection goes on", "[server][protocol]") {
+    daemon_fixture d(cfg(temp_socket_path("digest")));
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto both = req(1, "open");
+    both.body = "x";
+    both.body_sha256 = std::string(32, '\1');
+    auto short_digest = req(2, "open");
+    short_digest.body_sha256 = std::string(31, '\1');
+    for (const auto& spec : {both, short_digest}) {
+        REQUIRE(c.send(proto::encode_request(spec)));
+        auto r = c.recv();
+        REQUIRE(r);
+        REQUIRE(r->error() != nullptr);
+        CHECK(r->error()->id() == spec.id);
+        CHECK(r->error()->code() == wire::ErrorCode::Malformed);
+    }
+    auto ok = req(3, "open");
+    ok.body_sha256 = std::string(32, '\1');
+    REQUIRE(c.send(proto::encode_request(ok)));
+    auto r = c.recv();
+    REQUIRE(r);
+    REQUIRE(r->response() != nullptr);
+    CHECK(r->response()->verdict() == wire::Verdict::Allow);
 }
 
 TEST_CASE("pipelined requests are answered out of order, matched by id", "[server]") {
@@ -360,6 +427,98 @@ TEST_CASE("peer uid allow-list is enforced with SO_PEERCRED", "[server][security
         client c(d.socket_path());
         CHECK(c.handshake().has_value());
     }
+}
+
+TEST_CASE("without listen.allowed_uids only filterd's own uid may connect", "[server][security]") {
+    daemon_fixture d(cfg(temp_socket_path("uid-default")));
+    REQUIRE(d.srv().config()->listen.allowed_uids == std::vector<std::uint32_t>{static_cast<std::uint32_t>(::geteuid())});
+    {
+        client own(d.socket_path());
+        CHECK(own.handshake().has_value());
+    }
+    if (::geteuid() != 0) {
+        WARN("not root: cannot connect as another uid; the other direction is covered by the allow-list test");
+        return;
+    }
+    // Open the file mode so that only the uid check stands between another uid and the daemon.
+    REQUIRE(::chmod(d.socket_path().c_str(), 0666) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {  // child: raw system calls only (the parent has threads)
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+            ::_exit(3);
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, d.socket_path().c_str(), sizeof a.sun_path - 1);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            ::_exit(4);
+        auto hello = proto::encode_hello(1, 1, 0, 0, "other-uid");
+        (void)!::write(fd, hello.data(), hello.size());
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 3000) != 1)
+            ::_exit(5);  // neither closed nor answered
+        char buf[64];
+        ::_exit(::read(fd, buf, sizeof buf) <= 0 ? 0 : 6);  // closed without a HelloAck
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("idle connections cannot lock a new client out at max_connections", "[server][security]") {
+    daemon_fixture d(cfg(temp_socket_path("evict"), R"("limits": {"max_connections": 64, "stall_timeout_ms": 60000}, )"));
+    auto evictions = [] {
+        return metrics_registry::global().counter_value("filterd_frame_errors_total", {{"reason", "connection_evicted"}});
+    };
+    auto before = evictions();
+    std::vector<std::unique_ptr<client>> hostile;
+    for (int i = 0; i < 64; ++i) {
+        hostile.push_back(std::make_unique<client>(d.socket_path()));
+        REQUIRE(hostile.back()->handshake().has_value());  // handshaked, then silent
+    }
+    REQUIRE(d.srv().session_count() == 64);
+
+    // A restarted gateway connects: it gets in, and its requests are answered.
+    client gateway(d.socket_path());
+    REQUIRE(gateway.handshake().has_value());
+    REQUIRE(gateway.send(proto::encode_request(req(1, "allow", {"test-allow"}))));
+    auto r = gateway.recv();
+    REQUIRE(r);
+    REQUIRE(r->response() != nullptr);
+    CHECK(r->response()->verdict() == wire::Verdict::Allow);
+    CHECK(evictions() - before == 1);
+    // The evicted one is the connection idle for the longest: the first hostile one, told why.
+    auto e = hostile.front()->recv(2000ms);
+    REQUIRE(e);
+    REQUIRE(e->error() != nullptr);
+    CHECK(e->error()->code() == wire::ErrorCode::Overloaded);
+    CHECK(hostile.front()->wait_closed(2s));
+
+    // Another newcomer evicts the next-oldest idle connection, not the gateway that just worked.
+    client late(d.socket_path());
+    REQUIRE(late.handshake().has_value());
+    REQUIRE(gateway.send(proto::encode_request(req(2, "allow", {"test-allow"}))));
+    r = gateway.recv();
+    REQUIRE(r);
+    REQUIRE(r->response() != nullptr);
+    CHECK(evictions() - before == 2);
+}
+
+TEST_CASE("at max_connections with no idle connection, a new client is refused", "[server][security]") {
+    daemon_fixture d(cfg(temp_socket_path("busy"), R"("limits": {"max_connections": 4, "stall_timeout_ms": 60000}, )"));
+    std::vector<std::unique_ptr<client>> busy;
+    auto partial = proto::encode_request(req(1, "open"));
+    partial.resize(partial.size() / 2);  // stopped mid-frame: not idle (the stall timeout handles it later)
+    for (int i = 0; i < 4; ++i) {
+        busy.push_back(std::make_unique<client>(d.socket_path()));
+        REQUIRE(busy.back()->handshake().has_value());
+        REQUIRE(busy.back()->send(partial));
+    }
+    std::this_thread::sleep_for(100ms);  // let the daemon read the partial frames
+    client refused(d.socket_path());
+    CHECK_FALSE(refused.handshake().has_value());
 }
 
 TEST_CASE("the socket file is created 0660 and a stale one is replaced", "[server][security]") {

@@ -76,11 +76,22 @@ def encode(b: bytes) -> bytes:
     return b"".join(bytes([c]) if c in keep else ("%%%02X" % c).encode() for c in b)
 
 
+def decode_path(raw: str) -> bytes:
+    """What the gateway hands filterd: the raw path with every %XX decoded once ('+' stays '+')."""
+    return urllib.parse.unquote_to_bytes(raw)
+
+
+def encode_path(decoded: bytes) -> bytes:
+    keep = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
+    return b"".join(bytes([c]) if c in keep else ("%%%02X" % c).encode() for c in decoded)
+
+
 def canonical(method, path, query, merchant, key_id, ts, nonce, body: bytes) -> bytes:
+    """`path` is the raw path a merchant sends; line 3 is its canonical form (decode once, re-encode)."""
     pairs = sorted((encode(n), encode(v)) for n, v in query)
     q = b"&".join(n + b"=" + v for n, v in pairs)
-    lines = [b"SPV1", method.upper().encode(), path.encode(), q, merchant.encode(), key_id.encode(),
-             str(ts).encode(), nonce.encode(), hashlib.sha256(body).hexdigest().encode()]
+    lines = [b"SPV1", method.upper().encode(), encode_path(decode_path(path)), q, merchant.encode(),
+             key_id.encode(), str(ts).encode(), nonce.encode(), hashlib.sha256(body).hexdigest().encode()]
     return b"\n".join(lines)
 
 
@@ -122,32 +133,51 @@ VECTORS = [
      "bm9uY2UtMDAwMDAwMDA5"),
     ("hmac_nonce_max_len", "hmac-sha256", "acme-k1.secret", "acme", "k1", "DELETE", "/v1/cards/tok_1", [], b"",
      "A" * 60 + "-_" * 34),
+    # A percent-encoded path: the merchant signs the raw path's canonical form; the gateway hands filterd
+    # the decoded path ("wire_path_hex"); both give line 3 = /v1/payments/caf%C3%A9%20x%2By/a/b
+    ("hmac_encoded_path", "hmac-sha256", "acme-k1.secret", "acme", "k1", "GET",
+     "/v1/%70ayments/caf%C3%A9%20x+y/a%2Fb", [], b"", "bm9uY2UtMDAwMDAwMDEw"),
 ]
+
+# Requests that must be refused, signed correctly over what they send: (vector fields..., expected reason).
+REFUSED = [
+    # X-Timestamp with leading zeros is malformed (one spelling per value), even with a valid signature.
+    ("hmac_timestamp_leading_zeros", "hmac-sha256", "acme-k1.secret", "acme", "k1", "GET", "/v1/payments", [], b"",
+     "bm9uY2UtMDAwMDAwMDEx", "00" + str(TS), "malformed_header"),
+]
+
+
+def vector(name, alg, key, merchant, key_id, method, path, query, body, nonce, ts_text, expect):
+    msg = canonical(method, path, query, merchant, key_id, ts_text, nonce, body)
+    sig = sign(alg, key, msg)
+    return {
+        "name": name,
+        "alg": alg,
+        "key": key if alg == "hmac-sha256" else key + ".pub.pem",
+        "method": method,
+        "path": path,
+        "wire_path_hex": decode_path(path).hex(),
+        "query_hex": [[n.hex(), v.hex()] for n, v in query],
+        "body_hex": body.hex(),
+        "headers": {
+            "X-Merchant-Id": merchant,
+            "X-Key-Id": key_id,
+            "X-Timestamp": ts_text,
+            "X-Nonce": nonce,
+            "X-Signature": "v1=" + base64.b64encode(sig).decode(),
+        },
+        "canonical_hex": msg.hex(),
+        "expect": expect,
+    }
 
 
 def main():
     ensure_keys()
     out = []
     for (name, alg, key, merchant, key_id, method, path, query, body, nonce) in VECTORS:
-        msg = canonical(method, path, query, merchant, key_id, TS, nonce, body)
-        sig = sign(alg, key, msg)
-        out.append({
-            "name": name,
-            "alg": alg,
-            "key": key if alg == "hmac-sha256" else key + ".pub.pem",
-            "method": method,
-            "path": path,
-            "query_hex": [[n.hex(), v.hex()] for n, v in query],
-            "body_hex": body.hex(),
-            "headers": {
-                "X-Merchant-Id": merchant,
-                "X-Key-Id": key_id,
-                "X-Timestamp": str(TS),
-                "X-Nonce": nonce,
-                "X-Signature": "v1=" + base64.b64encode(sig).decode(),
-            },
-            "canonical_hex": msg.hex(),
-        })
+        out.append(vector(name, alg, key, merchant, key_id, method, path, query, body, nonce, str(TS), "allow"))
+    for (name, alg, key, merchant, key_id, method, path, query, body, nonce, ts_text, expect) in REFUSED:
+        out.append(vector(name, alg, key, merchant, key_id, method, path, query, body, nonce, ts_text, expect))
     cross_check(out)
     doc = {"generated_by": "tests/data/merchant_auth/gen_vectors.py", "timestamp": TS, "vectors": out}
     with open(path_of("vectors.json"), "w") as f:
@@ -160,7 +190,7 @@ def cross_check(vectors):
     """Second opinion: tools/spv1_sign.py (stdlib + openssl CLI) must produce the same signatures."""
     tool = os.path.join(ROOT, "tools", "spv1_sign.py")
     for v in vectors:
-        if v["name"] not in ("hmac_post_json", "hmac_get_query", "rsa_post", "ed25519_post"):
+        if v["name"] not in ("hmac_post_json", "hmac_get_query", "rsa_post", "ed25519_post", "hmac_encoded_path"):
             continue
         q = "&".join(urllib.parse.quote(bytes.fromhex(n), safe="") + "=" + urllib.parse.quote(bytes.fromhex(x), safe="")
                      for n, x in v["query_hex"])

@@ -50,6 +50,12 @@ TEST_CASE("scrub: card numbers that pass Luhn are masked", "[scrub][card]") {
         {"4111 1111 1111 1111 5", "[card] 5"},                  // a trailing short group stays
         {"4111111111111111-", "[card]-"},                       // a separator not followed by a digit
         {"-4111111111111111", "-[card]"},
+        {"k_4111_1111_1111_1111", "k_[card]"},                  // underscores separate groups
+        {"key=k_4111111111111111_v2", "key=k_[card]_v2"},
+        {"4111.1111.1111.1111", "[card]"},                      // dots separate groups
+        {"card.4111.1111.1111.1111.json", "card.[card].json"},
+        {"4111_1111.1111-1111", "[card]"},                      // any mix of single separators
+        {"/v1/merchants/4111111111111111/payouts", "/v1/merchants/[card]/payouts"},
     }));
     CAPTURE(in);
     CHECK(scrub_text(in) == want);
@@ -62,7 +68,10 @@ TEST_CASE("scrub: digit runs that fail Luhn or the length rule stay", "[scrub][c
                        "41111111111111110000",        // 20 contiguous digits: not a card, even though Luhn-valid
                        "0000000004111111111111111",   // a card inside a longer run is not cut out of it
                        "4111  1111 1111 1111",        // a double space is not a separator: 4 + 12 digits
-                       "4111.1111.1111.1111",         // dots are not separators
+                       "4111/1111/1111/1111",         // slashes are not separators
+                       "4111__1111_1111_1111",        // a double separator ends the span: 4 + 12 digits
+                       "4111..1111.1111.1111",
+                       "ip 192.168.100.200",          // an IPv4 address has at most 12 digits
                        "hash 123456789012345678901234567890");
     CAPTURE(in);
     CHECK(scrub_text(in) == in);
@@ -74,6 +83,8 @@ TEST_CASE("scrub: Pakistani mobile numbers are masked", "[scrub][phone]") {
         {"+923001234567", "[phone]"},
         {"923001234567", "[phone]"},
         {"0300-1234567", "[phone]"},
+        {"0300_1234567", "[phone]"},
+        {"0300.1234567", "[phone]"},
         {"0300 1234567", "[phone]"},
         {"+92 300 1234567", "[phone]"},
         {"+92-300-1234567", "[phone]"},
@@ -177,7 +188,7 @@ TEST_CASE("scrub: a huge numeric span is handled and its cards masked", "[scrub]
 
 TEST_CASE("scrub: random text never keeps a Luhn-valid 13-19 digit run or a 13-digit run", "[scrub]") {
     std::mt19937 rng(20261126);
-    const std::string alphabet = "0123456789012345678901234567890123456789  --+AZaz.";
+    const std::string alphabet = "0123456789012345678901234567890123456789  --__..+AZaz/";
     for (int iter = 0; iter < 20000; ++iter) {
         std::string in;
         std::size_t len = rng() % 80;
@@ -191,5 +202,7 @@ TEST_CASE("scrub: random text never keeps a Luhn-valid 13-19 digit run or a 13-d
                 REQUIRE_FALSE(luhn_ok(run));
             }
         });
+        CAPTURE(in, out);
+        REQUIRE(filterd::testing::find_separated_card(out).empty());
     }
 }

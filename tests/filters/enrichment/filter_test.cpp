@@ -30,6 +30,69 @@ TEST_CASE("enrichment: removes every internal-prefix header, as spelled, case-in
     CHECK(fx.count("headers_removed") == 3);
 }
 
+TEST_CASE("enrichment: '_' and '-' are the same character in every strip rule", "[filter]") {
+    // CGI, WSGI and PHP-style backends read X_Gw_Merchant_Id as X-Gw-Merchant-Id.
+    fixture fx(R"({"strip_headers": ["X-Debug"]})", R"({"strip_headers": ["X-Route-Secret"]})");
+    auto r = run(fx, hs{{"X_Gw_Merchant_Id", {"evil"}},
+                        {"x_gw-key_id", {"evil"}},
+                        {"X-Gw_Client-Ip", {"10.0.0.1"}},
+                        {"X_Original_URL", {"/admin"}},
+                        {"X_HTTP_Method_Override", {"DELETE"}},
+                        {"x_debug", {"1"}},
+                        {"X_Route_Secret", {"s"}},
+                        {"X_Request_Id", {"client-id"}},
+                        {"X_Client_Request_Id", {"forged"}},
+                        {"X_Gateway", {"kept"}},
+                        {"Content_Type", {"kept"}}},
+                 "203.0.113.7", [](context& c) {
+                     c.authenticated = true;
+                     c.merchant_id = "acme";
+                     c.key_id = "k1";
+                 });
+    REQUIRE(r.result == outcome::allow);
+    for (const char* n : {"X_Gw_Merchant_Id", "x_gw-key_id", "X-Gw_Client-Ip", "X_Original_URL", "X_HTTP_Method_Override",
+                          "x_debug", "X_Route_Secret", "X_Request_Id", "X_Client_Request_Id"}) {
+        INFO(n);
+        CHECK(r.removed(n));
+    }
+    CHECK_FALSE(r.removed("X_Gateway"));
+    CHECK_FALSE(r.removed("Content_Type"));
+    CHECK(r.set("X-Gw-Merchant-Id") == "acme");
+    // the underscore spelling counts as the inbound X-Request-Id
+    CHECK(r.set("X-Client-Request-Id") == "client-id");
+}
+
+TEST_CASE("enrichment: Connection tokens that name trusted or stripped headers are removed", "[filter]") {
+    fixture fx(R"({"strip_headers": ["X-Debug"]})");
+    SECTION("trusted headers named in Connection") {
+        auto r = run(fx, hs{{"Connection", {"keep-alive, X-Gw-Merchant-Id, X-Gw-Key-Id"}}});
+        REQUIRE(r.result == outcome::allow);
+        CHECK(r.removed("Connection"));
+        CHECK(r.set("Connection") == "keep-alive");
+        CHECK(fx.count("connection_tokens_removed") == 2);
+    }
+    SECTION("every spelling, several values, and headers the filter sets") {
+        auto r = run(fx, hs{{"connection", {"x_gw_merchant_id,close", "\tX-Request-Id ,traceparent"}},
+                            {"Connection", {"X-Debug,  Upgrade", "tracestate, X-HTTP-Method-Override"}}});
+        REQUIRE(r.result == outcome::allow);
+        CHECK(r.removed("connection"));
+        CHECK(r.set("connection") == "close, Upgrade");
+    }
+    SECTION("nothing left: the header is removed and not set again") {
+        auto r = run(fx, hs{{"Connection", {"X-Gw-Merchant-Id"}}});
+        REQUIRE(r.result == outcome::allow);
+        CHECK(r.removed("Connection"));
+        CHECK_FALSE(r.set("Connection"));
+    }
+    SECTION("an ordinary Connection header is left alone") {
+        auto r = run(fx, hs{{"Connection", {"keep-alive, Upgrade"}}, {"Upgrade", {"h2c"}}});
+        REQUIRE(r.result == outcome::allow);
+        CHECK_FALSE(r.removed("Connection"));
+        CHECK_FALSE(r.set("Connection"));
+        CHECK(fx.count("connection_tokens_removed") == 0);
+    }
+}
+
 TEST_CASE("enrichment: removes the URL and method override headers", "[filter]") {
     fixture fx;
     auto r = run(fx, hs{{"X-Original-URL", {"/admin"}}, {"x-rewrite-url", {"/admin"}},

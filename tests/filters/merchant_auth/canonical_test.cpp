@@ -51,6 +51,21 @@ TEST_CASE("canonical string equals the independent implementation for every vect
     }
 }
 
+TEST_CASE("canonical path: the decoded path re-encoded, '/' and unreserved kept", "[canonical]") {
+    auto [decoded, want] = GENERATE(table<std::string, std::string>({
+        {"/v1/payments", "/v1/payments"},
+        {"/v1/a b/caf\xC3\xA9", "/v1/a%20b/caf%C3%A9"},
+        {"/v1/{id}/x+y", "/v1/%7Bid%7D/x%2By"},
+        {"/a%2Fb", "/a%252Fb"},  // a literal '%' in the decoded path (sent as %25) stays distinguishable
+        {"/-._~/:@!$&'()*,;=", "/-._~/%3A%40%21%24%26%27%28%29%2A%2C%3B%3D"},
+        {"/", "/"},
+        {"", ""},
+    }));
+    std::string out;
+    append_path_encoded(out, decoded);
+    CHECK(out == want);
+}
+
 TEST_CASE("canonical string: exact layout for a known request", "[canonical]") {
     canonicaliser c;
     c.reset();
@@ -58,7 +73,7 @@ TEST_CASE("canonical string: exact layout for a known request", "[canonical]") {
     c.add_query("a", "x y");
     c.add_query("a", "");
     std::string out;
-    c.build({"get", "/p%20q", "m", "k", "17", "nnnnnnnnnnnnnnnn",
+    c.build({"get", "/p q", "m", "k", "17", "nnnnnnnnnnnnnnnn",
              "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
             out);
     CHECK(out == "SPV1\nGET\n/p%20q\na=&a=x%20y&b=2\nm\nk\n17\nnnnnnnnnnnnnnnnn\n"
@@ -147,6 +162,7 @@ TEST_CASE("header parser: duplicates, control characters, missing and malformed"
             {0, ""}, {0, "ac me"}, {0, "acme!"}, {0, std::string(65, 'a')}, {0, "acmé"},
             {1, ""}, {1, "k.1"}, {1, std::string(65, 'k')},
             {2, ""}, {2, "-1"}, {2, "+1"}, {2, "17a"}, {2, " 17"}, {2, "1.5"}, {2, std::string(19, '1')},
+            {2, "001764158400"}, {2, "01764158400"}, {2, "00"}, {2, "0" + std::string(17, '9')},  // leading zeros
             {3, std::string(15, 'n')}, {3, std::string(129, 'n')}, {3, "bm9uY2UtMDAwMDAw+/=="}, {3, "bm9uY2UtMDAwMDAw MDAx"},
             {4, "AAECAw=="}, {4, "v2=AAECAw=="}, {4, "v1="}, {4, "v1=AAECAw"}, {4, "V1=AAECAw=="}, {4, "v1=AAEC Aw=="},
             {4, "v1=AAECAw==,v1=AAECAw=="}, {4, "v1=" + std::string(1368 + 4, 'A')},

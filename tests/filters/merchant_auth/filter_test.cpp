@@ -3,8 +3,10 @@
 
 #include "filters/common/log.hpp"
 #include "support.hpp"
+#include "tests/support/spv1.hpp"
 
 #include <catch2/catch.hpp>
+#include <openssl/sha.h>
 
 #include <cstdio>
 #include <fstream>
@@ -73,7 +75,7 @@ TEST_CASE("every committed vector verifies", "[filter]") {
         {"hmac_lowercase_method", {"acme", "k1"}}, {"hmac_binary_body", {"acme", "k2"}},
         {"hmac_path_param", {"acme", "k1"}},  {"rsa_post", {"acme", "r1"}},
         {"ed25519_post", {"acme", "e1"}},     {"globex_own_key", {"globex", "g1"}},
-        {"hmac_nonce_max_len", {"acme", "k1"}},
+        {"hmac_nonce_max_len", {"acme", "k1"}}, {"hmac_encoded_path", {"acme", "k1"}},
     };
     auto allowed_before = metrics_registry::global().counter_value("filterd_merchant_auth_allowed_total");
     for (const auto& [name, who] : expect) {
@@ -82,6 +84,26 @@ TEST_CASE("every committed vector verifies", "[filter]") {
     }
     CHECK(metrics_registry::global().counter_value("filterd_merchant_auth_allowed_total") ==
           allowed_before + expect.size());
+}
+
+TEST_CASE("committed vectors that must be refused are refused with their reason", "[filter]") {
+    int refused = 0;
+    for (const auto& [name, v] : vectors()) {
+        if (v.expect == "allow")
+            continue;
+        INFO(name);
+        deny_check check(v.expect);
+        check(run(build(base_config()), v.spec), 401);
+        ++refused;
+    }
+    CHECK(refused >= 1);  // hmac_timestamp_leading_zeros
+}
+
+TEST_CASE("an encoded path verifies: the merchant signs the raw path, filterd sees it decoded", "[filter]") {
+    auto v = vec("hmac_encoded_path");
+    CHECK(v.raw_path == "/v1/%70ayments/caf%C3%A9%20x+y/a%2Fb");
+    CHECK(v.spec.path == "/v1/payments/caf\xC3\xA9 x+y/a/b");  // Go's URL.Path
+    require_allowed(run(build(base_config()), v.spec), "acme", "k1");
 }
 
 TEST_CASE("the method is upper-cased before signing", "[filter]") {
@@ -186,11 +208,66 @@ TEST_CASE("a full nonce store denies 503 rather than forgetting", "[filter]") {
     auto b = build(cfg);
     require_allowed(run(b, vec("hmac_post_json").spec), "acme", "k1");
     deny_check check("nonce_store_full");
-    auto r = run(b, vec("hmac_get_query").spec);
+    auto r = run(b, vec("globex_own_key").spec);  // another merchant, within its own share
     check(r, 503);
     // The remembered nonce is still a replay.
     deny_check replay("replay");
     replay(run(b, vec("hmac_post_json").spec), 401);
+}
+
+TEST_CASE("one merchant's flood cannot fill the nonce store for the others", "[filter]") {
+    json::value cfg = base_config();
+    cfg.as_object()["nonce_capacity"] = 40;
+    cfg.as_object()["nonce_merchant_share_percent"] = 25;  // 10 live nonces per merchant
+    auto b = build(cfg);
+    auto secret = [](const char* file) {
+        std::ifstream f(data_dir() + file);
+        std::string v;
+        std::getline(f, v);
+        return v;
+    };
+    const std::string acme = secret("acme-k1.secret"), globex = secret("globex-g1.secret");
+    auto signed_req = [&](const std::string& m, const std::string& k, const std::string& sec, int i) {
+        proto::request_spec spec;
+        spec.route = "pay";
+        spec.filters = {"merchant-auth"};
+        spec.method = "POST";
+        spec.path = "/v1/payments";
+        spec.body = "{}";
+        filterd::testing::spv1_sign_hmac(spec, m, k, sec, "flood-nonce-" + std::to_string(i) + "-xxxxxxxx", vector_ts);
+        return spec;
+    };
+    for (int i = 0; i < 10; ++i)
+        require_allowed(run(b, signed_req("acme", "k1", acme, i)), "acme", "k1");
+    deny_check quota("nonce_quota_exceeded");
+    quota(run(b, signed_req("acme", "k1", acme, 10)), 429);
+    // The other merchants are unaffected.
+    for (int i = 0; i < 10; ++i)
+        require_allowed(run(b, signed_req("globex", "g1", globex, i)), "globex", "g1");
+    // A replay of an accepted request is still a replay, not the quota.
+    deny_check replay("replay");
+    replay(run(b, signed_req("acme", "k1", acme, 3)), 401);
+}
+
+TEST_CASE("nonce_merchant_share_percent and nonce_journal are checked", "[config]") {
+    auto key = [](json::value v) {
+        return config_error_key([&] { build(v); });
+    };
+    json::value c = base_config();
+    c.as_object()["nonce_merchant_share_percent"] = 0;
+    CHECK(key(c) == "filters.merchant-auth.nonce_merchant_share_percent");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "relative/dir"}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.dir");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "/tmp/x"}, {"max_bytes", 10}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.max_bytes");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "/proc/no-such-dir/x"}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.dir");
+    c = base_config();
+    c.as_object()["nonce_journal"] = json::object{{"dir", "/tmp/x"}, {"sync", true}};
+    CHECK(key(c) == "filters.merchant-auth.nonce_journal.sync");
 }
 
 TEST_CASE("another merchant's key is an unknown key", "[filter]") {
@@ -309,6 +386,45 @@ TEST_CASE("the route's merchant path parameter must name the authenticated merch
     deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
     spec.path_params = {};
     deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
+}
+
+TEST_CASE("the merchant path parameter name is matched case-insensitively, as lura capitalises it", "[filter]") {
+    // The documented config says "merchant"; lura gives the plugin the parameter as "Merchant".
+    json::value route = json::object{{"merchant_path_param", "merchant"}};
+    auto spec = vec("hmac_path_param").spec;
+    spec.path_params = {{"Merchant", "acme"}};
+    require_allowed(run(build(base_config(), &route), spec), "acme", "k1");
+    spec.path_params = {{"Merchant", "globex"}};
+    deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
+    // Two parameters that differ only in case are ambiguous: a mismatch, whatever their values.
+    spec.path_params = {{"Merchant", "acme"}, {"merchant", "acme"}};
+    deny_case(base_config(), spec, "merchant_mismatch", 403, vector_ts, &route);
+}
+
+TEST_CASE("a body digest (body_sha256) stands for the body it hashes", "[filter]") {
+    for (const char* name : {"hmac_post_json", "hmac_binary_body", "rsa_post", "ed25519_post"}) {
+        INFO(name);
+        auto v = vec(name);
+        unsigned char d[SHA256_DIGEST_LENGTH];
+        SHA256(reinterpret_cast<const unsigned char*>(v.spec.body.data()), v.spec.body.size(), d);
+        auto spec = v.spec;
+        spec.body.clear();
+        spec.body_sha256 = std::string(reinterpret_cast<const char*>(d), sizeof d);
+        require_allowed(run(build(base_config()), spec), v.header("X-Merchant-Id"), v.header("X-Key-Id"));
+        spec.body_sha256->at(0) ^= 1;  // a digest of another body: the signature does not match
+        deny_case(base_config(), spec, "bad_signature", 401);
+    }
+}
+
+TEST_CASE("body_sha256 together with a body, or not 32 bytes, is a bad request", "[filter]") {
+    auto v = vec("hmac_post_json");
+    auto both = v.spec;
+    both.body_sha256 = std::string(32, 'x');
+    deny_case(base_config(), both, "malformed_body_digest", 400);
+    auto short_digest = v.spec;
+    short_digest.body.clear();
+    short_digest.body_sha256 = std::string(31, 'x');
+    deny_case(base_config(), short_digest, "malformed_body_digest", 400);
 }
 
 TEST_CASE("duplicate auth headers are a bad request", "[filter]") {

@@ -1,7 +1,15 @@
 // Included first: proves the header is self-contained.
 #include "filters/merchant_auth/nonce_store.hpp"
 
+#include "filters/merchant_auth/nonce_journal.hpp"
+
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <string>
@@ -16,6 +24,12 @@ constexpr std::int64_t s = 1'000'000'000;
 constexpr std::int64_t T = 1'764'158'400;
 constexpr std::int64_t skew = 300 * s;
 std::string nonce(int i) { return "nonce-" + std::to_string(i) + "-padding-xx"; }
+/// Same length for every i >= 0 (journal size arithmetic).
+std::string fixed_nonce(long i) {
+    char b[32];
+    std::snprintf(b, sizeof b, "nonce-%010ld-pad", i);
+    return b;
+}
 }  // namespace
 
 TEST_CASE("nonce store: records once, then reports a replay while live", "[nonce]") {
@@ -26,9 +40,10 @@ TEST_CASE("nonce store: records once, then reports a replay while live", "[nonce
     // The same nonce under another merchant is a different entry.
     CHECK(st.check_and_record("globex", nonce(1), T, T * s, skew) == res::recorded);
     CHECK(st.size() == 2);
-    // Once T + skew has passed the entry is expired and the pair may be recorded again.
+    // Once T + skew has passed the entry is expired and the pair may be recorded again; the expired
+    // globex entry is purged on the way (at most once a second per shard).
     CHECK(st.check_and_record("acme", nonce(1), T + 301, (T + 301) * s, skew) == res::recorded);
-    CHECK(st.size() == 2);
+    CHECK(st.size() == 1);
 }
 
 TEST_CASE("nonce store: the skew of each call decides liveness", "[nonce]") {
@@ -85,4 +100,157 @@ TEST_CASE("nonce store: concurrent writers lose nothing", "[nonce]") {
     CHECK(st.size() == 2 * per_thread);
     for (int i = 0; i < 2 * per_thread; ++i)
         REQUIRE(st.check_and_record("m", nonce(i), T, T * s, skew) == res::replay);
+}
+
+// ---- per-merchant share --------------------------------------------------------------------------
+
+TEST_CASE("nonce store: one merchant cannot take more than its share; the others still record", "[nonce]") {
+    nonce_store st(100, 10);
+    auto flood = st.owner_index("flooder");
+    auto other = st.owner_index("other");
+    CHECK(st.owner_index("flooder") == flood);  // stable
+    CHECK(flood != other);
+    for (int i = 0; i < 10; ++i)
+        REQUIRE(st.check_and_record("flooder", flood, nonce(i), T, T * s, skew) == res::recorded);
+    CHECK(st.check_and_record("flooder", flood, nonce(10), T, T * s, skew) == res::merchant_full);
+    CHECK(st.owner_count(flood) == 10);
+    // A replay is still reported as a replay, not as the quota.
+    CHECK(st.check_and_record("flooder", flood, nonce(3), T, T * s, skew) == res::replay);
+    for (int i = 0; i < 10; ++i)
+        CHECK(st.check_and_record("other", other, nonce(i), T, T * s, skew) == res::recorded);
+    // Expiry gives the share back (the purge runs at most once a second per shard).
+    CHECK(st.check_and_record("flooder", flood, nonce(11), T + 301, (T + 301) * s, skew) == res::recorded);
+    CHECK(st.owner_count(flood) == 1);
+    // The limit changes on reload.
+    st.set_per_merchant_limit(1);
+    CHECK(st.check_and_record("flooder", flood, nonce(12), T + 301, (T + 301) * s, skew) == res::merchant_full);
+}
+
+TEST_CASE("nonce store: a fence refuses older timestamps as unavailable", "[nonce]") {
+    nonce_store st(16);
+    st.set_fence(T + 10);
+    CHECK(st.check_and_record("m", nonce(1), T + 9, (T + 9) * s, skew) == res::unavailable);
+    CHECK(st.check_and_record("m", nonce(1), T + 10, (T + 10) * s, skew) == res::recorded);
+}
+
+// ---- journal ---------------------------------------------------------------------------------------
+
+namespace {
+struct temp_dir {
+    std::string path;
+    temp_dir() {
+        char tmpl[] = "/tmp/filterd-journal-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+std::vector<std::string> segments(const std::string& dir) {
+    std::vector<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+        out.push_back(e.path().string());
+    std::sort(out.begin(), out.end());
+    return out;
+}
+}  // namespace
+
+TEST_CASE("nonce journal: a new store replays what the old one recorded, and rejects those replays", "[nonce][journal]") {
+    temp_dir d;
+    {
+        nonce_store st(1000);
+        auto j = std::make_shared<filterd::merchant_auth::nonce_journal>(
+            filterd::merchant_auth::journal_options{d.path, 1 << 20, false});
+        CHECK(j->replay([](auto, auto, auto) { FAIL("empty journal"); }, T).records == 0);
+        st.attach_journal(j);
+        for (int i = 0; i < 50; ++i)
+            REQUIRE(st.check_and_record("acme", fixed_nonce(i), T, T * s, skew) == res::recorded);
+        CHECK(st.check_and_record("acme", fixed_nonce(1), T, T * s, skew) == res::replay);  // journalled once
+        CHECK(j->bytes() == 50 * filterd::merchant_auth::nonce_journal::encode("acme", fixed_nonce(0), T).size());
+    }
+    // "Restart": a fresh store and journal over the same directory.
+    nonce_store st(1000);
+    auto j = std::make_shared<filterd::merchant_auth::nonce_journal>(
+        filterd::merchant_auth::journal_options{d.path, 1 << 20, false});
+    std::int64_t now = (T + 100) * s;
+    auto stats = j->replay([&](std::string_view m, std::string_view n, std::int64_t ts) { st.restore(m, n, ts, now, skew); },
+                           T + 100);
+    CHECK(stats.records == 50);
+    CHECK(stats.damaged_segments == 0);
+    st.attach_journal(j);
+    for (int i = 0; i < 50; ++i)
+        CHECK(st.check_and_record("acme", fixed_nonce(i), T, now, skew) == res::replay);
+    CHECK(st.check_and_record("acme", fixed_nonce(50), T + 100, now, skew) == res::recorded);
+}
+
+TEST_CASE("nonce journal: a damaged record is reported with its segment's time", "[nonce][journal]") {
+    temp_dir d;
+    {
+        filterd::merchant_auth::nonce_journal j({d.path, 1 << 20, false});
+        j.replay([](auto, auto, auto) {}, T);
+        for (int i = 0; i < 3; ++i)
+            REQUIRE(j.append("acme", nonce(i), T, T * s, skew));
+    }
+    auto files = segments(d.path);
+    REQUIRE(files.size() == 1);
+    {
+        std::fstream f(files[0], std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(20);  // inside the first record's merchant/nonce bytes: the CRC no longer matches
+        f.put('Z');
+    }
+    filterd::merchant_auth::nonce_journal j({d.path, 1 << 20, false});
+    int seen = 0;
+    auto stats = j.replay([&](auto, auto, auto) { ++seen; }, T);
+    CHECK(seen == 0);  // reading stops at the damage
+    CHECK(stats.damaged_segments == 1);
+    CHECK(stats.damaged_mtime_s > 0);
+    // A truncated tail is damage too.
+    temp_dir d2;
+    {
+        filterd::merchant_auth::nonce_journal w({d2.path, 1 << 20, false});
+        w.replay([](auto, auto, auto) {}, T);
+        REQUIRE(w.append("acme", nonce(1), T, T * s, skew));
+        REQUIRE(w.append("acme", nonce(2), T, T * s, skew));
+    }
+    auto f2 = segments(d2.path);
+    std::filesystem::resize_file(f2[0], std::filesystem::file_size(f2[0]) - 3);
+    filterd::merchant_auth::nonce_journal r({d2.path, 1 << 20, false});
+    seen = 0;
+    stats = r.replay([&](auto, auto, auto) { ++seen; }, T);
+    CHECK(seen == 1);
+    CHECK(stats.damaged_segments == 1);
+}
+
+TEST_CASE("nonce journal: segments rotate and expired ones are deleted; the size bound holds", "[nonce][journal]") {
+    temp_dir d;
+    const std::size_t rec = filterd::merchant_auth::nonce_journal::encode("acme", fixed_nonce(0), T).size();
+    filterd::merchant_auth::nonce_journal j({d.path, 1 << 20, false});
+    j.replay([](auto, auto, auto) {}, T);
+    REQUIRE(j.append("acme", fixed_nonce(0), T, T * s, skew));
+    REQUIRE(j.append("acme", fixed_nonce(1), T + 300, (T + 300) * s, skew));  // a new segment after `skew`
+    CHECK(j.segment_count() == 2);
+    // 2 * skew after the first segment's last record, it is deleted.
+    REQUIRE(j.append("acme", fixed_nonce(2), T + 601, (T + 601) * s, skew));
+    CHECK(segments(d.path).size() == 2);
+    CHECK(j.bytes() == 2 * rec);
+
+    temp_dir small;
+    filterd::merchant_auth::nonce_journal b({small.path, 1 << 20, false});
+    b.replay([](auto, auto, auto) {}, T);
+    std::size_t fit = (1u << 20) / rec;
+    for (std::size_t i = 0; i < fit; ++i)
+        REQUIRE(b.append("acme", fixed_nonce(static_cast<long>(i)), T, T * s, skew));
+    CHECK_FALSE(b.append("acme", fixed_nonce(999999), T, T * s, skew));  // would pass max_bytes: refused
+    CHECK(b.bytes() <= (1u << 20));
+}
+
+TEST_CASE("nonce journal: the directory must belong to filterd and not be writable by others", "[nonce][journal]") {
+    temp_dir d;
+    REQUIRE(::chmod(d.path.c_str(), 0777) == 0);
+    CHECK_THROWS_WITH(filterd::merchant_auth::nonce_journal({d.path, 1 << 20, false}),
+                      Catch::Contains("writable by group or others"));
+    REQUIRE(::chmod(d.path.c_str(), 0700) == 0);
+    std::string file = d.path + "/f";
+    std::ofstream(file) << "x";
+    CHECK_THROWS_WITH(filterd::merchant_auth::nonce_journal({file, 1 << 20, false}), Catch::Contains("not a directory"));
 }

@@ -38,6 +38,8 @@ struct vector_case {
     std::string alg;
     std::string canonical;
     proto::request_spec spec;  // route "pay", filters {"merchant-auth"}, client 10.1.2.3
+    std::string raw_path;      // the path as the merchant sent it (spec.path is the decoded one)
+    std::string expect;        // "allow", or the deny reason the vector must get
 
     std::string header(std::string_view n) const {
         for (const auto& h : spec.headers)
@@ -71,7 +73,12 @@ inline const std::map<std::string, vector_case>& vectors() {
             c.spec.filters = {"merchant-auth"};
             c.spec.client_ip = "10.1.2.3";
             c.spec.method = json::value_to<std::string>(v.at("method"));
-            c.spec.path = json::value_to<std::string>(v.at("path"));
+            // The path as the gateway hands it to filterd (decoded); "path" is the raw path the merchant sent.
+            c.spec.path = v.as_object().contains("wire_path_hex")
+                              ? from_hex(json::value_to<std::string>(v.at("wire_path_hex")))
+                              : json::value_to<std::string>(v.at("path"));
+            c.raw_path = json::value_to<std::string>(v.at("path"));
+            c.expect = v.as_object().contains("expect") ? json::value_to<std::string>(v.at("expect")) : "allow";
             for (const auto& q : v.at("query_hex").as_array())
                 c.spec.query.emplace_back(from_hex(json::value_to<std::string>(q.as_array()[0])),
                                           from_hex(json::value_to<std::string>(q.as_array()[1])));

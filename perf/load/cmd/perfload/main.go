@@ -71,6 +71,12 @@ func main() {
 		fPid      = flag.Int("filterd-pid", 0, "pid of filterd (0: not tracked)")
 		gPid      = flag.Int("gateway-pid", 0, "pid of the gateway (0: not tracked)")
 		bPid      = flag.Int("backend-pid", 0, "pid of the backend (0: not tracked)")
+		saturate  = flag.Bool("saturate", false, "after the measured rounds, ramp (a) and (b) until P99 > 10 ms or errors > 0.1%")
+		satStart  = flag.Int("sat-start", 500, "saturation: first rate, requests/s")
+		satFactor = flag.Float64("sat-factor", 1.25, "saturation: rate multiplier per step")
+		satStep   = flag.Duration("sat-step", 3*time.Second, "saturation: measured time per step")
+		satMax    = flag.Int("sat-max", 20000, "saturation: highest rate tried")
+		satBudget = flag.Duration("sat-budget", 90*time.Second, "saturation: total time bound over both ramps")
 		notes     multi
 	)
 	flag.Var(&notes, "note", "free-text note recorded in the result (repeatable)")
@@ -168,10 +174,59 @@ func main() {
 		fmt.Fprintf(os.Stderr, "perfload: (%s) %d requests, %d ok, P50 %.0f µs, P99 %.0f µs, max %.0f µs\n",
 			e.key, ph.Requests, ph.Success, ph.LatencyUS.P50, ph.LatencyUS.P99, ph.LatencyUS.Max)
 	}
+	if *saturate {
+		res.Saturation = saturation(eps, key, *method, body, *satStart, *satFactor, *satMax, *satStep, *satBudget, attacker)
+	}
 	res.Machine.LoadAvgEnd = loadavg()
 	res.Derive()
 	must(res.Save(*out))
 	fmt.Fprintf(os.Stderr, "perfload: wrote %s\n", *out)
+}
+
+// saturation ramps (a) and then (b): each step runs one endpoint at one rate for step; the ramp
+// stops at the first step whose P99 exceeds 10 ms or whose errors exceed 0.1%, at max, or when its
+// half of the time budget is spent. The highest passing rate is the sustained rate; a ramp that
+// ended without a failing step marks the result as a lower bound (Capped).
+func saturation(eps []*endpoint, key spv1.Key, method string, body []byte, start int, factor float64, max int,
+	step, budget time.Duration, attacker func() *vegeta.Attacker) *result.Saturation {
+	sat := &result.Saturation{StepS: step.Seconds()}
+	for _, e := range eps {
+		if e.key != result.PhaseBaseline && e.key != result.PhasePlugin {
+			continue
+		}
+		deadline := time.Now().Add(budget / 2)
+		best, failed := 0, false
+		rate := start
+		for ; rate <= max && time.Now().Add(step).Before(deadline); rate = int(float64(rate)*factor + 0.5) {
+			var sample stats.Sample
+			st := result.SatStep{Phase: e.key, RatePerS: rate}
+			fmt.Fprintf(os.Stderr, "perfload: saturation (%s) %d/s for %s\n", e.key, rate, step)
+			for r := range attacker().Attack(targeter(e, key, method, body, rate), vegeta.Rate{Freq: rate, Per: time.Second}, step, "sat-"+e.key) {
+				st.Requests++
+				sample.Add(r.Latency)
+				if r.Code < 200 || r.Code >= 300 {
+					st.Errors++
+				}
+			}
+			st.P99US = sample.Percentiles().P99
+			st.Pass = st.Requests > 0 && st.P99US <= result.SatMaxP99US && float64(st.Errors) <= result.SatMaxErrorRate*float64(st.Requests)
+			sat.Steps = append(sat.Steps, st)
+			if !st.Pass {
+				failed = true
+				break
+			}
+			best = rate
+		}
+		if !failed {
+			sat.Capped = true
+		}
+		if e.key == result.PhaseBaseline {
+			sat.MaxRateA = best
+		} else {
+			sat.MaxRateB = best
+		}
+	}
+	return sat
 }
 
 // runSegment attacks one endpoint for d and adds the results and the CPU used to its phase.

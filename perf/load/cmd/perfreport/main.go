@@ -26,7 +26,9 @@ func main() {
 	pacedFloor := flag.String("paced-floor", "", "floor JSON from filterd-loadgen floor --rate (optional)")
 	pacedLoadgen := flag.String("paced-loadgen", "", "loadgen JSON from filterd-loadgen run --rate (optional)")
 	gobench := flag.String("gobench", "", "go test -bench output of go-bridge (optional)")
-	benchRe := flag.String("bridge-bench", `^BenchmarkModifierRoundTrip/body=1024B(-\d+)?$`, "regexp picking the bridge benchmark judged on the allocation target")
+	benchRe := flag.String("bridge-bench", `^BenchmarkModifierRoundTrip/body=\d+B(-\d+)?$`, "regexp picking the bridge benchmarks judged on the allocation target (the worst one is kept)")
+	loadedFloor := flag.String("loaded-floor", "", "floor JSON from filterd-loadgen floor --rate, measured while (a)'s load ran (optional)")
+	bridgeLines := flag.Int("bridge-lines", 0, "hand-written lines of Go in go-bridge (optional)")
 	flag.Parse()
 	if *in == "" {
 		fmt.Fprintln(os.Stderr, "perfreport: -in is required")
@@ -79,6 +81,17 @@ func main() {
 			r.PacedFilterd = &l
 		}
 	}
+	if *loadedFloor != "" {
+		var f result.Floor
+		if err := readJSON(*loadedFloor, &f); err != nil {
+			r.Notes = append(r.Notes, "loaded floor missing: "+err.Error())
+		} else {
+			r.LoadedFloor = &f
+		}
+	}
+	if *bridgeLines > 0 {
+		r.BridgeGoLines = *bridgeLines
+	}
 	if *gobench != "" {
 		bb, err := pickBench(*gobench, regexp.MustCompile(*benchRe))
 		if err != nil {
@@ -116,26 +129,28 @@ func readJSON(path string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// pickBench finds the first benchmark line matching re that reports B/op and allocs/op. With
-// -count > 1 the lines are averaged.
+// pickBench averages every benchmark matching re that reports B/op and allocs/op (over -count
+// runs) and returns the worst one: the most bytes per op, then the most allocations.
 func pickBench(path string, re *regexp.Regexp) (*result.BridgeBench, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var bb *result.BridgeBench
-	n := 0
+	type acc struct {
+		bb result.BridgeBench
+		n  int
+	}
+	byName := map[string]*acc{}
+	var order []string
+	suffix := regexp.MustCompile(`-\d+$`)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) < 4 || !re.MatchString(fields[0]) {
 			continue
 		}
-		name := regexp.MustCompile(`-\d+$`).ReplaceAllString(fields[0], "")
-		if bb != nil && bb.Name != name {
-			continue
-		}
+		name := suffix.ReplaceAllString(fields[0], "")
 		var ns, bop, aop float64
 		ok := 0
 		for i := 2; i+1 < len(fields); i += 2 {
@@ -155,21 +170,33 @@ func pickBench(path string, re *regexp.Regexp) (*result.BridgeBench, error) {
 		if ok < 2 {
 			continue
 		}
-		if bb == nil {
-			bb = &result.BridgeBench{Name: name}
+		a := byName[name]
+		if a == nil {
+			a = &acc{bb: result.BridgeBench{Name: name}}
+			byName[name] = a
+			order = append(order, name)
 		}
-		bb.NsPerOp += ns
-		bb.BytesPerOp += bop
-		bb.AllocsPerOp += aop
-		n++
+		a.bb.NsPerOp += ns
+		a.bb.BytesPerOp += bop
+		a.bb.AllocsPerOp += aop
+		a.n++
 	}
-	if bb == nil {
+	var worst *result.BridgeBench
+	for _, name := range order {
+		a := byName[name]
+		b := a.bb
+		b.NsPerOp /= float64(a.n)
+		b.BytesPerOp /= float64(a.n)
+		b.AllocsPerOp /= float64(a.n)
+		if worst == nil || b.BytesPerOp > worst.BytesPerOp || (b.BytesPerOp == worst.BytesPerOp && b.AllocsPerOp > worst.AllocsPerOp) {
+			b := b
+			worst = &b
+		}
+	}
+	if worst == nil {
 		return nil, fmt.Errorf("no benchmark matching %s with -benchmem figures in %s", re, path)
 	}
-	bb.NsPerOp /= float64(n)
-	bb.BytesPerOp /= float64(n)
-	bb.AllocsPerOp /= float64(n)
-	return bb, nil
+	return worst, nil
 }
 
 func must(err error) {

@@ -70,6 +70,30 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 		}
 		p("\n\n")
 	}
+	if f := r.LoadedFloor; f != nil {
+		p("## Loaded floor\n\nThe same round trip, paced at %.0f/s, while (a)'s HTTP load runs: P50 %.1f µs, P90 %.1f µs, P99 %.1f µs (%d round trips).",
+			f.RatePerS, f.RTTUS.P50, f.RTTUS.P90, f.RTTUS.P99, f.Iterations)
+		if d.BridgeRTTOverLoadedFloor > 0 {
+			p(" Added P50 of (b) is **%.2f×** the loaded floor.", d.BridgeRTTOverLoadedFloor)
+		}
+		p("\n\n")
+	}
+	if b := r.Phases[result.PhasePlugin]; b != nil && b.Requests > 0 {
+		p("## Deadline denials\n\n(b): %d of %d validly signed requests answered 503 (%.4f%%, %.2f per 100,000).\n\n",
+			d.DeadlineDenialsB, b.Requests, d.DeadlineDenialRateB*100, d.DeadlineDenialRateB*1e5)
+	}
+	if s := r.Saturation; s != nil {
+		p("## Saturation\n\nEach endpoint ramped in %.0f s steps until P99 > 10 ms or errors > 0.1%%: (a) sustained **%d/s**, (b) **%d/s**, ratio **%.2f**.",
+			s.StepS, s.MaxRateA, s.MaxRateB, d.SaturationRatio)
+		if s.Capped {
+			p(" A ramp reached its highest step: that figure is a lower bound.")
+		}
+		p("\n\n| phase | rate | requests | errors | P99 (µs) | pass |\n|---|---:|---:|---:|---:|---|\n")
+		for _, st := range s.Steps {
+			p("| (%s) | %d/s | %d | %d | %.0f | %v |\n", st.Phase, st.RatePerS, st.Requests, st.Errors, st.P99US, st.Pass)
+		}
+		p("\n")
+	}
 	if lg := r.Loadgen; lg != nil {
 		p("## filterd alone (C++ load generator, full chain)\n\n%d decisions in %.1f s over %d connection(s) × %d in flight: %.0f decisions/s wall, filterd CPU %.2f s → **%.0f decisions per CPU-second**. allow %d, deny %d, errors %d. Frames %d B → %d B.\n\n",
 			lg.Decisions, lg.WallS, lg.Connections, lg.Pipeline, lg.DecisionsPerS, lg.FilterdCPUS, lg.DecisionsPerCore, lg.Allowed, lg.Denied, lg.Errors, lg.ReqBytes, lg.ReplyBytes)
@@ -83,7 +107,7 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 		p("Of filterd's %.1f µs CPU per request at this rate, about %.1f µs is what the kernel charges any process for one socket round trip with a sleep in between (the echo process's figure); the rest, %.1f µs, is filterd's own: its event loop, thread hand-offs and the filters.\n\n",
 			cpu, pf.EchoCPUUS, cpu-pf.EchoCPUUS)
 	}
-	p("## Targets (issue 5)\n\n| measure | target | figure | status |\n|---|---|---|---|\n")
+	p("## Targets\n\n| measure | target | figure | status |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
 		fig := "—"
 		if t.Status != "not measured" {

@@ -36,7 +36,7 @@ func TestMarkdownHasEveryFigure(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{"| (a) baseline |", "| (b) plugin |", "| (c) builtin |", "(b) − (a) | +40 |", "(c) − (a) | +10 |",
-		"Raw floor", "3.3×", "| added P99 at 1000 RPS (b over a) |", "not measured", "![latency percentiles](latency.png)"} {
+		"Raw floor", "3.3×", "| added P99 (b over a) |", "## Deadline denials", "not measured", "![latency percentiles](latency.png)"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}

@@ -13,6 +13,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -65,11 +66,26 @@ func CanonicalQuery(q []Pair) string {
 	return strings.Join(parts, "&")
 }
 
-// Canonical builds the SPV1 canonical string.
+// CanonicalPath is line 3 of the canonical string: the raw path decoded once (percent escapes only;
+// '+' stays '+'), then each segment encoded like a query value, '/' kept. An invalid escape is left as
+// sent (the gateway answers such a request 400 before filterd sees it).
+func CanonicalPath(raw string) string {
+	dec, err := url.PathUnescape(raw)
+	if err != nil {
+		dec = raw
+	}
+	segs := strings.Split(dec, "/")
+	for i, seg := range segs {
+		segs[i] = encode(seg)
+	}
+	return strings.Join(segs, "/")
+}
+
+// Canonical builds the SPV1 canonical string; path is the raw path as sent.
 func Canonical(method, path string, query []Pair, merchant, keyID, timestamp, nonce string, body []byte) string {
 	sum := sha256.Sum256(body)
-	return strings.Join([]string{"SPV1", strings.ToUpper(method), path, CanonicalQuery(query), merchant, keyID,
-		timestamp, nonce, hex.EncodeToString(sum[:])}, "\n")
+	return strings.Join([]string{"SPV1", strings.ToUpper(method), CanonicalPath(path), CanonicalQuery(query), merchant,
+		keyID, timestamp, nonce, hex.EncodeToString(sum[:])}, "\n")
 }
 
 // Signature returns the X-Signature value for a canonical string.

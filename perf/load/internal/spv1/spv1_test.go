@@ -51,3 +51,17 @@ func TestSignSetsFreshHeaders(t *testing.T) {
 		}
 	}
 }
+
+// The canonical path: decoded once, re-encoded with '/' kept (vector hmac_encoded_path of
+// tests/data/merchant_auth/vectors.json has the same line 3).
+func TestCanonicalPath(t *testing.T) {
+	for raw, want := range map[string]string{
+		"/v1/payments":                         "/v1/payments",
+		"/v1/%70ayments/caf%C3%A9%20x+y/a%2Fb": "/v1/payments/caf%C3%A9%20x%2By/a/b",
+		"/v1/{id}":                             "/v1/%7Bid%7D",
+	} {
+		if got := CanonicalPath(raw); got != want {
+			t.Errorf("CanonicalPath(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+// The real filterd binary as a child process: what only a whole process can show. A `kill -9` and a
+// restart must not make an accepted request replayable (the nonce journal), and /readyz must turn
+// 503 when the socket file is deleted or replaced.
+#include "tests/support/client.hpp"
+#include "tests/support/spv1.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <fcntl.h>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <netinet/in.h>
+#include <regex>
+#include <sstream>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace filterd;
+using namespace filterd::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string data_dir = std::string(FILTERD_SOURCE_DIR) + "/tests/data/merchant_auth/";
+
+std::string read_secret() {
+    std::ifstream f(data_dir + "acme-k1.secret");
+    std::string v;
+    std::getline(f, v);  // the daemon drops one trailing newline, as this does
+    return v;
+}
+
+/// One filterd child process, started from a config file, killed by pid.
+class filterd_process {
+public:
+    filterd_process(const std::string& config_path, const std::string& socket_path, const std::string& log_path)
+        : socket_(socket_path), log_(log_path) {
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            ::execl(FILTERD_BINARY, FILTERD_BINARY, "--config", config_path.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        for (int i = 0; i < 1000; ++i) {  // up to 10 s for the socket to accept
+            client c(socket_);
+            if (c.connected())
+                return;
+            int st = 0;
+            if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+                pid_ = -1;
+                FAIL("filterd exited at start-up; log:\n" << log_text());
+            }
+            std::this_thread::sleep_for(10ms);
+        }
+        FAIL("filterd did not start; log:\n" << log_text());
+    }
+    ~filterd_process() { kill(SIGKILL); }
+
+    void kill(int sig) {
+        if (pid_ <= 0)
+            return;
+        ::kill(pid_, sig);
+        int st = 0;
+        ::waitpid(pid_, &st, 0);
+        pid_ = -1;
+    }
+    std::string log_text() const {
+        std::ifstream f(log_);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        return ss.str();
+    }
+    /// The admin port the daemon logged (admin.port 0 picks a free one).
+    int admin_port() const {
+        std::regex re(R"re("msg":"admin listening".*"port":([0-9]+))re");
+        for (int i = 0; i < 500; ++i) {
+            std::smatch m;
+            std::string text = log_text();
+            if (std::regex_search(text, m, re))
+                return std::stoi(m[1]);
+            std::this_thread::sleep_for(10ms);
+        }
+        return -1;
+    }
+
+private:
+    pid_t pid_ = -1;
+    std::string socket_;
+    std::string log_;
+};
+
+struct temp_dir {
+    std::string path;
+    temp_dir() {
+        char tmpl[] = "/tmp/filterd-proc-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        path = tmpl;
+    }
+    ~temp_dir() { std::filesystem::remove_all(path); }
+};
+
+std::string write_config(const temp_dir& d, bool journal, bool admin) {
+    std::string cfg = d.path + "/filterd.json";
+    std::ofstream f(cfg);
+    f << R"({"listen": {"socket": ")" << d.path << R"(/filterd.sock"},)"
+      << (admin ? R"("admin": {"address": "127.0.0.1", "port": 0},)" : R"("admin": {"enabled": false},)")
+      << R"("filters": {"merchant-auth": {"skew_seconds": 300,)";
+    if (journal)
+        f << R"("nonce_journal": {"dir": ")" << d.path << R"(/nonces"},)";
+    f << R"("merchants": {"acme": {"status": "active", "keys": [{"id": "k1", "alg": "hmac-sha256",
+            "secret": {"file": ")" << data_dir << R"(acme-k1.secret"}, "state": "active"}]}}}},
+          "routes": {"pay": {"merchant-auth": null}}})";
+    return cfg;
+}
+
+std::int64_t now_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+proto::request_spec signed_payment(std::uint64_t id, const std::string& nonce, std::int64_t ts) {
+    proto::request_spec spec;
+    spec.id = id;
+    spec.budget_us = 2'000'000;
+    spec.route = "pay";
+    spec.filters = {"merchant-auth"};
+    spec.method = "POST";
+    spec.path = "/v1/payments";
+    spec.body = R"({"amount":"10.00"})";
+    spv1_sign_hmac(spec, "acme", "k1", read_secret(), nonce, ts);
+    return spec;
+}
+
+/// The status of the answer: 200 for an allow, the deny status otherwise, -1 for no answer.
+int send(const std::string& socket, const proto::request_spec& spec) {
+    client c(socket);
+    if (!c.handshake())
+        return -1;
+    if (!c.send(proto::encode_request(spec)))
+        return -1;
+    auto r = c.recv();
+    if (!r || r->response() == nullptr)
+        return -1;
+    return r->response()->verdict() == wire::Verdict::Allow ? 200 : r->response()->status();
+}
+
+int http_get_status(int port, const std::string& path) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    (void)!::write(fd, req.data(), req.size());
+    char buf[256];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n < 12)
+        return -1;
+    return std::stoi(std::string(buf + 9, 3));  // "HTTP/1.1 200"
+}
+
+}  // namespace
+
+TEST_CASE("a request accepted before kill -9 is still a replay after the restart", "[process][replay]") {
+    temp_dir d;
+    const std::string sock = d.path + "/filterd.sock";
+    const std::string cfg = write_config(d, true, false);
+    const auto ts = now_s();
+    const auto accepted = signed_payment(1, "kill-nine-nonce-000001", ts);
+    {
+        filterd_process p(cfg, sock, d.path + "/run1.log");
+        REQUIRE(send(sock, accepted) == 200);
+        REQUIRE(send(sock, accepted) == 401);  // a replay within one life, as before
+        p.kill(SIGKILL);                       // no shutdown path runs
+    }
+    filterd_process again(cfg, sock, d.path + "/run2.log");
+    CHECK(send(sock, accepted) == 401);
+    INFO(again.log_text());
+    CHECK(again.log_text().find("\"records\":1") != std::string::npos);
+    // A fresh request still passes: the restart did not turn into a denial of everything.
+    CHECK(send(sock, signed_payment(2, "kill-nine-nonce-000002", ts)) == 200);
+}
+
+TEST_CASE("without a nonce journal the replay after kill -9 is accepted (the gap the journal closes)",
+          "[process][replay]") {
+    temp_dir d;
+    const std::string sock = d.path + "/filterd.sock";
+    const std::string cfg = write_config(d, false, false);
+    const auto accepted = signed_payment(1, "kill-nine-nonce-000003", now_s());
+    {
+        filterd_process p(cfg, sock, d.path + "/run1.log");
+        REQUIRE(send(sock, accepted) == 200);
+        p.kill(SIGKILL);
+    }
+    filterd_process again(cfg, sock, d.path + "/run2.log");
+    CHECK(send(sock, accepted) == 200);
+    CHECK(again.log_text().find("no nonce_journal configured") != std::string::npos);
+}
+
+TEST_CASE("/readyz turns 503 when the socket file is deleted or replaced", "[process][readyz]") {
+    temp_dir d;
+    const std::string sock = d.path + "/filterd.sock";
+    filterd_process p(write_config(d, false, true), sock, d.path + "/run.log");
+    int port = p.admin_port();
+    REQUIRE(port > 0);
+    CHECK(http_get_status(port, "/readyz") == 200);
+    SECTION("deleted") {
+        REQUIRE(::unlink(sock.c_str()) == 0);
+        CHECK(http_get_status(port, "/readyz") == 503);
+        CHECK(http_get_status(port, "/healthz") == 200);  // alive, but not ready
+    }
+    SECTION("replaced by another socket (anyone who can write the directory could bind it)") {
+        REQUIRE(::unlink(sock.c_str()) == 0);
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+        CHECK(http_get_status(port, "/readyz") == 503);
+        ::close(fd);
+    }
+}

@@ -1,3 +1,4 @@
-// The one translation unit that compiles Asio and Beast (BOOST_ASIO_SEPARATE_COMPILATION).
+// The one translation unit that compiles Asio, Asio SSL and Beast (BOOST_ASIO_SEPARATE_COMPILATION).
 #include <boost/asio/impl/src.hpp>
+#include <boost/asio/ssl/impl/src.hpp>
 #include <boost/beast/src.hpp>

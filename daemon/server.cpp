@@ -6,6 +6,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -16,6 +17,7 @@
 
 #include <chrono>
 #include <deque>
+#include <optional>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -399,8 +401,29 @@ private:
         // wake-ups, most of the daemon's CPU per request at gateway rates. A request that arrives with
         // others is handed to any I/O thread, so a pipelined connection uses every core and slow
         // requests do not hold up the ones behind them.
-        if (in_flight_ == 0 && !splitter_.frame_ready()) {
-            auto cfg = srv_.config();
+        const bool alone = in_flight_ == 0 && !splitter_.frame_ready();
+        auto cfg = srv_.config();
+        // A route with a filter that waits on a shared store (Redis) runs as a suspendable request: it
+        // owns its frame and context, and its answer is queued when the store has answered. Its I/O
+        // thread never waits. Configs without such a route never take this branch.
+        if (cfg->filters->may_suspend()) {
+            const route* rt = cfg->filters->find_route(request_view::sv(req.route()));
+            if (rt != nullptr && rt->may_suspend) {
+                ++in_flight_;
+                auto st = std::make_shared<suspendable>();
+                st->frame.assign(body.begin(), body.end());
+                st->cfg = std::move(cfg);
+                st->received = received;
+                if (alone)
+                    start_suspendable(std::move(st));
+                else
+                    net::post(srv_.io(), [self = shared_from_this(), st = std::move(st)]() mutable {
+                        self->start_suspendable(std::move(st));
+                    });
+                return true;
+            }
+        }
+        if (alone) {
             enqueue(run_request(body, *cfg, received));
             return true;
         }
@@ -408,7 +431,7 @@ private:
         // The frame buffer is reused by the next read, so the worker gets its own copy. The config is
         // pinned here: a reload never changes a request that has started.
         std::vector<std::uint8_t> copy(body.begin(), body.end());
-        net::post(srv_.io(), [self = shared_from_this(), copy = std::move(copy), cfg = srv_.config(), received] {
+        net::post(srv_.io(), [self = shared_from_this(), copy = std::move(copy), cfg = std::move(cfg), received] {
             auto out = self->run_request(copy, *cfg, received);
             net::post(self->sock_.get_executor(), [self, out = std::move(out)]() mutable {
                 --self->in_flight_;
@@ -425,20 +448,65 @@ private:
         thread_local context ctx;
         thread_local chain_result res;
         const auto& req = *wire::GetFrame(buf.data())->body_as_FilterRequest();  // verified on the strand
+        prepare(ctx, req, received);
+        if (ctx.mono_ns >= ctx.deadline_mono_ns)
+            return answer(req, ctx, res, received, true);
+        request_view view(req);
+        run_chain(*cfg.filters, view, ctx, res);
+        return answer(req, ctx, res, received, false);
+    }
+
+    /// A request of a route that may suspend: everything it needs lives here until it is answered.
+    struct suspendable {
+        std::vector<std::uint8_t> frame;
+        std::shared_ptr<const daemon_config> cfg;  ///< pinned: a reload never changes a started request
+        std::int64_t received = 0;
+        context ctx;
+        chain_result res;
+        std::optional<request_view> view;
+    };
+
+    /// Runs a suspendable request's chain (on the strand or any I/O thread). Its answer is queued on the
+    /// strand when the chain ends, whichever thread resumed it.
+    void start_suspendable(std::shared_ptr<suspendable> st) {
+        const auto& req = *wire::GetFrame(st->frame.data())->body_as_FilterRequest();  // verified on the strand
+        prepare(st->ctx, req, st->received);
+        if (st->ctx.mono_ns >= st->ctx.deadline_mono_ns)
+            return finish_suspendable(answer(req, st->ctx, st->res, st->received, true));
+        st->view.emplace(req);
+        auto* raw = st.get();
+        run_chain_async(*raw->cfg->filters, *raw->view, raw->ctx, raw->res, [self = shared_from_this(), st = std::move(st)] {
+            self->finish_suspendable(self->answer(st->view->raw(), st->ctx, st->res, st->received, false));
+        });
+    }
+
+    void finish_suspendable(std::vector<std::uint8_t> out) {
+        net::dispatch(sock_.get_executor(), [self = shared_from_this(), out = std::move(out)]() mutable {
+            --self->in_flight_;
+            self->enqueue(std::move(out));
+        });
+    }
+
+    static void prepare(context& ctx, const wire::FilterRequest& req, std::int64_t received) noexcept {
         ctx.reset();
         ctx.mono_ns = mono_ns();
         ctx.wall_ns = wall_ns();
         ctx.deadline_mono_ns = received + static_cast<std::int64_t>(req.budget_us()) * 1000;
+    }
+
+    /// The answer frame for a request whose chain ran (or that missed its deadline before it could).
+    /// Reads no session state but caps_, max_frame_ and id_, fixed at Hello, so any thread may call it.
+    std::vector<std::uint8_t> answer(const wire::FilterRequest& req, context& ctx, chain_result& res,
+                                     std::int64_t received, bool deadline_missed) {
         std::vector<std::uint8_t> out;
         errc err{};
         bool failed = false;
-        if (ctx.mono_ns >= ctx.deadline_mono_ns) {
+        if (deadline_missed) {
             server_metrics::get().deadline_misses.inc();
             err = errc::deadline_exceeded;
             failed = true;
         } else {
             request_view view(req);
-            run_chain(*cfg.filters, view, ctx, res);
             if (res.status == chain_status::unknown_route) {
                 err = errc::unknown_route;
                 failed = true;

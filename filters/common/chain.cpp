@@ -83,8 +83,10 @@ std::shared_ptr<const filter_set> filter_set::build(const json::value* filters_c
                                        {{"route", rid}, {"filter", fname}, {"verdict", "deny"}});
             rf.errored = &m.get_counter("filterd_filter_requests_total", help,
                                         {{"route", rid}, {"filter", fname}, {"verdict", "error"}});
+            r.may_suspend = r.may_suspend || rf.impl->is_async();
             r.filters.push_back(std::move(rf));
         }
+        set->may_suspend_ = set->may_suspend_ || r.may_suspend;
         set->routes_.emplace(rid, std::move(r));
     }
     return set;
@@ -107,26 +109,30 @@ std::int64_t mono_now_ns() noexcept {
 }
 }  // namespace
 
-void run_chain(const filter_set& set, const request_view& req, context& ctx, chain_result& out) noexcept {
+namespace {
+
+/// Resolves the request's filter list against its route. Returns the route, or nullptr with
+/// out.status set to the error.
+const route* resolve(const filter_set& set, const request_view& req, chain_result& out,
+                     const route_filter* (&resolved)[16], std::size_t& n) noexcept {
     out.status = chain_status::done;
     out.allowed = false;
     out.detail = {};
     out.timings.clear();
+    n = 0;
 
     const route* r = set.find_route(req.route());
     if (r == nullptr) {
         out.status = chain_status::unknown_route;
-        return;
+        return nullptr;
     }
 
     // Resolve the whole list first: nothing runs for a request that names an unknown filter.
-    const route_filter* resolved[16];
-    std::size_t n = 0;
     if (const auto* names = req.raw().filters()) {
         if (names->size() > std::size(resolved)) {
             out.status = chain_status::unknown_filter;
             out.detail = "too many filters";
-            return;
+            return nullptr;
         }
         for (const auto* s : *names) {
             std::string_view name = request_view::sv(s);
@@ -137,7 +143,7 @@ void run_chain(const filter_set& set, const request_view& req, context& ctx, cha
             if (f == nullptr || dup) {
                 out.status = chain_status::unknown_filter;
                 out.detail = name;
-                return;
+                return nullptr;
             }
             resolved[n++] = f;
         }
@@ -155,8 +161,92 @@ void run_chain(const filter_set& set, const request_view& req, context& ctx, cha
                 break;
             }
         }
-        return;
+        return nullptr;
     }
+    return r;
+}
+
+/// Records one filter's outcome. Returns true when the chain goes on.
+bool account(const route_filter* f, outcome o, std::int64_t t0, context& ctx, chain_result& out) noexcept {
+    std::int64_t t1 = mono_now_ns();
+    out.timings.push_back({f, o, static_cast<std::uint32_t>(std::min<std::int64_t>(t1 - t0, UINT32_MAX))});
+    if (o == outcome::allow) {
+        f->allowed->inc();
+        return true;
+    }
+    if (o == outcome::error) {
+        f->errored->inc();
+        if (ctx.deny_status == 0)
+            ctx.deny_problem(500, "Internal Server Error", ctx.reason.empty() ? "filter_error" : ctx.reason);
+    } else {
+        f->denied->inc();
+        if (ctx.deny_status == 0)  // a filter that denies without a status still denies
+            ctx.deny_problem(403, "Forbidden", ctx.reason.empty() ? "denied" : ctx.reason);
+    }
+    return false;
+}
+
+void finish(const route* r, std::int64_t chain_start, bool allowed, chain_result& out) noexcept {
+    r->latency->observe(static_cast<std::uint64_t>(mono_now_ns() - chain_start));
+    (allowed ? r->allowed : r->denied)->inc();
+    out.allowed = allowed;
+}
+
+/// One suspendable chain run: steps through the filters, suspending at each asynchronous one.
+struct async_run : std::enable_shared_from_this<async_run> {
+    const route* r = nullptr;
+    const route_filter* resolved[16] = {};
+    std::size_t n = 0;
+    std::size_t i = 0;
+    std::int64_t chain_start = 0;
+    std::int64_t t0 = 0;
+    const request_view* req = nullptr;
+    context* ctx = nullptr;
+    chain_result* out = nullptr;
+    std::function<void()> done;
+
+    // Runs filters from i until one suspends or the chain ends.
+    void step() noexcept {
+        while (i < n) {
+            const route_filter* f = resolved[i];
+            t0 = mono_now_ns();
+            if (f->impl->is_async()) {
+                // resume() carries on, whether the filter answers before returning or later.
+                auto self = shared_from_this();
+                f->impl->on_request_async(*req, *ctx, [self](outcome o) { self->resume(o); });
+                return;
+            }
+            outcome o = f->impl->on_request(*req, *ctx);
+            if (!account(f, o, t0, *ctx, *out))
+                return end(false);
+            ++i;
+        }
+        end(true);
+    }
+
+    void resume(outcome o) noexcept {
+        const route_filter* f = resolved[i];
+        if (!account(f, o, t0, *ctx, *out))
+            return end(false);
+        ++i;
+        step();
+    }
+
+    void end(bool allowed) noexcept {
+        finish(r, chain_start, allowed, *out);
+        auto d = std::move(done);
+        d();
+    }
+};
+
+}  // namespace
+
+void run_chain(const filter_set& set, const request_view& req, context& ctx, chain_result& out) noexcept {
+    const route_filter* resolved[16];
+    std::size_t n = 0;
+    const route* r = resolve(set, req, out, resolved, n);
+    if (r == nullptr)
+        return;
 
     std::int64_t chain_start = mono_now_ns();
     bool allowed = true;
@@ -164,27 +254,37 @@ void run_chain(const filter_set& set, const request_view& req, context& ctx, cha
         const route_filter* f = resolved[i];
         std::int64_t t0 = mono_now_ns();
         outcome o = f->impl->on_request(req, ctx);
-        std::int64_t t1 = mono_now_ns();
-        out.timings.push_back({f, o, static_cast<std::uint32_t>(std::min<std::int64_t>(t1 - t0, UINT32_MAX))});
-        if (o == outcome::allow) {
-            f->allowed->inc();
-            continue;
+        if (!account(f, o, t0, ctx, out)) {
+            allowed = false;
+            break;
         }
-        if (o == outcome::error) {
-            f->errored->inc();
-            if (ctx.deny_status == 0)
-                ctx.deny_problem(500, "Internal Server Error", ctx.reason.empty() ? "filter_error" : ctx.reason);
-        } else {
-            f->denied->inc();
-            if (ctx.deny_status == 0)  // a filter that denies without a status still denies
-                ctx.deny_problem(403, "Forbidden", ctx.reason.empty() ? "denied" : ctx.reason);
-        }
-        allowed = false;
-        break;
     }
-    r->latency->observe(static_cast<std::uint64_t>(mono_now_ns() - chain_start));
-    (allowed ? r->allowed : r->denied)->inc();
-    out.allowed = allowed;
+    finish(r, chain_start, allowed, out);
+}
+
+void run_chain_async(const filter_set& set, const request_view& req, context& ctx, chain_result& out,
+                     std::function<void()> done) noexcept {
+    auto run = std::make_shared<async_run>();
+    run->r = resolve(set, req, out, run->resolved, run->n);
+    if (run->r == nullptr)
+        return done();
+    // One round trip: a nonce of an earlier filter rides with a later filter on the same store.
+    for (std::size_t j = 0; j < run->n && ctx.fused_store == nullptr; ++j) {
+        const void* store = run->resolved[j]->impl->shared_store();
+        if (store == nullptr)
+            continue;
+        for (std::size_t k = j + 1; k < run->n; ++k)
+            if (run->resolved[k]->impl->carries_nonce() && run->resolved[k]->impl->shared_store() == store) {
+                ctx.fused_store = store;
+                break;
+            }
+    }
+    run->req = &req;
+    run->ctx = &ctx;
+    run->out = &out;
+    run->done = std::move(done);
+    run->chain_start = mono_now_ns();
+    run->step();
 }
 
 }  // namespace filterd

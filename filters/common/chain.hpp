@@ -36,6 +36,7 @@ struct route {
     counter* allowed = nullptr;   ///< requests allowed on this route
     counter* denied = nullptr;    ///< requests denied on this route
     histogram* latency = nullptr; ///< chain time on this route
+    bool may_suspend = false;     ///< a filter of the route waits on a shared store (filter::is_async)
 
     const route_filter* find(std::string_view name) const noexcept;
 };
@@ -54,9 +55,12 @@ public:
 
     const route* find_route(std::string_view id) const noexcept;
     std::size_t route_count() const noexcept { return routes_.size(); }
+    /// True when some route has route::may_suspend.
+    bool may_suspend() const noexcept { return may_suspend_; }
     std::shared_ptr<filter_instance> instance(std::string_view filter_name) const;
 
 private:
+    bool may_suspend_ = false;
     std::map<std::string, std::shared_ptr<filter_instance>, std::less<>> instances_;
     std::map<std::string, route, std::less<>> routes_;
 };
@@ -86,5 +90,14 @@ struct chain_result {
 /// becomes a deny with 500 unless the filter chose a status. An empty list allows only on a route that
 /// requires no filter. Never throws.
 void run_chain(const filter_set& set, const request_view& req, context& ctx, chain_result& out) noexcept;
+
+/// The same chain for routes where route::may_suspend: a filter may suspend the request while it waits
+/// on its store (filter::on_request_async); the chain resumes with the next filter when it answers.
+/// `done` is called exactly once when the chain has ended (before returning, or later on the thread
+/// that resumed it); `set`, `req`, `ctx` and `out` must stay valid until then. Same verdicts, metrics
+/// and timings as run_chain. Before the first filter it sets ctx.fused_store when an earlier filter
+/// can hand its nonce to a later one on the same store (one round trip for the request).
+void run_chain_async(const filter_set& set, const request_view& req, context& ctx, chain_result& out,
+                     std::function<void()> done) noexcept;
 
 }  // namespace filterd

@@ -92,6 +92,8 @@ void context::reset() noexcept {
     set_headers.clear();
     remove_headers.clear();
     reason = {};
+    fused_store = nullptr;
+    nonce.reset();
 }
 
 void registry::add(std::shared_ptr<const filter_factory> f) {

@@ -17,6 +17,7 @@
 #include <boost/json/value.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -127,12 +128,33 @@ struct context {
     /// metrics only, never to the client. Must point at static storage.
     std::string_view reason;
 
+    /// One round trip for a request's shared-store work. Set by the chain before any filter runs: the
+    /// store (filter::shared_store()) that an earlier filter of this request may hand its pending
+    /// write to, because a later filter of the same request writes to that store too. nullptr: no
+    /// hand-off, each filter talks to its store itself.
+    const void* fused_store = nullptr;
+
+    /// A nonce handed over by merchant-auth to the later filter that talks to `fused_store`. That
+    /// filter records it in the same atomic step as its own work (first, before its own decision) and
+    /// calls settle() with the result; settle() fills the deny (401 replay, 503 store unavailable) and
+    /// returns the outcome the carrying filter must return (allow: carry on with its own decision).
+    struct pending_nonce {
+        std::string key;            ///< the store key (merchant-namespaced)
+        std::int64_t ttl_ms = 0;    ///< how long the nonce must be remembered
+        enum class verdict : std::uint8_t { recorded, replay, unavailable };
+        std::function<outcome(context&, verdict)> settle;
+    };
+    std::optional<pending_nonce> nonce;
+
     /// Sets a deny with a problem+json body: {"type":"about:blank","title":title,"status":status}.
     void deny_problem(std::uint16_t status, std::string_view title, std::string_view reason_token);
 
     /// Clears all outputs and established state, for reuse across requests.
     void reset() noexcept;
 };
+
+/// Resumes a suspended chain with a filter's outcome.
+using resume_fn = std::function<void(outcome)>;
 
 class filter {
 public:
@@ -141,6 +163,25 @@ public:
     /// on allow it may add ctx.set_headers / remove_headers and establish ctx fields; `error` means the
     /// filter could not decide (the chain turns it into a deny).
     virtual outcome on_request(const request_view& req, context& ctx) const noexcept = 0;
+
+    /// True for a filter whose decision waits on a shared store (Redis). The chain then calls
+    /// on_request_async instead of on_request, and runs the requests of routes that use the filter as
+    /// suspendable requests (frame and context kept alive until the decision). Filters that decide
+    /// locally keep the default and run inline, as before.
+    virtual bool is_async() const noexcept { return false; }
+
+    /// Starts the decision and calls `done` exactly once: before returning or later, from any thread,
+    /// and within ctx.deadline_mono_ns (the store wait is bounded by it). `req` and `ctx` stay valid
+    /// until then. Must not block or throw.
+    virtual void on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept {
+        done(on_request(req, ctx));
+    }
+
+    /// The shared store this filter writes to (an opaque identity; nullptr: none). Two filters of one
+    /// request with the same store may fuse their work into one round trip (context::fused_store).
+    virtual const void* shared_store() const noexcept { return nullptr; }
+    /// True when this filter can carry another filter's pending nonce (context::nonce) to its store.
+    virtual bool carries_nonce() const noexcept { return false; }
 };
 
 /// One filter type's config generation: the validated `filters.<name>` section plus shared state.

@@ -107,6 +107,9 @@ policy_config parse_policy(const json::value& v, const std::string& name, const 
     if (p.burst > max_tolerance_ns / p.gcra.emission_ns)
         o.fail("burst", "burst x window / quota is too large");
     p.gcra.tolerance_ns = p.burst * p.gcra.emission_ns;
+    p.shared_gcra.emission_ns = window_ns / p.quota;
+    p.shared_gcra.tolerance_ns =
+        p.burst > max_tolerance_ns / p.shared_gcra.emission_ns ? max_tolerance_ns : p.burst * p.shared_gcra.emission_ns;
 
     p.policy_item = "\"" + p.name + "\";q=" + std::to_string(p.quota) + ";w=" + std::to_string(p.window_ms / 1000);
     p.quota_text = std::to_string(p.quota);
@@ -121,6 +124,22 @@ global_config parse_global(const json::value* v, const std::string& path) {
         return g;
     config_object root(*v, path);
     g.replicas = parse_replicas(root);
+    g.store = root.get_enum("store", "local", {"local", "redis"}) == "redis" ? store_kind::redis : store_kind::local;
+    if (g.store == store_kind::redis) {
+        auto r = root.optional_object("redis");
+        if (!r)
+            root.fail("redis", "is required when store is \"redis\"");
+        g.redis = redis::parse_options(*r);
+        r->finish();
+        g.on_redis_error =
+            root.get_enum("on_redis_error", "local", {"local", "deny"}) == "deny" ? on_error::deny : on_error::local;
+        g.clock = root.get_enum("clock", "redis", {"redis", "filterd"}) == "filterd" ? clock_kind::filterd
+                                                                                   : clock_kind::redis;
+    } else {
+        for (const char* k : {"redis", "on_redis_error", "clock"})
+            if (root.has(k))
+                root.fail(k, "is only allowed when store is \"redis\"");
+    }
     config_object policies = root.require_object("policies");
     const auto& raw = v->as_object().at("policies").as_object();
     if (raw.empty())
@@ -131,7 +150,11 @@ global_config parse_global(const json::value* v, const std::string& path) {
         if (!valid_policy_name(name))
             throw config_error(ppath, "policy name must match [A-Za-z0-9_.-]{1,64}");
         policies.get(name);  // mark known
-        g.policies.emplace(name, parse_policy(kv.value(), name, ppath, g.replicas));
+        auto p = parse_policy(kv.value(), name, ppath, g.replicas);
+        if (g.store == store_kind::redis &&
+            p.shared_gcra.tolerance_ns + p.shared_gcra.emission_ns > max_shared_span_ns)
+            throw config_error(ppath + ".burst", "burst x window / quota must stay below 104 days with store \"redis\"");
+        g.policies.emplace(name, std::move(p));
     }
     policies.finish();
     root.finish();
@@ -163,6 +186,20 @@ std::vector<const policy_config*> parse_route(const global_config& g, const json
                 throw config_error(epath, "policy \"" + std::string(name) + "\" is listed twice");
         out.push_back(&it->second);
     }
+    // Redis Cluster runs a script on one slot: every key of a request must carry the same hash tag,
+    // so a route's policies must be keyed on the same thing (merchant_id and key_id share the
+    // merchant's tag).
+    if (g.store == store_kind::redis && g.redis.cluster)
+        for (const auto* p : out) {
+            auto family = [](const policy_config& c) {
+                return needs_auth(c.key) ? std::string("merchant")
+                       : c.key == key_kind::header ? "header:" + c.header
+                                                   : std::to_string(static_cast<int>(c.key));
+            };
+            if (family(*p) != family(*out.front()))
+                o.fail("policies", "with Redis Cluster, a route's policies must share their key (policy \"" + p->name +
+                                       "\" is keyed differently from \"" + out.front()->name + "\")");
+        }
     return out;
 }
 

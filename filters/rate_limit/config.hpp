@@ -4,6 +4,10 @@
 // Global section `filters.rate-limit`:
 //   {
 //     "replicas": 3 | {"env": "FILTERD_REPLICAS"},          // optional, default 1, range 1..1000
+//     "store": "local" | "redis",                            // optional, default "local"
+//     "redis": { ...redis::parse_options... },               // required with store "redis", refused otherwise
+//     "on_redis_error": "local" | "deny",                    // optional (redis store), default "local"
+//     "clock": "redis" | "filterd",                          // optional (redis store), default "redis"
 //     "policies": {                                          // required, at least one
 //       "<name>": {                                          // [A-Za-z0-9_.-]{1,64}
 //         "quota": 100,                                      // required, 1..1e9 requests per window
@@ -21,6 +25,7 @@
 // structures and never validates anything.
 
 #include "filters/common/config_reader.hpp"
+#include "filters/common/redis.hpp"
 #include "filters/rate_limit/gcra.hpp"
 
 #include <boost/json/value.hpp>
@@ -60,6 +65,7 @@ struct policy_config {
     std::string header;                ///< only for key_kind::header
     std::int64_t max_keys = default_max_keys;
     gcra_params gcra;                  ///< T = window / pod_quota, tau = burst * T
+    gcra_params shared_gcra;           ///< T = window / quota, tau = burst * T: the fleet-wide bucket (redis store)
 
     /// Precomputed deny-header fragments (no formatting work per request for the fixed parts).
     std::string policy_item;           ///< `"<name>";q=<quota>;w=<window s>` for RateLimit-Policy
@@ -71,11 +77,30 @@ struct policy_config {
     }
 };
 
+enum class store_kind : std::uint8_t { local, redis };
+/// What a request gets when the redis store cannot answer in time.
+enum class on_error : std::uint8_t {
+    local,  ///< decide on this pod's share (quota / replicas), as the local store does
+    deny,   ///< deny 503
+};
+/// Whose clock the shared GCRA runs on.
+enum class clock_kind : std::uint8_t {
+    redis,    ///< Redis TIME inside the script: one clock for every replica
+    filterd,  ///< the requesting filterd's wall clock (ctx.wall_ns)
+};
+
 /// The validated `filters.rate-limit` section.
 struct global_config {
     std::int64_t replicas = 1;
     std::map<std::string, policy_config, std::less<>> policies;
+    store_kind store = store_kind::local;
+    redis::options redis;           ///< store == redis only
+    on_error on_redis_error = on_error::local;
+    clock_kind clock = clock_kind::redis;
 };
+
+/// Largest tau + T the redis script computes exactly (Lua numbers are doubles: 2^53 ns, about 104 days).
+inline constexpr std::int64_t max_shared_span_ns = std::int64_t{1} << 53;
 
 /// Validates `filters.rate-limit`. `v` may be nullptr (section absent: no policies, so any route that
 /// uses the filter fails to load). `path` is the section's key path. Environment references

@@ -1,5 +1,8 @@
 #include "filters/rate_limit/filter.hpp"
 
+#include "filters/common/log.hpp"
+#include "filters/rate_limit/redis_store.hpp"
+
 #include <charconv>
 
 namespace filterd::rate_limit {
@@ -10,6 +13,19 @@ std::string to_dec(std::int64_t v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     return std::string(buf, r.ptr);
+}
+
+/// Fills the 429 deny for the most constrained refusing policy.
+outcome deny_for(context& ctx, const policy_config& c, const gcra_decision& d) {
+    const std::string retry = to_dec(ceil_seconds(d.retry_after_ns));
+    ctx.deny_problem(429, "Too Many Requests", "rate_limited");
+    ctx.deny_headers.push_back({"Retry-After", retry});
+    ctx.deny_headers.push_back({"RateLimit-Policy", c.policy_item});
+    ctx.deny_headers.push_back({"RateLimit", "\"" + c.name + "\";r=0;t=" + retry});
+    ctx.deny_headers.push_back({"X-RateLimit-Limit", c.quota_text});
+    ctx.deny_headers.push_back({"X-RateLimit-Remaining", "0"});
+    ctx.deny_headers.push_back({"X-RateLimit-Reset", to_dec(ceil_seconds(d.reset_ns))});
+    return outcome::deny;
 }
 
 }  // namespace
@@ -92,20 +108,142 @@ outcome rate_limit_filter::on_request(const request_view& req, context& ctx) con
         if (worst == n || decided[i].retry_after_ns > decided[worst].retry_after_ns)
             worst = i;
     }
-    const policy_config& c = *policies_[worst].cfg;
-    const std::string retry = to_dec(ceil_seconds(decided[worst].retry_after_ns));
-    ctx.deny_problem(429, "Too Many Requests", "rate_limited");
-    ctx.deny_headers.push_back({"Retry-After", retry});
-    ctx.deny_headers.push_back({"RateLimit-Policy", c.policy_item});
-    ctx.deny_headers.push_back({"RateLimit", "\"" + c.name + "\";r=0;t=" + retry});
-    ctx.deny_headers.push_back({"X-RateLimit-Limit", c.quota_text});
-    ctx.deny_headers.push_back({"X-RateLimit-Remaining", "0"});
-    ctx.deny_headers.push_back({"X-RateLimit-Reset", to_dec(ceil_seconds(decided[worst].reset_ns))});
-    return outcome::deny;
+    return deny_for(ctx, *policies_[worst].cfg, decided[worst]);
+}
+
+void redis_link::note(bool ok, redis::errc why) noexcept {
+    if (ok) {
+        if (degraded.exchange(false)) {
+            degraded_gauge->set(0);
+            log::info("rate-limit store answering again; shared limits apply");
+        }
+        return;
+    }
+    if (!degraded.exchange(true)) {
+        degraded_gauge->set(1);
+        log::warn("rate-limit store not answering; requests are decided without it until it recovers",
+                  {{"error", std::string(redis::to_string(why))},
+                   {"on_redis_error", policy == on_error::local ? "local (this pod's share of each quota)"
+                                                                 : "deny (503)"}});
+    }
+}
+
+std::string rate_limit_filter::redis_key(std::size_t i, const request_view& req, const context& ctx) const {
+    const policy_config& c = *policies_[i].cfg;
+    switch (c.key) {
+    case key_kind::merchant_id: return redis::merchant_prefix(ctx.merchant_id) + "rl:" + c.name;
+    case key_kind::key_id:
+        return redis::merchant_prefix(ctx.merchant_id) + "rl:" + c.name + ":" + redis::key_part(ctx.key_id);
+    case key_kind::client_ip: return "filterd:{ip:" + redis::key_part(req.client_ip()) + "}:rl:" + c.name;
+    case key_kind::route: return "filterd:{r:" + redis::key_part(req.route()) + "}:rl:" + c.name;
+    case key_kind::header:
+        return "filterd:{h:" + redis::key_part(c.header) + ":" + redis::key_part(req.header(c.header).first) +
+               "}:rl:" + c.name;
+    }
+    return {};
+}
+
+outcome rate_limit_filter::store_failed(const request_view& req, context& ctx, bool with_nonce,
+                                        redis::errc why) const noexcept {
+    store_->note(false, why);
+    if (with_nonce)  // replay protection never goes without its store: merchant-auth's 503
+        return ctx.nonce->settle(ctx, context::pending_nonce::verdict::unavailable);
+    if (store_->policy == on_error::deny) {
+        store_->fallback_deny->inc();
+        ctx.deny_problem(503, "Service Unavailable", "rate_limit_store_unavailable");
+        return outcome::deny;
+    }
+    store_->fallback_local->inc();
+    return on_request(req, ctx);
+}
+
+void rate_limit_filter::on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept {
+    const std::size_t n = policies_.size();
+    for (std::size_t i = 0; i < n; ++i)
+        if (needs_auth(policies_[i].cfg->key) && !ctx.authenticated) {
+            policies_[i].table->errors().inc();
+            ctx.reason = "rate_limit_unauthenticated";
+            return done(outcome::error);
+        }
+    const bool with_nonce = ctx.nonce.has_value() && ctx.fused_store == store_->client.get();
+    std::vector<std::string> keys;
+    keys.reserve(n + 1);
+    if (with_nonce)
+        keys.push_back(ctx.nonce->key);
+    for (std::size_t i = 0; i < n; ++i)
+        keys.push_back(redis_key(i, req, ctx));
+    std::vector<std::string> args;
+    args.reserve(3 + 2 * n);
+    args.push_back(with_nonce ? "1" : "0");
+    args.push_back(with_nonce ? to_dec(ctx.nonce->ttl_ms) : "0");
+    args.push_back(store_->clock == clock_kind::filterd ? to_dec(ctx.wall_ns) : "");
+    for (std::size_t i = 0; i < n; ++i) {
+        args.push_back(to_dec(policies_[i].cfg->shared_gcra.emission_ns));
+        args.push_back(to_dec(policies_[i].cfg->shared_gcra.tolerance_ns));
+    }
+    const auto deadline = redis::clock::time_point(std::chrono::nanoseconds(ctx.deadline_mono_ns));
+    // `this`, `req` and `ctx` outlive the call: the chain keeps them until done() (filter.hpp).
+    store_->client->eval(gcra_script(), std::move(keys), std::move(args), deadline,
+                         [this, &req, &ctx, with_nonce, done = std::move(done)](redis::result&& r) {
+        const std::size_t np = policies_.size();
+        auto v = r.value.view();
+        if (r.error != redis::errc::ok || !v.is_array() || v.size() < 1 || !v[0].is_integer())
+            return done(store_failed(req, ctx, with_nonce, r.error == redis::errc::ok ? redis::errc::server_error
+                                                                                        : r.error));
+        if (v[0].integer() == 1) {  // the nonce was there: a replay, nothing was charged
+            store_->note(true, redis::errc::ok);
+            if (with_nonce)
+                return done(ctx.nonce->settle(ctx, context::pending_nonce::verdict::replay));
+            return done(store_failed(req, ctx, false, redis::errc::server_error));
+        }
+        if (v.size() != 1 + 4 * np)
+            return done(store_failed(req, ctx, with_nonce, redis::errc::server_error));
+        store_->note(true, redis::errc::ok);
+        if (with_nonce) {
+            outcome o = ctx.nonce->settle(ctx, context::pending_nonce::verdict::recorded);
+            if (o != outcome::allow)
+                return done(o);
+        }
+        gcra_decision d[max_policies_per_route];
+        bool all = true;
+        for (std::size_t i = 0; i < np; ++i) {
+            d[i].allowed = v[1 + 4 * i].integer() == 1;
+            d[i].remaining = v[2 + 4 * i].integer();
+            d[i].retry_after_ns = v[3 + 4 * i].integer();
+            d[i].reset_ns = v[4 + 4 * i].integer();
+            all = all && d[i].allowed;
+        }
+        if (all) {
+            for (std::size_t i = 0; i < np; ++i)
+                policies_[i].table->allowed().inc();
+            return done(outcome::allow);
+        }
+        std::size_t worst = np;
+        for (std::size_t i = 0; i < np; ++i) {
+            if (d[i].allowed)
+                continue;
+            policies_[i].table->denied().inc();
+            if (worst == np || d[i].retry_after_ns > d[worst].retry_after_ns)
+                worst = i;
+        }
+        done(deny_for(ctx, *policies_[worst].cfg, d[worst]));
+    });
 }
 
 rate_limit_instance::rate_limit_instance(global_config cfg, const rate_limit_instance* previous)
     : cfg_(std::move(cfg)) {
+    if (cfg_.store == store_kind::redis) {
+        store_ = std::make_shared<redis_link>();
+        store_->client = redis::shared_client(cfg_.redis);
+        store_->policy = cfg_.on_redis_error;
+        store_->clock = cfg_.clock;
+        auto& m = metrics_registry::global();
+        const char* fh = "Rate-limit requests decided without the shared store, by action.";
+        store_->fallback_local = &m.get_counter("filterd_rate_limit_store_fallbacks_total", fh, {{"action", "local"}});
+        store_->fallback_deny = &m.get_counter("filterd_rate_limit_store_fallbacks_total", fh, {{"action", "deny"}});
+        store_->degraded_gauge = &m.get_gauge("filterd_rate_limit_store_degraded",
+                                              "1 while the rate-limit shared store does not answer.");
+    }
     for (const auto& [name, p] : cfg_.policies) {
         bound_policy b;
         b.cfg = std::make_shared<const policy_config>(p);
@@ -121,9 +259,14 @@ rate_limit_instance::rate_limit_instance(global_config cfg, const rate_limit_ins
 std::shared_ptr<const filter> rate_limit_instance::for_route(std::string_view, const boost::json::value* route_cfg,
                                                              const std::string& path) const {
     std::vector<bound_policy> bound;
-    for (const policy_config* p : parse_route(cfg_, route_cfg, path))
+    bool merchant_keyed = true;
+    for (const policy_config* p : parse_route(cfg_, route_cfg, path)) {
         bound.push_back(policies_.find(p->name)->second);
-    return std::make_shared<rate_limit_filter>(std::move(bound));
+        merchant_keyed = merchant_keyed && needs_auth(p->key);
+    }
+    // A nonce (tagged with its merchant) can share the script call when every key is in one slot.
+    const bool nonce_slot_safe = store_ && (!cfg_.redis.cluster || merchant_keyed);
+    return std::make_shared<rate_limit_filter>(std::move(bound), store_, nonce_slot_safe);
 }
 
 std::shared_ptr<policy_table> rate_limit_instance::table(std::string_view name) const {

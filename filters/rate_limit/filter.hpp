@@ -31,6 +31,7 @@
 #include "filters/rate_limit/config.hpp"
 #include "filters/rate_limit/table.hpp"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -44,17 +45,59 @@ struct bound_policy {
     std::shared_ptr<policy_table> table;
 };
 
+/// The shared store of one config generation (store "redis"): the client, the failure policy and the
+/// store's health, which is logged once per change and exported as
+///   filterd_rate_limit_store_degraded                    gauge: 1 while the store fails
+///   filterd_rate_limit_store_fallbacks_total{action}     requests decided without the store:
+///                                                        action="local" (pod share) or "deny" (503)
+struct redis_link {
+    std::shared_ptr<redis::client> client;
+    on_error policy = on_error::local;
+    clock_kind clock = clock_kind::redis;
+    std::atomic<bool> degraded{false};
+    counter* fallback_local = nullptr;
+    counter* fallback_deny = nullptr;
+    gauge* degraded_gauge = nullptr;
+
+    /// Records the store's answer state; logs only when it changes.
+    void note(bool ok, redis::errc why) noexcept;
+};
+
 class rate_limit_filter final : public filter {
 public:
     /// @param policies  1..max_policies_per_route distinct policies, in route order.
-    explicit rate_limit_filter(std::vector<bound_policy> policies) : policies_(std::move(policies)) {}
+    /// @param store     the shared store (nullptr: store "local")
+    /// @param nonce_slot_safe  the route's keys share the merchant's hash tag, so a nonce can ride
+    ///                         along in Redis Cluster too (always true for a standalone Redis)
+    explicit rate_limit_filter(std::vector<bound_policy> policies, std::shared_ptr<redis_link> store = nullptr,
+                               bool nonce_slot_safe = false)
+        : policies_(std::move(policies)), store_(std::move(store)), nonce_slot_safe_(nonce_slot_safe) {}
 
-    /// See the file comment. Never throws (bar allocation failure building a deny), never blocks beyond
-    /// the short shard critical sections.
+    /// The local decision (store "local", and the fallback of store "redis" with on_redis_error
+    /// "local"). See the file comment. Never throws (bar allocation failure building a deny), never
+    /// blocks beyond the short shard critical sections.
     outcome on_request(const request_view& req, context& ctx) const noexcept override;
 
+    /// Store "redis": one script call decides every policy of the request (all or none) on the fleet-
+    /// wide bucket, carrying the request's pending nonce when ctx.fused_store is this store. Same
+    /// answers and deny headers as the local decision on the same times. When the store fails (error,
+    /// disconnected, past the request's deadline): a carried nonce makes the request fail closed
+    /// (merchant-auth's 503); otherwise on_redis_error applies.
+    void on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept override;
+    bool is_async() const noexcept override { return store_ != nullptr; }
+    const void* shared_store() const noexcept override { return store_ ? store_->client.get() : nullptr; }
+    bool carries_nonce() const noexcept override { return store_ != nullptr && nonce_slot_safe_; }
+
+    /// The Redis key of policy `i` for this request ("" when it needs an authenticated context that
+    /// is missing).
+    std::string redis_key(std::size_t i, const request_view& req, const context& ctx) const;
+
 private:
+    outcome store_failed(const request_view& req, context& ctx, bool with_nonce, redis::errc why) const noexcept;
+
     std::vector<bound_policy> policies_;
+    std::shared_ptr<redis_link> store_;
+    bool nonce_slot_safe_ = false;
 };
 
 /// One config generation of the filter: the validated global section and the policy tables.
@@ -76,6 +119,7 @@ public:
 private:
     global_config cfg_;
     std::map<std::string, bound_policy, std::less<>> policies_;
+    std::shared_ptr<redis_link> store_;
 };
 
 }  // namespace filterd::rate_limit

@@ -25,7 +25,8 @@ const char* routes_json = R"(
     "allow":   {"test-allow": {}},
     "deny":    {"test-allow": {}, "test-deny": {}},
     "slow":    {"test-delay": {}},
-    "ctx":     {"test-auth": {}, "test-echo": {}}
+    "ctx":     {"test-auth": {}, "test-echo": {}},
+    "async":   {"test-auth": {}, "test-async": {}, "test-echo": {}}
   })";
 
 std::string cfg(const std::string& path, const std::string& extra = "") {
@@ -442,18 +443,20 @@ TEST_CASE("without listen.allowed_uids only filterd's own uid may connect", "[se
     }
     // Open the file mode so that only the uid check stands between another uid and the daemon.
     REQUIRE(::chmod(d.socket_path().c_str(), 0666) == 0);
+    // Everything that allocates happens before fork: the child of a threaded process may only make
+    // async-signal-safe calls (another thread may hold the allocator's lock at the fork).
+    const auto hello = proto::encode_hello(1, 1, 0, 0, "other-uid");
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, d.socket_path().c_str(), sizeof a.sun_path - 1);
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {  // child: raw system calls only (the parent has threads)
         if (::setgid(65534) != 0 || ::setuid(65534) != 0)
             ::_exit(3);
         int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strncpy(a.sun_path, d.socket_path().c_str(), sizeof a.sun_path - 1);
         if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
             ::_exit(4);
-        auto hello = proto::encode_hello(1, 1, 0, 0, "other-uid");
         (void)!::write(fd, hello.data(), hello.size());
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 3000) != 1)
@@ -549,4 +552,58 @@ TEST_CASE("a regular file at the socket path is never deleted", "[server][securi
     CHECK_THROWS_WITH(daemon_fixture(cfg(path)), Catch::Contains("is not a socket"));
     CHECK(::access(path.c_str(), F_OK) == 0);
     ::unlink(path.c_str());
+}
+
+TEST_CASE("a filter that suspends the request does not hold up the connection; answers come by id",
+          "[server][async]") {
+    daemon_fixture d(cfg(temp_socket_path("async")), 1);  // one I/O thread: a blocked thread would show
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto mk = [](std::uint64_t id, const char* ms) {
+        auto r = req(id, "async", {"test-auth", "test-async", "test-echo"});
+        r.headers = {{"X-Test-Merchant", {"m1"}}, {"X-Test-Async-Ms", {ms}}};
+        return r;
+    };
+    auto burst = proto::encode_request(mk(1, "300"));
+    for (std::uint64_t id = 2; id <= 6; ++id) {
+        auto f = proto::encode_request(mk(id, "0"));
+        burst.insert(burst.end(), f.begin(), f.end());
+    }
+    // A local-only route on the same connection meanwhile.
+    auto local = proto::encode_request(req(7, "allow", {"test-allow"}));
+    burst.insert(burst.end(), local.begin(), local.end());
+    REQUIRE(c.send(burst));
+    std::vector<std::uint64_t> order;
+    for (int i = 0; i < 7; ++i) {
+        auto r = c.recv();
+        REQUIRE(r);
+        REQUIRE(r->response() != nullptr);
+        CHECK(r->response()->verdict() == wire::Verdict::Allow);
+        if (r->response()->id() != 7) {
+            // Filters after the suspended one ran, with the context the earlier one established.
+            CHECK(header_value(r->response()->set_headers(), "X-Test-Async") == "1");
+            CHECK(header_value(r->response()->set_headers(), "X-Seen-Merchant") == "m1");
+        }
+        order.push_back(r->response()->id());
+    }
+    CHECK(order.back() == 1);  // suspended for 300 ms, answered last
+    std::sort(order.begin(), order.end());
+    for (std::uint64_t i = 0; i < 7; ++i)
+        CHECK(order[i] == 1 + i);
+}
+
+TEST_CASE("a suspended request's deny and the filters after it", "[server][async]") {
+    daemon_fixture d(cfg(temp_socket_path("async-deny")), 2);
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    auto r = req(9, "async", {"test-auth", "test-async", "test-echo"});
+    r.headers = {{"X-Test-Merchant", {"m1"}}, {"X-Test-Async-Deny", {"1"}}};
+    REQUIRE(c.send(proto::encode_request(r)));
+    auto a = c.recv();
+    REQUIRE(a);
+    REQUIRE(a->response() != nullptr);
+    CHECK(a->response()->verdict() == wire::Verdict::Deny);
+    CHECK(a->response()->status() == 429);
+    // The chain stopped at the deny: the later filter did not run.
+    CHECK(header_value(a->response()->set_headers(), "X-Seen-Merchant").empty());
 }

@@ -161,7 +161,7 @@ func TestDenyResponseAsKrakenDReturnsIt(t *testing.T) {
 	}
 
 	cfg := s.gatewayConfig(binaries(t).pluginDir)
-	cfg["extra_config"].(map[string]interface{})["router"] = map[string]interface{}{"return_error_msg": false, "disable_access_log": true}
+	cfg["extra_config"].(map[string]interface{})["router"] = map[string]interface{}{"return_error_msg": false, "disable_access_log": true, "forwarded_by_client_ip": false}
 	g := startHarness(t, tmpDir(t), cfg)
 	waitProbe(t, g, 200)
 	var q reply

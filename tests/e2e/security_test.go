@@ -52,9 +52,10 @@ func newSecStack(t *testing.T) *secStack {
 	s.g = startHarness(t, s.dir, gatewayConfig(b.pluginDir, []interface{}{
 		endpoint("/v1/merchants/{merchant}/payouts", "POST", a, bridge(s.socket, "payouts", []string{"merchant-auth"}, nil)),
 		endpoint("/v1/payments", "GET", a, bridge(s.socket, "payments", []string{"merchant-auth", "enrichment"}, nil)),
-	}, readiness(s.socket, "open")))
+		probeEndpoint(s.socket, "open"),
+	}, nil))
 	deadline := time.Now().Add(startWait)
-	for s.g.do(t, "GET", "/__ready", nil, nil).status != 200 {
+	for s.g.do(t, "GET", "/__filterd/ready", nil, nil).status != 200 {
 		if time.Now().After(deadline) {
 			t.Fatal("gateway harness never became ready")
 		}

@@ -431,7 +431,8 @@ func endpoint(path, method, backendAddr string, extra map[string]interface{}) ma
 
 func gatewayConfig(pluginDir string, endpoints []interface{}, serviceExtra map[string]interface{}) map[string]interface{} {
 	extra := map[string]interface{}{
-		"router":            map[string]interface{}{"return_error_msg": true, "disable_access_log": true},
+		// As shipped: KrakenD (gin) otherwise trusts a client's X-Forwarded-For as its IP.
+		"router":            map[string]interface{}{"return_error_msg": true, "disable_access_log": true, "forwarded_by_client_ip": false},
 		"telemetry/logging": map[string]interface{}{"level": "INFO", "prefix": "[KRAKEND]", "stdout": true},
 	}
 	for k, v := range serviceExtra {

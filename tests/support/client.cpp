@@ -163,6 +163,26 @@ struct delay_filter : filter {
         return outcome::allow;
     }
 };
+/// Suspends the request and answers from another thread after X-Test-Async-Ms (default 0), as a
+/// filter waiting on Redis does; "X-Test-Async-Deny: 1" makes it deny 429.
+struct async_filter : filter {
+    outcome on_request(const request_view&, context&) const noexcept override { return outcome::error; }
+    bool is_async() const noexcept override { return true; }
+    void on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept override {
+        auto h = req.header("X-Test-Async-Ms");
+        int ms = h.count > 0 ? std::atoi(std::string(h.first).c_str()) : 0;
+        bool deny = req.header("X-Test-Async-Deny").count > 0;
+        std::thread([ms, deny, &ctx, done = std::move(done)] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            if (deny) {
+                ctx.deny_problem(429, "Too Many Requests", "test_async_deny");
+                return done(outcome::deny);
+            }
+            ctx.set_headers.push_back({"X-Test-Async", "1"});
+            done(outcome::allow);
+        }).detach();
+    }
+};
 struct auth_filter : filter {
     outcome on_request(const request_view& req, context& ctx) const noexcept override {
         auto h = req.header("X-Test-Merchant");
@@ -217,6 +237,7 @@ const registry& test_registry() {
         reg.add(std::make_shared<simple_factory<deny_filter>>("test-deny"));
         reg.add(std::make_shared<simple_factory<delay_filter>>("test-delay"));
         reg.add(std::make_shared<simple_factory<auth_filter>>("test-auth"));
+        reg.add(std::make_shared<simple_factory<async_filter>>("test-async"));
         reg.add(std::make_shared<simple_factory<echo_filter>>("test-echo"));
         reg.add(std::make_shared<config_factory>());
         return reg;

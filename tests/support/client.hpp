@@ -56,6 +56,8 @@ private:
 ///   "test-delay"   sleeps for the ms in header X-Test-Delay-Ms (blocks its I/O thread), then allows
 ///   "test-auth"    establishes ctx.merchant_id from header X-Test-Merchant, allows
 ///   "test-echo"    sets X-Seen-Merchant to ctx.merchant_id (shows context crossing filters)
+///   "test-async"   suspends the request and resumes it from another thread after X-Test-Async-Ms,
+///                  then allows with X-Test-Async: 1 (or denies 429 with X-Test-Async-Deny)
 ///   "test-config"  requires filters.test-config.level (int 1..10) and routes.<id>.test-config.tag (string)
 const registry& test_registry();
 

@@ -74,6 +74,9 @@ func LintGateway(file string, data []byte, filterdRoutes map[string][]string) []
 	if v, _ := router["return_error_msg"].(bool); !v {
 		l.add(Error, `$.extra_config.router.return_error_msg`, "must be true: without it KrakenD answers every filterd deny with an empty body, so merchants and operators cannot tell a bad signature (401) from a rate limit or an outage")
 	}
+	if v, set := router["forwarded_by_client_ip"].(bool); (v || !set) && router["trusted_proxies"] == nil {
+		l.add(Error, `$.extra_config.router.forwarded_by_client_ip`, "must be false (or trusted_proxies set): KrakenD CE's gin otherwise takes the client IP from any client's X-Forwarded-For, and filterd's per-IP rate limits and the X-Gw-Client-Ip header would trust what the client claims")
+	}
 	if v, _ := router["disable_access_log"].(bool); !v {
 		l.add(Warning, `$.extra_config.router.disable_access_log`, "KrakenD CE's access log prints the full path and query string and cannot be redacted (custom formats are Enterprise only): card numbers or e-mail addresses in URLs reach the logs; set it to true")
 	}

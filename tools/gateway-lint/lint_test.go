@@ -78,6 +78,9 @@ func TestEachMistakeIsReportedAtItsPath(t *testing.T) {
 		{"return_error_msg off", func(c, _, _ map[string]interface{}) {
 			c["extra_config"].(map[string]interface{})["router"].(map[string]interface{})["return_error_msg"] = false
 		}, "$.extra_config.router.return_error_msg", "empty body"},
+		{"client IP from X-Forwarded-For", func(c, _, _ map[string]interface{}) {
+			delete(c["extra_config"].(map[string]interface{})["router"].(map[string]interface{}), "forwarded_by_client_ip")
+		}, "$.extra_config.router.forwarded_by_client_ip", "X-Forwarded-For"},
 		{"deadline at the budget", func(_, _, s map[string]interface{}) { s["deadline"] = "5ms" }, pay + `["simpaisa/filter-bridge"].deadline`, "outside the budget"},
 		{"deadline too short", func(_, _, s map[string]interface{}) { s["deadline"] = "50us" }, pay + `["simpaisa/filter-bridge"].deadline`, "outside the budget"},
 		{"shared route id, other filters", func(c, _, s map[string]interface{}) {

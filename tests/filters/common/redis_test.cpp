@@ -1,0 +1,274 @@
+// The Redis client against real redis-server processes on loopback.
+#include "filters/common/redis.hpp"  // first: the header is self-contained
+
+#include "filters/common/metrics.hpp"
+#include "tests/support/redis_server.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+
+#include <atomic>
+#include <future>
+#include <stdlib.h>
+#include <thread>
+
+using namespace filterd;
+using namespace filterd::testing;
+using namespace std::chrono_literals;
+namespace net = boost::asio;
+
+namespace {
+
+/// An io_context with one thread, for the client under test.
+struct io_thread {
+    net::io_context ioc{1};
+    net::executor_work_guard<net::io_context::executor_type> work{net::make_work_guard(ioc)};
+    std::thread t{[this] { ioc.run(); }};
+    ~io_thread() {
+        work.reset();
+        ioc.stop();
+        t.join();
+    }
+};
+
+redis::options opts_for(const redis_server& s) {
+    redis::options o;
+    o.seeds.push_back({"127.0.0.1", s.port()});
+    o.command_timeout = 2000ms;
+    o.connect_timeout = 2000ms;
+    return o;
+}
+
+struct outcome_copy {
+    redis::errc error = redis::errc::ok;
+    std::string text;
+    long long integer = 0;
+    bool nil = false;
+};
+
+/// Runs one command and waits for its callback.
+outcome_copy run(redis::client& c, std::vector<std::string> argv, std::chrono::milliseconds budget = 1000ms) {
+    std::promise<outcome_copy> p;
+    c.command(std::move(argv), redis::clock::now() + budget, [&](redis::result&& r) {
+        outcome_copy o;
+        o.error = r.error;
+        auto v = r.value.view();
+        o.text = std::string(v.str());
+        o.integer = v.integer();
+        o.nil = v.is_nil();
+        p.set_value(o);
+    });
+    return p.get_future().get();
+}
+
+/// Retries a command until it succeeds (after a restart the client reconnects after its backoff).
+outcome_copy run_until_ok(redis::client& c, std::vector<std::string> argv) {
+    for (int i = 0; i < 200; ++i) {
+        auto o = run(c, argv);
+        if (o.error == redis::errc::ok)
+            return o;
+        std::this_thread::sleep_for(20ms);
+    }
+    return run(c, argv);
+}
+
+}  // namespace
+
+TEST_CASE("redis: a command gets its reply", "[redis]") {
+    redis_server srv;
+    io_thread io;
+    redis::client c(io.ioc.get_executor(), opts_for(srv));
+    CHECK(run(c, {"SET", "k", "v"}).text == "OK");
+    auto g = run(c, {"GET", "k"});
+    CHECK(g.error == redis::errc::ok);
+    CHECK(g.text == "v");
+    CHECK(run(c, {"GET", "missing"}).nil);
+    auto e = run(c, {"NOSUCHCOMMAND"});
+    CHECK(e.error == redis::errc::server_error);
+    CHECK(e.text.find("unknown command") != std::string::npos);
+}
+
+TEST_CASE("redis: concurrent requests are pipelined and each gets its own reply", "[redis]") {
+    redis_server srv;
+    io_thread io;
+    redis::client c(io.ioc.get_executor(), opts_for(srv));
+    constexpr int n = 2000;
+    std::atomic<int> ok{0}, mismatched{0}, done{0};
+    std::promise<void> all;
+    // Each request sets then reads back its own key through one shared connection: a reply handed to
+    // the wrong request shows as a mismatch.
+    for (int i = 0; i < n; ++i) {
+        std::string key = "p" + std::to_string(i);
+        c.command({"SET", key, std::to_string(i * 7)}, redis::clock::now() + 5s, [](redis::result&&) {});
+        c.command({"GET", key}, redis::clock::now() + 5s, [&, i](redis::result&& r) {
+            if (r.error == redis::errc::ok && r.value.view().str() == std::to_string(i * 7))
+                ++ok;
+            else
+                ++mismatched;
+            if (++done == n)
+                all.set_value();
+        });
+    }
+    REQUIRE(all.get_future().wait_for(20s) == std::future_status::ready);
+    CHECK(ok == n);
+    CHECK(mismatched == 0);
+    // Pipelined: far fewer socket reads on the server than requests would need one by one.
+    auto info = srv.cli("INFO stats");
+    CHECK(info.find("total_commands_processed") != std::string::npos);
+}
+
+TEST_CASE("redis: eval runs a script by SHA and reloads it after SCRIPT FLUSH", "[redis]") {
+    redis_server srv;
+    io_thread io;
+    redis::client c(io.ioc.get_executor(), opts_for(srv));
+    auto s = std::make_shared<const redis::script>("return redis.call('INCRBY', KEYS[1], ARGV[1])");
+    auto eval = [&](std::string inc) {
+        std::promise<outcome_copy> p;
+        c.eval(s, {"counter"}, {inc}, redis::clock::now() + 1s, [&](redis::result&& r) {
+            p.set_value({r.error, std::string(r.value.view().str()), r.value.view().integer(), false});
+        });
+        return p.get_future().get();
+    };
+    CHECK(eval("2").integer == 2);  // NOSCRIPT on first use, then EVAL
+    CHECK(eval("3").integer == 5);  // EVALSHA
+    srv.cli("SCRIPT FLUSH");
+    CHECK(eval("4").integer == 9);
+    CHECK(srv.cli("SCRIPT EXISTS " + s->sha1()).find("1") != std::string::npos);
+}
+
+TEST_CASE("redis: AUTH with an ACL user whose password is a secret reference", "[redis]") {
+    redis_server srv({"--user", "default", "off", "--user", "filterd", "on", ">s3cret-pw", "~*", "+@all"});
+    io_thread io;
+    ::setenv("FILTERD_TEST_REDIS_PW", "s3cret-pw", 1);
+    auto cfg = boost::json::parse(R"({"address": "127.0.0.1:)" + std::to_string(srv.port()) +
+                                  R"(", "user": "filterd", "password": {"env": "FILTERD_TEST_REDIS_PW"}})");
+    config_object o(cfg, "filters.x.redis");
+    auto opts = redis::parse_options(o);
+    o.finish();
+    redis::client good(io.ioc.get_executor(), opts);
+    CHECK(run(good, {"SET", "a", "1"}).text == "OK");
+
+    ::setenv("FILTERD_TEST_REDIS_PW", "wrong", 1);
+    config_object o2(cfg, "filters.x.redis");
+    auto bad_opts = redis::parse_options(o2);
+    redis::client bad(io.ioc.get_executor(), bad_opts);
+    CHECK(run(bad, {"GET", "a"}).error == redis::errc::disconnected);
+}
+
+TEST_CASE("redis: config errors name the key", "[redis][config]") {
+    auto fails = [](const std::string& text, const std::string& key) {
+        auto v = boost::json::parse(text);
+        config_object o(v, "r");
+        try {
+            redis::parse_options(o);
+            o.finish();
+        } catch (const config_error& e) {
+            CHECK(e.key() == key);
+            return;
+        }
+        FAIL("no config_error for " << text);
+    };
+    fails(R"({})", "r.address");
+    fails(R"({"address": "nohost"})", "r.address");
+    fails(R"({"address": "h:0"})", "r.address");
+    fails(R"({"address": "h:1", "cluster_seeds": ["a:1"]})", "r.cluster_seeds");
+    fails(R"({"cluster_seeds": []})", "r.cluster_seeds");
+    fails(R"({"cluster_seeds": ["a"]})", "r.cluster_seeds[0]");
+    fails(R"({"address": "h:1", "user": "u"})", "r.password");
+    fails(R"({"address": "h:1", "password": "inline"})", "r.password");
+    fails(R"({"address": "h:1", "timeout_ms": 0})", "r.timeout_ms");
+    fails(R"({"address": "h:1", "pool_size": 65})", "r.pool_size");
+    fails(R"({"address": "h:1", "tls": {}})", "r.tls.ca_file");
+    fails(R"({"address": "h:1", "tls": {"ca_file": "/nonexistent"}})", "r.tls");
+    fails(R"({"address": "h:1", "bogus": 1})", "r.bogus");
+}
+
+TEST_CASE("redis: a paused server times requests out at their deadline; a late reply reaches nobody",
+          "[redis]") {
+    redis_server srv;
+    io_thread io;
+    auto o = opts_for(srv);
+    o.command_timeout = 5000ms;  // the request deadline, not the stall detector, ends the wait here
+    redis::client c(io.ioc.get_executor(), o);
+    CHECK(run(c, {"SET", "x", "before"}).text == "OK");
+    srv.pause();
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = run(c, {"GET", "x"}, 50ms);
+    auto waited = std::chrono::steady_clock::now() - t0;
+    CHECK(r.error == redis::errc::timeout);
+    CHECK(waited < 2s);  // bounded by the deadline (generous slack for a busy machine)
+    srv.resume();
+    // The GET's reply arrives now and must be dropped: the next request gets its own answer.
+    CHECK(run(c, {"SET", "x", "after"}).text == "OK");
+    CHECK(run(c, {"GET", "x"}).text == "after");
+}
+
+TEST_CASE("redis: a server that stops answering is dropped after timeout_ms and reconnected", "[redis]") {
+    redis_server srv;
+    io_thread io;
+    auto o = opts_for(srv);
+    o.command_timeout = 100ms;
+    o.connect_timeout = 100ms;
+    redis::client c(io.ioc.get_executor(), o);
+    CHECK(run(c, {"PING"}).text == "PONG");
+    srv.pause();
+    auto r = run(c, {"PING"}, 1000ms);
+    CHECK((r.error == redis::errc::timeout || r.error == redis::errc::disconnected));
+    srv.resume();
+    CHECK(run_until_ok(c, {"PING"}).text == "PONG");
+}
+
+TEST_CASE("redis: killed server fails requests at once, restarted server is used again", "[redis]") {
+    redis_server srv;
+    io_thread io;
+    auto before = metrics_registry::global().counter_value("filterd_redis_requests_total", {{"result", "disconnected"}});
+    redis::client c(io.ioc.get_executor(), opts_for(srv));
+    CHECK(run(c, {"SET", "k", "1"}).text == "OK");
+    srv.kill();
+    auto r = run(c, {"GET", "k"}, 1000ms);
+    CHECK(r.error == redis::errc::disconnected);
+    // While down: fast failures, no queue.
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 20; ++i)
+        CHECK(run(c, {"GET", "k"}, 1000ms).error != redis::errc::ok);
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    srv.start();
+    CHECK(run_until_ok(c, {"SET", "k", "2"}).text == "OK");
+    CHECK(run(c, {"GET", "k"}).text == "2");
+    CHECK(metrics_registry::global().counter_value("filterd_redis_requests_total", {{"result", "disconnected"}}) >
+          before);
+}
+
+TEST_CASE("redis: requests past max_pending are refused, not queued", "[redis]") {
+    redis_server srv;
+    io_thread io;
+    auto o = opts_for(srv);
+    o.max_pending = 4;
+    redis::client c(io.ioc.get_executor(), o);
+    CHECK(run(c, {"PING"}).text == "PONG");
+    srv.pause();
+    std::atomic<int> overloaded{0}, done{0};
+    std::promise<void> all;
+    for (int i = 0; i < 10; ++i)
+        c.command({"PING"}, redis::clock::now() + 300ms, [&](redis::result&& r) {
+            if (r.error == redis::errc::overloaded)
+                ++overloaded;
+            if (++done == 10)
+                all.set_value();
+        });
+    REQUIRE(all.get_future().wait_for(10s) == std::future_status::ready);
+    srv.resume();
+    CHECK(overloaded == 6);
+}
+
+TEST_CASE("redis: key slots follow the cluster spec, hash tags included", "[redis]") {
+    CHECK(redis::key_slot("foo") == 12182);
+    CHECK(redis::key_slot("123456789") == 12739);
+    CHECK(redis::key_slot("{user1000}.following") == redis::key_slot("{user1000}.followers"));
+    CHECK(redis::key_slot("{user1000}.following") == redis::key_slot("user1000"));
+    CHECK(redis::key_slot("foo{}{bar}") == redis::key_slot("foo{}{bar}"));
+    CHECK(redis::key_slot("foo{{bar}}zap") == redis::key_slot("{bar"));
+}

@@ -4,7 +4,8 @@
 #   `path`                          a file or folder of the repository (a glob must match something);
 #                                   `file.md#anchor` also needs a heading with that anchor
 #   `file_test.go:TestName`         a Go func Test*/Benchmark*/Fuzz* of that name in that file
-#   `file.cpp:"catch2 test name"`   a Catch2 TEST_CASE with exactly that name in that file
+#   `file.cpp:"catch2 test name"`   a Catch2 TEST_CASE with exactly that name in that file, and no ';'
+#                                   in it (ctest's discovery splits names there, so it would never run)
 #   `script.sh:function`            a shell function of that name in that script (a CI stage)
 # A backticked span is a reference when its first path component is one of the repository's
 # top-level entries (ROOTS below), or when it sits in the Evidence column of the matrix, where every
@@ -71,6 +72,9 @@ def check_ref(ref, line):
             return False
         if not re.search(r'TEST_CASE\(\s*"' + re.escape(name) + r'"', read(full)):
             err(line, f"`{ref}`: no TEST_CASE named \"{name}\" in {path}")
+            return False
+        if ";" in name:  # catch_discover_tests splits the name there: ctest never runs this test
+            err(line, f"`{ref}`: a ';' in a Catch2 test name splits it into two ctest entries that run nothing")
             return False
         return True
     m = re.fullmatch(r"([^:\s]+\.go):(\w+)", ref)
@@ -217,7 +221,7 @@ self_test() {
   trap 'rm -rf "$t"' RETURN
   mkdir -p "$t/docs" "$t/tests/e2e" "$t/tests/daemon" "$t/scripts"
   printf 'package e2e\n\nfunc TestReal(t *testing.T) {}\n' >"$t/tests/e2e/x_test.go"
-  printf 'TEST_CASE("a real case", "[x]") {}\n' >"$t/tests/daemon/x_test.cpp"
+  printf 'TEST_CASE("a real case", "[x]") {}\nTEST_CASE("split; never run", "[x]") {}\n' >"$t/tests/daemon/x_test.cpp"
   printf '#!/bin/sh\nstage_one() {\n  true\n}\n' >"$t/scripts/ci.sh"
   printf '# Title\n\n## Some section\n' >"$t/docs/other.md"
   local good='| id | requirement | status | evidence |
@@ -237,6 +241,7 @@ self_test() {
     '| XX-9 | x | met | `tests/e2e/missing_test.go:TestReal` |'
     '| XX-9 | x | met | `tests/e2e/x_test.go:TestGone` |'
     '| XX-9 | x | met | `tests/daemon/x_test.cpp:"a renamed case"` |'
+    '| XX-9 | x | met | `tests/daemon/x_test.cpp:"split; never run"` |'
     '| XX-9 | x | met | `scripts/ci.sh:stage_two` |'
     '| XX-9 | x | met | `scripts/missing.sh` |'
     '| XX-9 | x | met | `docs/other.md#no-such-section` |'

@@ -149,7 +149,7 @@ TEST_CASE("config rule: secrets are references, never inline", "[config]") {
     CHECK(load_error(cfg) == K0 + ".secret");
 }
 
-TEST_CASE("config rule: an env secret must be set; it is used when set", "[config]") {
+TEST_CASE("config rule: an env secret must be set, it is used when set", "[config]") {
     json::value cfg = base_config();
     key_of(cfg, "acme", 0)["secret"] = json::object{{"env", "FILTERD_TEST_MA_SECRET"}};
     ::unsetenv("FILTERD_TEST_MA_SECRET");

@@ -725,10 +725,13 @@ void server::run_accept_loop() {
                     continue;
                 }
                 std::shared_ptr<session> s;
+                // Sessions looked at while the registry is locked are released only after it is
+                // unlocked: a session's destructor takes the same lock.
+                std::vector<std::shared_ptr<session>> looked_at;
                 {
                     std::lock_guard lock(registry_->mu);
                     if (registry_->sessions.size() >= cfg->limits.max_connections &&
-                        !make_room(cfg->limits.max_connections)) {
+                        !make_room(cfg->limits.max_connections, looked_at)) {
                         server_metrics::get().frame_error(errc::too_many_connections).inc();
                         log::warn("rejected connection", {{"reason", "too_many_connections"},
                                                           {"limit", cfg->limits.max_connections}});
@@ -753,16 +756,18 @@ bool server::socket_reachable() const noexcept {
            st.st_ino == bound_ino_;
 }
 
-bool server::make_room(std::size_t limit) {
+bool server::make_room(std::size_t limit, std::vector<std::shared_ptr<session>>& looked_at) {
     // Called with registry_->mu held. Connections already being evicted do not count: they are on
     // their way out. Otherwise the connection idle for the longest goes; none idle: no room.
     std::size_t leaving = 0;
-    std::shared_ptr<session> oldest;
+    session* oldest = nullptr;
     std::int64_t oldest_since = INT64_MAX;
+    looked_at.reserve(registry_->sessions.size());
     for (auto& [id, w] : registry_->sessions) {
         auto s = w.lock();
         if (!s)
             continue;
+        looked_at.push_back(s);  // kept alive until the caller has unlocked the registry
         if (s->evicting()) {
             ++leaving;
             continue;
@@ -770,7 +775,7 @@ bool server::make_room(std::size_t limit) {
         std::int64_t since = s->idle_since_ns();
         if (since >= 0 && since < oldest_since) {
             oldest_since = since;
-            oldest = std::move(s);
+            oldest = s.get();
         }
     }
     if (registry_->sessions.size() - leaving < limit)

@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -94,8 +95,9 @@ private:
     void run_accept_loop();
     /// At max_connections: evicts the connection that has been idle the longest (handshaked, nothing in
     /// flight), so that idle connections cannot keep a new client (a restarted gateway) out. Returns
-    /// false when every connection is busy. Needs registry_->mu held.
-    bool make_room(std::size_t limit);
+    /// false when every connection is busy. Needs registry_->mu held; every session it looked at is
+    /// added to `looked_at`, which the caller must release only after unlocking.
+    bool make_room(std::size_t limit, std::vector<std::shared_ptr<session>>& looked_at);
     std::vector<std::shared_ptr<session>> live_sessions() const;
 
     boost::asio::io_context& ioc_;

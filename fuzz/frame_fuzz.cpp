@@ -33,6 +33,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 v.for_each_query([&](std::string_view a, std::string_view b) { n += a.size() + b.size(); });
                 (void)v.header("x-merchant-id");
                 (void)v.path_param("merchant");
+                if (auto d = v.body_sha256()) {
+                    n += d->size();
+                    if (v.body_fields_consistent() && d->size() != 32)
+                        __builtin_trap();  // a digest of another size is never consistent
+                }
                 if (const auto* fl = req->filters())
                     for (const auto* name : *fl)
                         n += request_view::sv(name).size();

@@ -1,4 +1,4 @@
-// Daemon benchmarks (issue 2), each against a floor measured in the same binary:
+// Daemon benchmarks, each against a floor measured in the same binary:
 //   BM_floor_socketpair      raw socketpair ping-pong, same byte sizes as a request/response pair
 //   BM_decode_verify         frame split + FlatBuffers Verifier + field access
 //   BM_chain_dispatch        run_chain over 0 and 3 trivial filters

@@ -32,7 +32,8 @@ if [[ -z "$row" ]]; then
   exit 2
 fi
 read -r _ go_version glibc _ <<<"$row"
-host_glibc="glibc-$(ldd --version 2>/dev/null | head -1 | grep -oE '[0-9]+\.[0-9]+$')"
+# awk reads all of ldd's output: with head, ldd can die of SIGPIPE and pipefail fails the build.
+host_glibc="glibc-$(ldd --version 2>/dev/null | awk 'NR == 1 { print $NF }')"
 
 command -v go >/dev/null 2>&1 || export PATH="/usr/local/go/bin:$PATH"
 export GOTOOLCHAIN="go$go_version" CGO_ENABLED=1

@@ -8,7 +8,7 @@ PKGS=(
   libboost1.81-dev
   flatbuffers-compiler libflatbuffers-dev
   libfmt-dev catch2 libbenchmark-dev libssl-dev
-  clang-14 libclang-rt-14-dev
+  clang-14 libclang-rt-14-dev clang-format-14 gcovr
   openssl python3 curl jq
   redis-server redis-tools libhiredis-dev
 )

@@ -15,8 +15,8 @@
 #      this machine) and their B/op and allocs/op are gated (deterministic).
 #
 # Only same-run deltas are compared with the baseline, never an absolute time from another day.
-# A missing piece of the stack (plugin, harness, filters not in the tree yet) prints
-# "SKIPPED: <reason>" and exits 0; everything else that goes wrong fails.
+# A missing piece of the stack (plugin, harness, filters) fails the gate, like everything else that
+# goes wrong: a gate that cannot run must not pass.
 #
 # Usage: scripts/perf-gate.sh
 #   env: GATE_RATE, GATE_DURATION, GATE_P99_GROWTH_MS, GATE_OUT, PERF_BUILD_DIR (CMake build dir to reuse)
@@ -41,8 +41,8 @@ log() { echo "perf-gate: $*"; }
 rc=0
 "$ROOT/scripts/perf-load.sh" --check-stack 2>"$OUT.check" || rc=$?
 if ((rc == 3)); then
-  echo "SKIPPED: $(sed -n 's/.*MISSING: //p' "$OUT.check" | head -1) is not in the tree yet; the performance gate needs the whole stack"
-  exit 0
+  echo "FAIL: $(sed -n 's/.*MISSING: //p' "$OUT.check" | head -1) is missing from the tree; the performance gate needs the whole stack"
+  exit 1
 elif ((rc != 0)); then
   cat "$OUT.check"; log "FAIL: the stack check failed"; exit 1
 fi
@@ -58,8 +58,8 @@ load_run() { # load_run <dir>  -> 0 ok, 3 missing stack piece, other: failure
   OUT="$1" RATE="$GATE_RATE" DURATION="$GATE_DURATION" WARMUP=2s LOADGEN_SECONDS=3 LOADED_SECONDS=6s SATURATE=0 GOOUT="$GOOUT" \
     "$ROOT/scripts/perf-load.sh" >"$1.log" 2>&1 || rc=$?
   if ((rc == 3)); then
-    echo "SKIPPED: $(grep -m1 'MISSING:' "$1.log" | sed 's/.*MISSING: //') is not in the tree yet; the performance gate needs the whole stack"
-    exit 0
+    echo "FAIL: $(grep -m1 'MISSING:' "$1.log" | sed 's/.*MISSING: //') is missing from the tree; the performance gate needs the whole stack"
+    exit 1
   fi
   if ((rc != 0)); then
     tail -20 "$1.log"

@@ -7,7 +7,7 @@
 #
 # Usage: scripts/perf-micro.sh [--fast] [--out DIR] [--build DIR]
 #   --fast   CI mode: each C++ benchmark runs ~10 ms, Go benchmarks -count 6 -benchtime 100ms.
-#            They still run every benchmark, so none can rot (style guide habit 10).
+#            They still run every benchmark, so none can rot.
 # Defaults: --out perf/results/latest, --build build-perf (configured here if needed).
 set -euo pipefail
 

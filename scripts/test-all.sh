@@ -8,7 +8,11 @@
 #      gateway-lint on every shipped gateway config and deployment file
 #   5. end-to-end: gateway harness + plugin + filterd + backend on loopback (scripts/test-e2e.sh)
 #   6. the performance regression gate (scripts/perf-gate.sh)
-# Set SKIP_ASAN=1, SKIP_TSAN=1 or SKIP_PERF=1 to skip a stage locally; CI runs them all.
+#   also: the STD-API-034 compliance matrix check, Go static checks, C++ format of changed lines,
+#   C++ line coverage (at least 80%)
+#   and the containers and Kubernetes pod with podman (scripts/test-pod.sh)
+# Set SKIP_ASAN=1, SKIP_TSAN=1, SKIP_COVERAGE=1, SKIP_POD=1 or SKIP_PERF=1 to skip a stage locally (a
+# skipped stage is announced); CI runs them all.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -85,13 +89,23 @@ go_unit_tests() {
   rm -f "$cover"
   # vet, gofmt, go mod tidy and the generated wire code against protocol/filterd.fbs
   bash go-bridge/build.sh checks || rc=1
-  for m in gateway tools/gateway-lint perf/load; do
+  for m in gateway tools/gateway-lint perf/load deploy/kubernetes/check; do
     if [[ -f "$m/go.mod" ]]; then
       (cd "$m" && go vet ./... && go test -count=1 ./...) || rc=1
     fi
   done
   return $rc
 }
+
+# STD-API-034 matrix and review records: every cited test, script, file and link exists (self-test first).
+compliance_matrix() { bash scripts/check-compliance.sh --self-test && bash scripts/check-compliance.sh; }
+# Every Go module: vet, gofmt, go mod tidy; the plugin logs only through KrakenD's logger; unsafe only in
+# the FlatBuffers runtime.
+go_static_checks() { bash scripts/check-go.sh; }
+# clang-format-14 on the C++ lines changed since the merge-base with main.
+cpp_format() { bash scripts/check-format.sh; }
+# C++ line coverage of daemon/, filters/, protocol/ (gcov + gcovr, build-cov/); fails below 80%.
+cpp_coverage() { JOBS="$JOBS" COV_BUILD_DIR="$ROOT/build-cov" bash scripts/coverage.sh; }
 
 # Every KrakenD config we ship passes KrakenD's own v2.12 schema and the fail-open linter; every
 # deployment file that starts KrakenD sets USAGE_DISABLE=1 (a linter warning fails this stage).
@@ -107,6 +121,8 @@ gateway_configs() {
     out/bin/gateway-harness check -c "$c" --lint-no-network || rc=1
     out/bin/gateway-lint -filterd conf/filterd.example.json "$c" || rc=1
   done
+  out/bin/gateway-harness check -c deploy/kubernetes/config/krakend.json --lint-no-network || rc=1
+  out/bin/gateway-lint -filterd deploy/kubernetes/config/filterd.json deploy/kubernetes/config/krakend.json || rc=1
   local manifests=()
   mapfile -t manifests < <(ls Dockerfile compose/*.y*ml deploy/kubernetes/*.y*ml 2>/dev/null || true)
   if ((${#manifests[@]})); then
@@ -118,6 +134,11 @@ gateway_configs() {
     grep -q '^WARNING' <<<"$lint" && { echo "a deployment file starts KrakenD without USAGE_DISABLE=1"; rc=1; }
   fi
   return $rc
+}
+
+# Containers and the Kubernetes pod, for real with podman (docs/deployment.md).
+pod_tests() {
+  bash scripts/test-pod.sh
 }
 
 e2e_tests() {
@@ -133,12 +154,21 @@ perf_gate() {
   fi
 }
 
+stage "compliance matrix (STD-API-034)" compliance_matrix
+stage "Go static checks" go_static_checks
+stage "C++ format (changed lines)" cpp_format
 stage "C++ build and tests" cpp_tests
 if [[ "${SKIP_ASAN:-0}" != 1 ]]; then stage "C++ tests under ASan+UBSan" asan_tests; fi
 if [[ "${SKIP_TSAN:-0}" != 1 ]]; then stage "C++ tests under ThreadSanitizer" tsan_tests; fi
+if [[ "${SKIP_COVERAGE:-0}" != 1 ]]; then stage "C++ coverage (at least 80%)" cpp_coverage; fi
 stage "Go unit tests" go_unit_tests
 stage "gateway configs (KrakenD schema, gateway-lint)" gateway_configs
 stage "end-to-end tests" e2e_tests
+if [[ "${SKIP_POD:-0}" == 1 ]]; then
+  echo; echo "=== test-all: containers and Kubernetes pod (podman): SKIPPED (SKIP_POD=1)"
+else
+  stage "containers and Kubernetes pod (podman)" pod_tests
+fi
 if [[ "${SKIP_PERF:-0}" != 1 ]]; then stage "performance regression gate" perf_gate; fi
 
 echo

@@ -134,7 +134,7 @@ void emit(const std::string& out, const std::string& path) {
     std::fprintf(stderr, "filterd-loadgen: wrote %s\n", path.c_str());
 }
 
-// ---- SPV1 signing (issue 3's canonical string; no query) --------------------------------------
+// ---- SPV1 signing (the SPV1 canonical string; no query) -----------------------------------------
 
 std::string hex(const unsigned char* p, std::size_t n) {
     static constexpr char d[] = "0123456789abcdef";

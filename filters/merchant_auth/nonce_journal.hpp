@@ -57,7 +57,8 @@ public:
         std::int64_t damaged_mtime_s = 0;  ///< newest modification time of a damaged segment (Unix s)
     };
     /// Reads every existing segment, oldest first, calling f(merchant, nonce, timestamp_s) per intact
-    /// record, then starts a new segment. Start-up only. @throws std::runtime_error on I/O errors.
+    /// record; the next append starts a new segment. Start-up only. @throws std::runtime_error on I/O
+    /// errors, or when the directory is not writable.
     replay_stats replay(const std::function<void(std::string_view, std::string_view, std::int64_t)>& f,
                         std::int64_t now_s);
 

@@ -3,7 +3,7 @@
 //   ninja -C build-enr enrichment_bench
 //   build-enr/enrichment_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 //
-// Target (issue 3): enrichment <= 2 us per request. The floor BM_floor_header_kv builds the same header_kv
+// Target: enrichment <= 2 us per request. The floor BM_floor_header_kv builds the same header_kv
 // strings into the same context without any logic: the difference is the cost of the filter's decisions
 // (header scan, UUIDv7, traceparent, timestamp, ip check). "allocs" is heap allocations per iteration.
 #include "filters/common/filter.hpp"

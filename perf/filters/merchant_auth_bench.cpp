@@ -1,4 +1,4 @@
-// merchant-auth cost (issue 3 target: hmac-sha256 with a 1 KiB body <= 5 µs; rsa-sha256 2048 and
+// merchant-auth cost (target: hmac-sha256 with a 1 KiB body <= 5 µs; rsa-sha256 2048 and
 // ed25519 verification reported).
 //
 // Run: build-auth/merchant_auth_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true

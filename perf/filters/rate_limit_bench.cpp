@@ -1,4 +1,4 @@
-// rate-limit decision cost (issue 3 targets: 1 thread <= 300 ns; 2 threads: no collapse).
+// rate-limit decision cost (targets: 1 thread <= 300 ns; 2 threads: no collapse).
 //
 // Run: build-rl/rate_limit_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // Floors in the same binary: an uncontended std::mutex lock/unlock around an unordered_map lookup

@@ -202,7 +202,7 @@ TEST_CASE("a request that leaves out a filter its route requires is refused, and
     CHECK(r->response()->verdict() == wire::Verdict::Allow);
 }
 
-TEST_CASE("body_sha256 with a body, or of the wrong size, is Malformed; the connection goes on", "[server][protocol]") {
+TEST_CASE("body_sha256 with a body, or of the wrong size, is Malformed, the connection goes on", "[server][protocol]") {
     daemon_fixture d(cfg(temp_socket_path("digest")));
     client c(d.socket_path());
     REQUIRE(c.handshake());
@@ -554,7 +554,7 @@ TEST_CASE("a regular file at the socket path is never deleted", "[server][securi
     ::unlink(path.c_str());
 }
 
-TEST_CASE("a filter that suspends the request does not hold up the connection; answers come by id",
+TEST_CASE("a filter that suspends the request does not hold up the connection, answers come by id",
           "[server][async]") {
     daemon_fixture d(cfg(temp_socket_path("async")), 1);  // one I/O thread: a blocked thread would show
     client c(d.socket_path());

@@ -2,7 +2,7 @@
 # Regenerates the FlatBuffers Go code in this directory from ../../../protocol/filterd.fbs.
 #   ./gen.sh          rewrite the generated *.go files in place
 #   ./gen.sh --check  regenerate into a temporary directory and fail if it differs from the
-#                     committed files (used by go-bridge/build.sh and wire_gen_test.go)
+#                     committed files (used by go-bridge/build.sh checks and wire_test.go)
 # Needs flatc 2.0.8 (FLATC_VERSION in versions.env), the version the Go runtime is pinned to.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

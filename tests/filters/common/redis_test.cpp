@@ -187,7 +187,7 @@ TEST_CASE("redis: config errors name the key", "[redis][config]") {
     fails(R"({"address": "h:1", "bogus": 1})", "r.bogus");
 }
 
-TEST_CASE("redis: a paused server times requests out at their deadline; a late reply reaches nobody",
+TEST_CASE("redis: a paused server times requests out at their deadline, a late reply reaches nobody",
           "[redis]") {
     redis_server srv;
     io_thread io;

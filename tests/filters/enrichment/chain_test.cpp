@@ -83,7 +83,7 @@ TEST_CASE("enrichment chain: after merchant-auth, the backends get the trusted c
                                                    {{"route", "chain-pay"}, {"event", "request_id_kept"}}) == 1);
 }
 
-TEST_CASE("enrichment chain: without merchant-auth no merchant headers; route lists stay per route", "[chain]") {
+TEST_CASE("enrichment chain: without merchant-auth no merchant headers, route lists stay per route", "[chain]") {
     auto set = build(config_text);
     proto::request_spec spec;
     spec.route = "chain-public";

@@ -89,6 +89,18 @@ TEST_CASE("enrichment config: strip_headers entries must be header-name tokens o
 
 TEST_CASE("enrichment config: strip_headers has no duplicates (case-insensitive)", "[config]") {
     expect_global_error(R"({"strip_headers": ["X-Debug", "x-debug"]})", "filters.enrichment.strip_headers[1]");
+    // '_' and '-' are the same character to backends, so to the duplicate rule too
+    expect_global_error(R"({"strip_headers": ["X-Debug", "X_Debug"]})", "filters.enrichment.strip_headers[1]");
+    expect_global_error(R"({"strip_headers": ["X_Original_URL"]})", "filters.enrichment.strip_headers[0]");
+}
+
+TEST_CASE("enrichment config: header_name_equal folds case and '_' to '-'", "[config]") {
+    CHECK(header_name_equal("X-Gw-Merchant-Id", "x_gw_merchant_id"));
+    CHECK(header_name_equal("X_GW-Key_Id", "x-gw-key-id"));
+    CHECK_FALSE(header_name_equal("X-Gw-Merchant-Id", "X-Gw-Merchant-Ix"));
+    CHECK_FALSE(header_name_equal("X-Gw", "X-Gw-"));
+    CHECK(header_name_starts_with("X_Gw_Anything", "X-Gw-"));
+    CHECK_FALSE(header_name_starts_with("X-Gwx", "X-Gw-"));
 }
 
 TEST_CASE("enrichment config: strip_headers may not repeat a fixed name", "[config]") {

@@ -134,7 +134,7 @@ TEST_CASE("chain: a route parameter match passes", "[chain]") {
     CHECK(run_on(c, spec, "payouts").result.allowed);
 }
 
-TEST_CASE("chain: a reload keeps the nonces; a replay after SIGHUP is still a replay", "[chain]") {
+TEST_CASE("chain: a reload keeps the nonces, a replay after SIGHUP is still a replay", "[chain]") {
     chain first(chain_config());
     auto spec = vec("rsa_post").spec;
     CHECK(run_on(first, spec, "pay").result.allowed);

@@ -1,9 +1,13 @@
 // Included first: proves the header is self-contained.
 #include "filters/merchant_auth/config.hpp"
 
+#include "filters/merchant_auth/filter.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <stdlib.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -149,7 +153,7 @@ TEST_CASE("config rule: secrets are references, never inline", "[config]") {
     CHECK(load_error(cfg) == K0 + ".secret");
 }
 
-TEST_CASE("config rule: an env secret must be set; it is used when set", "[config]") {
+TEST_CASE("config rule: an env secret must be set, it is used when set", "[config]") {
     json::value cfg = base_config();
     key_of(cfg, "acme", 0)["secret"] = json::object{{"env", "FILTERD_TEST_MA_SECRET"}};
     ::unsetenv("FILTERD_TEST_MA_SECRET");
@@ -270,6 +274,26 @@ TEST_CASE("config rule: nonce_capacity cannot change on reload", "[config]") {
     cfg.as_object()["nonce_capacity"] = 2000;
     CHECK(config_error_key([&] { build(cfg, nullptr, "pay", first.instance); }) == P + ".nonce_capacity");
     CHECK(config_error_key([&] { build(base_config(), nullptr, "pay", first.instance); }) == "<no error>");
+}
+
+TEST_CASE("config rule: nonce_journal cannot change on reload; the merchant share can", "[config]") {
+    char tmpl[] = "/tmp/filterd-reload-journal-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    json::value with_journal = base_config();
+    with_journal.as_object()["nonce_journal"] = json::object{{"dir", std::string(tmpl)}};
+    auto first = build(with_journal);
+    auto* inst = dynamic_cast<auth_instance*>(first.instance.get());
+    REQUIRE(inst != nullptr);
+    REQUIRE(inst->nonces()->journal() != nullptr);
+    CHECK(config_error_key([&] { build(base_config(), nullptr, "pay", first.instance); }) == P + ".nonce_journal");
+    json::value other = with_journal;
+    other.as_object()["nonce_journal"].as_object()["fsync"] = true;
+    CHECK(config_error_key([&] { build(other, nullptr, "pay", first.instance); }) == P + ".nonce_journal");
+    json::value share = with_journal;
+    share.as_object()["nonce_merchant_share_percent"] = 50;
+    CHECK(config_error_key([&] { build(share, nullptr, "pay", first.instance); }) == "<no error>");
+    CHECK(inst->nonces()->per_merchant_limit() == 500);  // 50 % of nonce_capacity 1000, shared store
+    std::filesystem::remove_all(tmpl);
 }
 
 TEST_CASE("cidr matching covers IPv4, IPv6 and IPv4-mapped clients", "[config]") {

@@ -169,7 +169,7 @@ TEST_CASE("skew is configurable and checked to the nanosecond", "[filter]") {
     CHECK(ctx.reason == "timestamp_skew");
 }
 
-TEST_CASE("a replayed request is denied; the first one passes", "[filter]") {
+TEST_CASE("a replayed request is denied, the first one passes", "[filter]") {
     auto b = build(base_config());
     auto spec = vec("rsa_post").spec;
     require_allowed(run(b, spec), "acme", "r1");

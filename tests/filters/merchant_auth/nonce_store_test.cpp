@@ -104,7 +104,7 @@ TEST_CASE("nonce store: concurrent writers lose nothing", "[nonce]") {
 
 // ---- per-merchant share --------------------------------------------------------------------------
 
-TEST_CASE("nonce store: one merchant cannot take more than its share; the others still record", "[nonce]") {
+TEST_CASE("nonce store: one merchant cannot take more than its share, the others still record", "[nonce]") {
     nonce_store st(100, 10);
     auto flood = st.owner_index("flooder");
     auto other = st.owner_index("other");
@@ -221,7 +221,7 @@ TEST_CASE("nonce journal: a damaged record is reported with its segment's time",
     CHECK(stats.damaged_segments == 1);
 }
 
-TEST_CASE("nonce journal: segments rotate and expired ones are deleted; the size bound holds", "[nonce][journal]") {
+TEST_CASE("nonce journal: segments rotate and expired ones are deleted, the size bound holds", "[nonce][journal]") {
     temp_dir d;
     const std::size_t rec = filterd::merchant_auth::nonce_journal::encode("acme", fixed_nonce(0), T).size();
     filterd::merchant_auth::nonce_journal j({d.path, 1 << 20, false});

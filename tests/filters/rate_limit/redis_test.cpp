@@ -134,7 +134,7 @@ TEST_CASE("redis store on Redis TIME: replicas with skewed clocks share one exac
     CHECK(retry <= 12);
 }
 
-TEST_CASE("redis store down: on_redis_error local decides on the pod share, deny answers 503; both recover",
+TEST_CASE("redis store down: on_redis_error local decides on the pod share, deny answers 503, both recover",
           "[redis][filter]") {
     redis_server srv;
     const char* policies = R"("f":{"quota":4,"window_ms":60000,"burst":4,"key":"client_ip"})";

@@ -1,5 +1,5 @@
 // Package spv1 signs requests with the SPV1 hmac-sha256 scheme of the merchant-auth filter
-// (docs/filters/merchant-auth.md, issue 3), so the load driver can send a freshly signed request
+// (docs/filters/merchant-auth.md), so the load driver can send a freshly signed request
 // with a unique nonce and the current time for every hit.
 //
 // This is a client of the merchant contract, kept apart from the daemon's verifier on purpose:

@@ -385,13 +385,14 @@ private:
             auto gen = gen_;
             // Each pending operation keeps its TLS stream alive: fail() drops the connection's reference
             // while operations on it may still be completing.
-            tls_->async_handshake(ssl::stream_base::client, [self = shared_from_this(), gen, keep = tls_](boost::system::error_code e) {
-                if (gen != self->gen_)
-                    return;
-                if (e)
-                    return self->fail("TLS handshake: " + e.message());
-                self->start_handshake();
-            });
+            tls_->async_handshake(ssl::stream_base::client,
+                                  [self = shared_from_this(), gen, keep = tls_](boost::system::error_code e) {
+                                      if (gen != self->gen_)
+                                          return;
+                                      if (e)
+                                          return self->fail("TLS handshake: " + e.message());
+                                      self->start_handshake();
+                                  });
             return;
         }
         start_handshake();
@@ -461,10 +462,9 @@ private:
             self->start_read();
         };
         if (tls_)
-            tls_->async_read_some(net::buffer(rbuf_), [h = std::move(handler), keep = tls_](boost::system::error_code ec,
-                                                                                         std::size_t n) mutable {
-                h(ec, n);
-            });
+            tls_->async_read_some(net::buffer(rbuf_),
+                                  [h = std::move(handler), keep = tls_](boost::system::error_code ec,
+                                                                        std::size_t n) mutable { h(ec, n); });
         else
             sock_.async_read_some(net::buffer(rbuf_), std::move(handler));
     }
@@ -561,8 +561,9 @@ private:
             self->start_write();
         };
         if (tls_)
-            net::async_write(*tls_, bufs, [h = std::move(handler), keep = tls_](boost::system::error_code ec,
-                                                                                std::size_t n) mutable { h(ec, n); });
+            net::async_write(*tls_, bufs,
+                             [h = std::move(handler), keep = tls_](boost::system::error_code ec,
+                                                                   std::size_t n) mutable { h(ec, n); });
         else
             net::async_write(sock_, bufs, std::move(handler));
     }

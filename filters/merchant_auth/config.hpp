@@ -62,29 +62,29 @@ namespace filterd::merchant_auth {
 
 // Every deny reason: X(token, HTTP status, client title). The token is ctx.reason and the `reason`
 // label of filterd_merchant_auth_denied_total; the title is the only thing the client sees.
-#define FILTERD_MERCHANT_AUTH_REASONS(X)                                   \
-    X(duplicate_header, 400, "Bad Request")                                \
-    X(control_char, 400, "Bad Request")                                    \
-    X(too_many_query_params, 400, "Bad Request")                           \
-    X(body_too_large, 413, "Content Too Large")                            \
-    X(malformed_body_digest, 400, "Bad Request")                           \
-    X(missing_header, 401, "Unauthorized")                                 \
-    X(malformed_header, 401, "Unauthorized")                               \
-    X(timestamp_skew, 401, "Unauthorized")                                 \
-    X(unknown_key, 401, "Unauthorized")                                    \
-    X(bad_signature, 401, "Unauthorized")                                  \
-    X(key_revoked, 401, "Unauthorized")                                    \
-    X(key_expired, 401, "Unauthorized")                                    \
-    X(key_not_yet_valid, 401, "Unauthorized")                              \
-    X(replay, 401, "Unauthorized")                                         \
-    X(nonce_store_full, 503, "Service Unavailable")                        \
-    X(nonce_quota_exceeded, 429, "Too Many Requests")                      \
-    X(nonce_journal_unavailable, 503, "Service Unavailable")               \
-    X(nonce_store_unavailable, 503, "Service Unavailable")                 \
-    X(merchant_suspended, 403, "Forbidden")                                \
-    X(route_not_allowed, 403, "Forbidden")                                 \
-    X(ip_not_allowed, 403, "Forbidden")                                    \
-    X(merchant_mismatch, 403, "Forbidden")                                 \
+#define FILTERD_MERCHANT_AUTH_REASONS(X)                     \
+    X(duplicate_header, 400, "Bad Request")                  \
+    X(control_char, 400, "Bad Request")                      \
+    X(too_many_query_params, 400, "Bad Request")             \
+    X(body_too_large, 413, "Content Too Large")              \
+    X(malformed_body_digest, 400, "Bad Request")             \
+    X(missing_header, 401, "Unauthorized")                   \
+    X(malformed_header, 401, "Unauthorized")                 \
+    X(timestamp_skew, 401, "Unauthorized")                   \
+    X(unknown_key, 401, "Unauthorized")                      \
+    X(bad_signature, 401, "Unauthorized")                    \
+    X(key_revoked, 401, "Unauthorized")                      \
+    X(key_expired, 401, "Unauthorized")                      \
+    X(key_not_yet_valid, 401, "Unauthorized")                \
+    X(replay, 401, "Unauthorized")                           \
+    X(nonce_store_full, 503, "Service Unavailable")          \
+    X(nonce_quota_exceeded, 429, "Too Many Requests")        \
+    X(nonce_journal_unavailable, 503, "Service Unavailable") \
+    X(nonce_store_unavailable, 503, "Service Unavailable")   \
+    X(merchant_suspended, 403, "Forbidden")                  \
+    X(route_not_allowed, 403, "Forbidden")                   \
+    X(ip_not_allowed, 403, "Forbidden")                      \
+    X(merchant_mismatch, 403, "Forbidden")                   \
     X(internal_error, 500, "Internal Server Error")
 
 enum class reason : std::uint8_t {
@@ -147,8 +147,8 @@ struct config {
     std::size_t nonce_capacity = 1'000'000;
     unsigned nonce_merchant_share_percent = 25;
     std::optional<journal_options> nonce_journal;
-    bool redis_store = false;       ///< store "redis"
-    redis::options redis;           ///< redis_store only
+    bool redis_store = false;  ///< store "redis"
+    redis::options redis;      ///< redis_store only
     std::size_t max_body_bytes = 1u << 20;
     std::size_t max_query_params = 256;
     std::map<std::string, merchant_record, std::less<>> merchants;

@@ -89,16 +89,17 @@ void auth_filter::on_request_async(const request_view& req, context& ctx, resume
     }
     const auto deadline = redis::clock::time_point(std::chrono::nanoseconds(ctx.deadline_mono_ns));
     // `this`, `req` and `ctx` outlive the call: the chain keeps them until done() (filter.hpp).
-    redis_->command({"SET", std::move(key), "1", "NX", "PX", std::to_string(ttl_ms)}, deadline,
-                    [this, &req, &ctx, v, done = std::move(done)](redis::result&& r) {
-                        auto rv = r.value.view();
-                        if (r.error == redis::errc::ok && rv.is_string() && rv.str() == "OK")
-                            return done(authorise(req, ctx, *v, true));
-                        if (r.error == redis::errc::ok && rv.is_nil())
-                            return done(deny(req, ctx, reason::replay, v->h.merchant_id, v->h.key_id));
-                        done(deny(req, ctx, reason::nonce_store_unavailable, v->h.merchant_id, v->h.key_id));
-                    },
-                    1);
+    redis_->command(
+        {"SET", std::move(key), "1", "NX", "PX", std::to_string(ttl_ms)}, deadline,
+        [this, &req, &ctx, v, done = std::move(done)](redis::result&& r) {
+            auto rv = r.value.view();
+            if (r.error == redis::errc::ok && rv.is_string() && rv.str() == "OK")
+                return done(authorise(req, ctx, *v, true));
+            if (r.error == redis::errc::ok && rv.is_nil())
+                return done(deny(req, ctx, reason::replay, v->h.merchant_id, v->h.key_id));
+            done(deny(req, ctx, reason::nonce_store_unavailable, v->h.merchant_id, v->h.key_id));
+        },
+        1);
 }
 
 outcome auth_filter::verify(const request_view& req, context& ctx, verified& out) const noexcept {

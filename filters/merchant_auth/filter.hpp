@@ -39,7 +39,10 @@ public:
     /// @param redis  the shared nonce store (store "redis"), or nullptr (store "local")
     auth_filter(std::shared_ptr<const config> cfg, route_config route, std::shared_ptr<nonce_store> nonces,
                 std::shared_ptr<redis::client> redis = nullptr)
-        : cfg_(std::move(cfg)), route_(std::move(route)), nonces_(std::move(nonces)), redis_(std::move(redis)) {}
+        : cfg_(std::move(cfg)),
+          route_(std::move(route)),
+          nonces_(std::move(nonces)),
+          redis_(std::move(redis)) {}
 
     /// Store "local": steps 1-6 above, inline.
     outcome on_request(const request_view& req, context& ctx) const noexcept override;
@@ -83,7 +86,9 @@ class auth_instance final : public filter_instance {
 public:
     auth_instance(std::shared_ptr<const config> cfg, std::shared_ptr<nonce_store> nonces,
                   std::shared_ptr<redis::client> redis = nullptr)
-        : cfg_(std::move(cfg)), nonces_(std::move(nonces)), redis_(std::move(redis)) {}
+        : cfg_(std::move(cfg)),
+          nonces_(std::move(nonces)),
+          redis_(std::move(redis)) {}
 
     std::shared_ptr<const filter> for_route(std::string_view route_id, const boost::json::value* route_cfg,
                                             const std::string& path) const override;

@@ -29,7 +29,8 @@ std::string read_secret() {
 }
 
 std::int64_t now_s() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 /// Config of one replica: merchant-auth and rate-limit both on `redis_addr`. `quota` per hour, burst =
@@ -44,12 +45,16 @@ std::string write_config(const temp_dir& d, const std::string& name, const std::
                                   : R"({"address": ")" + redis_addr + R"(", "timeout_ms": 500})";
     f << R"({"listen": {"socket": ")" << d.path << "/" << name << R"(.sock"}, "admin": {"enabled": false},
           "filters": {
-            "merchant-auth": {"skew_seconds": 300, "store": "redis", "redis": )" << redis << R"(,
+            "merchant-auth": {"skew_seconds": 300, "store": "redis", "redis": )"
+      << redis << R"(,
               "merchants": {"acme": {"status": "active", "keys": [{"id": "k1", "alg": "hmac-sha256",
-                "secret": {"file": ")" << data_dir << R"(acme-k1.secret"}, "state": "active"}]}}},
-            "rate-limit": {"store": "redis", "redis": )" << redis << R"(, "on_redis_error": ")" << rl_on_error << R"(",
+                "secret": {"file": ")"
+      << data_dir << R"(acme-k1.secret"}, "state": "active"}]}}},
+            "rate-limit": {"store": "redis", "redis": )"
+      << redis << R"(, "on_redis_error": ")" << rl_on_error << R"(",
               "replicas": 2,
-              "policies": {"per-merchant": {"quota": )" << quota << R"(, "window_ms": 3600000, "key": "merchant_id"}}}
+              "policies": {"per-merchant": {"quota": )"
+      << quota << R"(, "window_ms": 3600000, "key": "merchant_id"}}}
           },
           "routes": {"pay": {"merchant-auth": null, "rate-limit": {"policies": ["per-merchant"]}}}})";
     return cfg;
@@ -165,8 +170,8 @@ TEST_CASE("replicas sharing Redis: a per-merchant quota under concurrent load ma
             // Pipelined: 50 requests in one write, answered out of order.
             std::vector<std::uint8_t> burst;
             for (int i = 0; i < 50; ++i) {
-                auto f = proto::encode_request(
-                    signed_payment(static_cast<std::uint64_t>(i + 1), "q-" + std::to_string(t) + "-" + std::to_string(i)));
+                auto f = proto::encode_request(signed_payment(static_cast<std::uint64_t>(i + 1),
+                                                              "q-" + std::to_string(t) + "-" + std::to_string(i)));
                 burst.insert(burst.end(), f.begin(), f.end());
             }
             c.send(burst);
@@ -182,8 +187,7 @@ TEST_CASE("replicas sharing Redis: a per-merchant quota under concurrent load ma
     CHECK(other == 0);
 }
 
-TEST_CASE("replicas sharing Redis: Redis killed mid-run then restarted; paused with SIGSTOP",
-          "[redis][integration]") {
+TEST_CASE("replicas sharing Redis: Redis killed mid-run then restarted; paused with SIGSTOP", "[redis][integration]") {
     redis_server srv;
     temp_dir d;
     replica a(d, "a", srv.address(), 1'000'000);
@@ -216,7 +220,7 @@ TEST_CASE("replicas sharing Redis: Redis killed mid-run then restarted; paused w
         srv.pause();
         for (int i = 0; i < 5; ++i) {
             auto r = send("paused-" + std::to_string(i), 50'000);  // 50 ms budget
-            REQUIRE(r.has_value());  // answered, not left hanging
+            REQUIRE(r.has_value());                                // answered, not left hanging
             bool deadline_error = r->error() != nullptr && r->error()->code() == wire::ErrorCode::DeadlineExceeded;
             CHECK((status_of(r) == 503 || deadline_error));
         }

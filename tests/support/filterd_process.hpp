@@ -22,7 +22,8 @@ namespace filterd::testing {
 class filterd_process {
 public:
     filterd_process(const std::string& config_path, const std::string& socket_path, const std::string& log_path)
-        : socket_(socket_path), log_(log_path) {
+        : socket_(socket_path),
+          log_(log_path) {
         pid_ = ::fork();
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {

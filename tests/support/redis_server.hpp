@@ -161,8 +161,9 @@ class redis_cluster {
 public:
     redis_cluster() {
         for (int i = 0; i < 3; ++i)
-            nodes_.emplace_back(std::make_unique<redis_server>(std::vector<std::string>{
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"},
+            nodes_.emplace_back(std::make_unique<redis_server>(
+                std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                         "--cluster-node-timeout", "2000"},
                 true));
         std::string addrs;
         for (auto& n : nodes_)

@@ -329,12 +329,15 @@ TEST_CASE("redis cluster: a slot migrated during load loses and double-counts no
             std::promise<void> batch;
             std::atomic<int> left{20};
             for (int i = 0; i < 20; ++i, ++sent)
-                c.command({"INCR", key}, redis::clock::now() + 2s, [&](redis::result&& r) {
-                    (r.error == redis::errc::ok ? ok : failed)++;
-                    ++done;
-                    if (--left == 0)
-                        batch.set_value();
-                }, 1);
+                c.command(
+                    {"INCR", key}, redis::clock::now() + 2s,
+                    [&](redis::result&& r) {
+                        (r.error == redis::errc::ok ? ok : failed)++;
+                        ++done;
+                        if (--left == 0)
+                            batch.set_value();
+                    },
+                    1);
             batch.get_future().wait();
         }
     });

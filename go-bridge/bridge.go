@@ -1,10 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"hash"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -67,7 +67,7 @@ const cAllowed, cDenied, cFailed, cTooLarge, cPanics, cShadowAllowed, cShadowDen
 
 var counterNames = [nCounters]string{"allowed", "denied", "failed", "too_large", "panics", "shadow_allowed", "shadow_denied", "shadow_failed"}
 
-// bridge is one endpoint's modifier.
+// bridge is one endpoint's modifier; everything in it is safe for concurrent requests.
 type bridge struct {
 	cfg               *Config
 	pool              *pool
@@ -86,10 +86,11 @@ type bridge struct {
 // factory is the ModifierFactory lura calls per endpoint. Never nil: lura would skip it.
 func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{}) (interface{}, error)) {
 	deny := fixedDeny(DefaultErrorStatus)
+	denyAll := func(interface{}) (interface{}, error) { return nil, deny }
 	defer func() {
 		if r := recover(); r != nil {
 			p.log(Logger.Error, logPrefix, "panic while building the modifier, endpoint denies every request:", panicText(r))
-			mod = func(interface{}) (interface{}, error) { return nil, deny }
+			mod = denyAll
 		}
 	}()
 	cfg, err := ParseConfig(block)
@@ -97,12 +98,11 @@ func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{
 		return p.newBridge(cfg).modify
 	}
 	p.log(Logger.Error, logPrefix, "invalid config, endpoint denies every request:", err.Error())
-	if m, ok := block[Name].(map[string]interface{}); ok {
-		if n, ok := m["error_status"].(float64); ok && n >= 400 && n <= 599 {
-			deny = fixedDeny(int(n))
-		}
+	m, _ := block[Name].(map[string]interface{})
+	if n, ok := m["error_status"].(float64); ok && n >= 400 && n <= 599 {
+		deny = fixedDeny(int(n))
 	}
-	return func(interface{}) (interface{}, error) { return nil, deny }
+	return denyAll
 }
 
 func (p *pluginState) newBridge(cfg *Config) *bridge {
@@ -124,7 +124,6 @@ func (p *pluginState) newBridge(cfg *Config) *bridge {
 	return b
 }
 
-// modify is the per-request entry point.
 func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a deny in every mode: the body may be consumed already
@@ -146,10 +145,10 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	if orig := req.Body(); orig != nil && b.cfg.Mode != "probe" {
 		body = getBody()
 		tooLarge, rerr := body.fill(orig, b.cfg.MaxBodyBytes)
-		if orig.Close(); rerr != nil {
-			return b.fail(req, body, errBodyRead, false)
-		} else if tooLarge {
+		if orig.Close(); tooLarge {
 			return b.fail(req, body, errTooLarge, false)
+		} else if rerr != nil {
+			return b.fail(req, body, errBodyRead, false)
 		}
 		digest = body.sum
 	}
@@ -208,7 +207,7 @@ func (b *bridge) fail(req requestWrapper, body *bodyBuf, f failure, shadow bool)
 // wrap hands on the request with the body that was read (empty becomes http.NoBody).
 func (b *bridge) wrap(req requestWrapper, body *bodyBuf) *request {
 	r := &request{requestWrapper: req, body: req.Body()}
-	if body != nil && len(body.b) == 0 {
+	if body != nil && body.Len() == 0 {
 		body.release()
 		r.body = http.NoBody
 	} else if body != nil {
@@ -260,53 +259,23 @@ func clientIP(h map[string][]string) string {
 
 // applyHeaders applies an allow's remove_headers, then set_headers (replacing every value), in
 // place. Names match case-insensitively; value slices, which lura may share, are not written.
+// The set names and values take one string and one []string.
 func applyHeaders(h map[string][]string, resp *wire.FilterResponse) {
-	var hd wire.Header
-	for k := range h {
-		drop := false
-		for i := 0; i < resp.RemoveHeadersLength() && !drop; i++ {
-			drop = strings.EqualFold(string(resp.RemoveHeaders(i)), k)
-		}
-		for i := 0; i < resp.SetHeadersLength() && !drop; i++ {
-			resp.SetHeaders(&hd, i)
-			drop = strings.EqualFold(string(hd.Name()), k)
-		}
-		if drop {
-			delete(h, k)
+	drop := func(name []byte) {
+		for k := range h {
+			if strings.EqualFold(string(name), k) {
+				delete(h, k)
+			}
 		}
 	}
-	copyHeaders(resp, false, "", func(name string, v []string) {
-		if old, ok := h[name]; ok { // the reply sets this name twice
-			v = append(old[:len(old):len(old)], v...)
-		}
-		h[name] = v
-	})
-}
-
-// denyFrom builds the answer the daemon chose; a status outside 400-599 becomes error_status.
-func (b *bridge) denyFrom(r *reply) *DenyError {
-	d := &DenyError{status: int(r.status)}
-	if d.status < 400 || d.status > 599 {
-		d.status = b.cfg.ErrorStatus
+	for i := 0; i < resp.RemoveHeadersLength(); i++ {
+		drop(resp.RemoveHeaders(i))
 	}
-	body, ct := r.resp.DenyBodyBytes(), r.resp.DenyContentType()
-	all := copyHeaders(&r.resp, true, string(body)+string(ct), func(name string, v []string) {
-		if d.headers == nil {
-			d.headers = map[string][]string{}
-		}
-		d.headers[name] = append(d.headers[name], v...)
-	})
-	d.body, d.encoding = all[:len(body)], all[len(body):len(body)+len(ct)]
-	return d
-}
-
-// copyHeaders hands each deny (or set) header to put as a canonical name and values, with one
-// string for the prefix and all names and values, one []string for all values; returns the string.
-func copyHeaders(resp *wire.FilterResponse, deny bool, prefix string, put func(string, []string)) string {
 	var hd wire.Header
-	size, nv := len(prefix), 0
-	for i := 0; i < headerCount(resp, deny); i++ {
-		headerAt(resp, deny, &hd, i)
+	size, nv := 0, 0
+	for i := 0; i < resp.SetHeadersLength(); i++ {
+		resp.SetHeaders(&hd, i)
+		drop(hd.Name())
 		size, nv = size+len(hd.Name()), nv+hd.ValuesLength()
 		for j := 0; j < hd.ValuesLength(); j++ {
 			size += len(hd.Values(j))
@@ -314,10 +283,9 @@ func copyHeaders(resp *wire.FilterResponse, deny bool, prefix string, put func(s
 	}
 	var sb strings.Builder
 	sb.Grow(size)
-	sb.WriteString(prefix)
 	vals := make([]string, nv)
-	for i := 0; i < headerCount(resp, deny); i++ {
-		headerAt(resp, deny, &hd, i)
+	for i := 0; i < resp.SetHeadersLength(); i++ {
+		resp.SetHeaders(&hd, i)
 		start, m := sb.Len(), hd.ValuesLength()
 		sb.Write(hd.Name())
 		name := textproto.CanonicalMIMEHeaderKey(sb.String()[start:])
@@ -326,10 +294,31 @@ func copyHeaders(resp *wire.FilterResponse, deny bool, prefix string, put func(s
 			sb.Write(hd.Values(j))
 			vals[j] = sb.String()[start:]
 		}
-		put(name, vals[:m:m])
-		vals = vals[m:]
+		v := vals[:m:m]
+		if old, ok := h[name]; ok { // the reply sets this name twice
+			v = append(old[:len(old):len(old)], v...)
+		}
+		h[name], vals = v, vals[m:]
 	}
-	return sb.String()
+}
+
+// denyFrom builds the answer the daemon chose; a status outside 400-599 becomes error_status.
+func (b *bridge) denyFrom(r *reply) *DenyError {
+	d := &DenyError{status: int(r.status), body: string(r.resp.DenyBodyBytes()), encoding: string(r.resp.DenyContentType())}
+	if d.status < 400 || d.status > 599 {
+		d.status = b.cfg.ErrorStatus
+	}
+	var hd wire.Header
+	for i := 0; i < r.resp.DenyHeadersLength(); i++ {
+		if r.resp.DenyHeaders(&hd, i); d.headers == nil {
+			d.headers = map[string][]string{}
+		}
+		name := textproto.CanonicalMIMEHeaderKey(string(hd.Name()))
+		for j := 0; j < hd.ValuesLength(); j++ {
+			d.headers[name] = append(d.headers[name], string(hd.Values(j)))
+		}
+	}
+	return d
 }
 
 var emptySHA256 = sha256.Sum256(nil)
@@ -337,8 +326,8 @@ var emptySHA256 = sha256.Sum256(nil)
 // bodyBuf holds a body and its SHA-256: the backend reads the very bytes that were hashed, and
 // the pooled buffer is reused once the backend closes the body.
 type bodyBuf struct {
-	b   []byte
-	h   hash.Hash
+	bytes.Buffer
+	lr  io.LimitedReader
 	sum [sha256.Size]byte
 }
 
@@ -351,28 +340,17 @@ func getBody() *bodyBuf {
 	case bb := <-bodyPool:
 		return bb
 	default:
-		return &bodyBuf{b: make([]byte, 0, 4096), h: sha256.New()}
+		return &bodyBuf{}
 	}
 }
 
-// fill reads r, up to limit bytes, hashing as it reads. tooLarge reports that r had more.
+// fill reads r, up to limit bytes, and hashes them. tooLarge reports that r had more.
 func (bb *bodyBuf) fill(r io.Reader, limit int) (tooLarge bool, err error) {
-	bb.b = bb.b[:0]
-	for bb.h.Reset(); ; {
-		if len(bb.b) == cap(bb.b) {
-			bb.b = append(bb.b, 0)[:len(bb.b)]
-		}
-		n, err := r.Read(bb.b[len(bb.b):min(cap(bb.b), limit+1)])
-		bb.h.Write(bb.b[len(bb.b) : len(bb.b)+n])
-		if bb.b = bb.b[:len(bb.b)+n]; len(bb.b) > limit {
-			return true, nil
-		} else if err == io.EOF {
-			bb.h.Sum(bb.sum[:0])
-			return false, nil
-		} else if err != nil {
-			return false, err
-		}
-	}
+	bb.Reset()
+	bb.lr = io.LimitedReader{R: r, N: int64(limit) + 1}
+	_, err = bb.ReadFrom(&bb.lr)
+	bb.lr.R, bb.sum = nil, sha256.Sum256(bb.Bytes())
+	return bb.Len() > limit, err
 }
 
 func (bb *bodyBuf) release() {
@@ -389,7 +367,6 @@ func (bb *bodyBuf) release() {
 type bodyReader struct {
 	mu  sync.Mutex
 	buf *bodyBuf
-	off int
 }
 
 var errBodyClosed = errors.New("request body already closed")
@@ -404,12 +381,8 @@ func (r *bodyReader) Read(p []byte) (n int, err error) {
 	defer r.mu.Unlock()
 	if r.buf == nil {
 		return 0, errBodyClosed
-	} else if r.off == len(r.buf.b) {
-		return 0, io.EOF
 	}
-	n = copy(p, r.buf.b[r.off:])
-	r.off += n
-	return n, nil
+	return r.buf.Read(p)
 }
 
 func (r *bodyReader) Close() error {

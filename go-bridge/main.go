@@ -162,7 +162,7 @@ type Config struct {
 	DaemonGID    int64         // SO_PEERCRED gid the daemon must have; -1: not checked
 }
 
-// Limits and defaults of the settings.
+// Limits and defaults of the settings (docs/bridge.md).
 const (
 	DefaultDeadline     = 3 * time.Millisecond
 	MinDeadline         = 100 * time.Microsecond
@@ -181,8 +181,9 @@ func (e *ConfigError) Error() string { return fmt.Sprintf("%s config: %q %s", Na
 // ParseConfig checks the endpoint's plugin block as lura hands it; unknown keys are errors.
 func ParseConfig(block map[string]interface{}) (*Config, error) {
 	m, ok := block[Name].(map[string]interface{})
-	if !ok {
-		return nil, &ConfigError{Name, "section is missing or not an object"}
+	raw, err := json.Marshal(m) // keys sorted: the first unknown or mistyped key is reported
+	if !ok || err != nil {
+		return nil, &ConfigError{Name, "section is missing or not a JSON object"}
 	}
 	var s struct {
 		SocketPath  *string   `json:"socket_path"`
@@ -195,10 +196,6 @@ func ParseConfig(block map[string]interface{}) (*Config, error) {
 		ShadowUntil *string   `json:"shadow_until"`
 		DaemonUID   *int64    `json:"daemon_uid"`
 		DaemonGID   *int64    `json:"daemon_gid"`
-	}
-	raw, err := json.Marshal(m) // keys sorted: the first unknown or mistyped key is reported
-	if err != nil {
-		return nil, &ConfigError{Name, "is not a JSON object"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -244,7 +241,7 @@ func ParseConfig(block map[string]interface{}) (*Config, error) {
 	return c, nil
 }
 
-// or is *p, or def when p is nil (the setting is absent).
+// or is *p, or def when the setting is absent.
 func or[T any](p *T, def T) T {
 	if p == nil {
 		return def

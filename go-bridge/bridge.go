@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -170,42 +171,38 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	case r.kind == wire.BodyError:
 		return b.fail(req, body, failure("daemon answered with error "+r.code.String()), shadow)
 	case r.verdict != wire.VerdictAllow && shadow:
-		b.count(cShadowDenied, "")
+		return b.answer(req, body, cShadowDenied, "", nil)
 	case r.verdict != wire.VerdictAllow:
-		body.release()
-		b.count(cDenied, "")
-		return nil, b.denyFrom(r)
+		return b.answer(req, body, cDenied, "", b.denyFrom(r))
 	case b.cfg.Mode == "probe":
-		b.count(cAllowed, "")
-		return nil, probeReady
+		return b.answer(req, body, cAllowed, "", probeReady)
 	case shadow:
-		b.count(cShadowAllowed, "")
-	default:
-		b.count(cAllowed, "")
-		applyHeaders(headers, &r.resp)
+		return b.answer(req, body, cShadowAllowed, "", nil)
 	}
-	return b.wrap(req, body), nil
+	applyHeaders(headers, &c.r.resp)
+	return b.answer(req, body, cAllowed, "", nil)
 }
 
 // fail answers a request without a verdict: a deny (413 for a body or frame over its limit),
-// or in shadow mode the unchanged request, unless its body is lost.
+// or in shadow mode the unchanged request.
 func (b *bridge) fail(req requestWrapper, body *bodyBuf, f failure, shadow bool) (interface{}, error) {
 	switch {
 	case f == errTooLarge || f == errFrameLimit:
-		body.release()
-		b.count(cTooLarge, f)
-		return nil, b.bigDeny
-	case !shadow || f == errBodyRead:
-		body.release()
-		b.count(cFailed, f)
-		return nil, b.failDeny
+		return b.answer(req, body, cTooLarge, f, b.bigDeny)
+	case !shadow:
+		return b.answer(req, body, cFailed, f, b.failDeny)
 	}
-	b.count(cShadowFailed, f)
-	return b.wrap(req, body), nil
+	return b.answer(req, body, cShadowFailed, f, nil)
 }
 
-// wrap hands on the request with the body that was read (empty becomes http.NoBody).
-func (b *bridge) wrap(req requestWrapper, body *bodyBuf) *request {
+// answer counts outcome i and returns deny, or else hands on the request with the body that was
+// read (an empty one becomes http.NoBody).
+func (b *bridge) answer(req requestWrapper, body *bodyBuf, i int, why failure, deny *DenyError) (interface{}, error) {
+	b.count(i, why)
+	if deny != nil {
+		body.release()
+		return nil, deny
+	}
 	r := &request{requestWrapper: req, body: req.Body()}
 	if body != nil && body.Len() == 0 {
 		body.release()
@@ -213,7 +210,7 @@ func (b *bridge) wrap(req requestWrapper, body *bodyBuf) *request {
 	} else if body != nil {
 		r.rb.buf, r.body = body, &r.rb
 	}
-	return r
+	return r, nil
 }
 
 // count counts an outcome and logs denies and failures as a summary: one line per route per
@@ -225,9 +222,7 @@ func (b *bridge) count(i int, why failure) {
 	s := &b.sum
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if why != "" {
-		s.why = why
-	}
+	s.why = cmp.Or(why, s.why)
 	if time.Now().Before(s.next) {
 		return
 	}
@@ -349,7 +344,8 @@ func (bb *bodyBuf) fill(r io.Reader, limit int) (tooLarge bool, err error) {
 	bb.Reset()
 	bb.lr = io.LimitedReader{R: r, N: int64(limit) + 1}
 	_, err = bb.ReadFrom(&bb.lr)
-	bb.lr.R, bb.sum = nil, sha256.Sum256(bb.Bytes())
+	bb.lr.R = nil
+	bb.sum = sha256.Sum256(bb.Bytes())
 	return bb.Len() > limit, err
 }
 

@@ -470,9 +470,8 @@ const (
 	errTooMany     = decodeError("too many header names and values")
 )
 
-// decodeReply reads a frame with flatc's accessors under recover(): a hostile offset panics, and
-// that is the bounds check. It checks header names and values and the deny content type, and
-// reads every field the bridge uses, so that nothing read later can panic.
+// decodeReply reads a frame with flatc's accessors under recover(): a hostile offset panics, the
+// bounds check. It checks header names and values and the content type, and reads every field used.
 func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
 		if recover() != nil {

@@ -104,8 +104,7 @@ func newPlugin() *pluginState {
 func (p *pluginState) log(m func(Logger, ...interface{}), v ...interface{}) {
 	defer func() { _ = recover() }()
 	if l := p.logger.Load(); l != nil {
-		s := fmt.Sprintln(v...)
-		m(l.Logger, s[:len(s)-1])
+		m(l.Logger, strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
 	}
 }
 

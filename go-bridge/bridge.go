@@ -135,7 +135,6 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	if !ok || req.Context() == nil {
 		return b.fail(nil, nil, errInput, false)
 	}
-	ctx := req.Context()
 	shadow := b.cfg.Mode == "shadow" && time.Now().Before(b.cfg.ShadowUntil)
 	if b.cfg.Mode == "shadow" && !shadow && b.enforcing.CompareAndSwap(false, true) {
 		b.p.log(Logger.Warning, logPrefix, "route="+b.cfg.RouteID, "shadow period ended: the route enforces")
@@ -153,7 +152,7 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 		digest = body.sum
 	}
 	deadline := time.Now().Add(b.cfg.Deadline)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+	if d, ok := req.Context().Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	fr := filterRequest{Route: b.cfg.RouteID, Filters: b.cfg.Filters, Method: req.Method(), Path: req.Path(),
@@ -161,7 +160,7 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	if u := req.URL(); u != nil {
 		fr.Path = u.EscapedPath()
 	}
-	c, f := b.pool.roundTrip(ctx, &fr, deadline)
+	c, f := b.pool.roundTrip(req.Context(), &fr, deadline)
 	if f != "" {
 		return b.fail(req, body, f, shadow)
 	}
@@ -299,11 +298,12 @@ func (b *bridge) denyFrom(r *reply) *DenyError {
 	if d.status < 400 || d.status > 599 {
 		d.status = b.cfg.ErrorStatus
 	}
+	if n := r.resp.DenyHeadersLength(); n > 0 {
+		d.headers = make(map[string][]string, n)
+	}
 	var hd wire.Header
 	for i := 0; i < r.resp.DenyHeadersLength(); i++ {
-		if r.resp.DenyHeaders(&hd, i); d.headers == nil {
-			d.headers = map[string][]string{}
-		}
+		r.resp.DenyHeaders(&hd, i)
 		name := textproto.CanonicalMIMEHeaderKey(string(hd.Name()))
 		for j := 0; j < hd.ValuesLength(); j++ {
 			d.headers[name] = append(d.headers[name], string(hd.Values(j)))

@@ -6,11 +6,14 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+
+#include <chrono>
 
 namespace filterd {
 
@@ -93,6 +96,14 @@ void admin_server::start(const std::string& address, std::uint16_t port) {
                 if (aec) {
                     if (!acceptor_.is_open())
                         co_return;
+                    // Out of descriptors (EMFILE/ENFILE) or memory: the pending connection stays queued and
+                    // accept would fail again at once. Back off instead of spinning a core.
+                    if (aec == net::error::no_descriptors || aec == net::error::no_buffer_space ||
+                        aec == net::error::no_memory) {
+                        log::warn("admin accept failed; retrying in 100 ms", {{"error", aec.message()}});
+                        net::steady_timer t(acceptor_.get_executor(), std::chrono::milliseconds(100));
+                        co_await t.async_wait(net::redirect_error(net::use_awaitable, aec));
+                    }
                     continue;
                 }
                 auto ex = sock.get_executor();

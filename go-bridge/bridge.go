@@ -1,10 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
-	"hash"
 	"io"
 	"net/http"
 	"net/textproto"
@@ -67,7 +67,7 @@ const cAllowed, cDenied, cFailed, cTooLarge, cPanics, cShadowAllowed, cShadowDen
 
 var counterNames = [nCounters]string{"allowed", "denied", "failed", "too_large", "panics", "shadow_allowed", "shadow_denied", "shadow_failed"}
 
-// bridge is one endpoint's modifier.
+// bridge is one endpoint's modifier; everything in it is safe for concurrent requests.
 type bridge struct {
 	cfg               *Config
 	pool              *pool
@@ -86,10 +86,11 @@ type bridge struct {
 // factory is the ModifierFactory lura calls per endpoint. Never nil: lura would skip it.
 func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{}) (interface{}, error)) {
 	deny := fixedDeny(DefaultErrorStatus)
+	denyAll := func(interface{}) (interface{}, error) { return nil, deny }
 	defer func() {
 		if r := recover(); r != nil {
 			p.log(Logger.Error, logPrefix, "panic while building the modifier, endpoint denies every request:", panicText(r))
-			mod = func(interface{}) (interface{}, error) { return nil, deny }
+			mod = denyAll
 		}
 	}()
 	cfg, err := ParseConfig(block)
@@ -97,12 +98,11 @@ func (p *pluginState) factory(block map[string]interface{}) (mod func(interface{
 		return p.newBridge(cfg).modify
 	}
 	p.log(Logger.Error, logPrefix, "invalid config, endpoint denies every request:", err.Error())
-	if m, ok := block[Name].(map[string]interface{}); ok {
-		if n, ok := m["error_status"].(float64); ok && n >= 400 && n <= 599 {
-			deny = fixedDeny(int(n))
-		}
+	m, _ := block[Name].(map[string]interface{})
+	if n, ok := m["error_status"].(float64); ok && n >= 400 && n <= 599 {
+		deny = fixedDeny(int(n))
 	}
-	return func(interface{}) (interface{}, error) { return nil, deny }
+	return denyAll
 }
 
 func (p *pluginState) newBridge(cfg *Config) *bridge {
@@ -124,7 +124,6 @@ func (p *pluginState) newBridge(cfg *Config) *bridge {
 	return b
 }
 
-// modify is the per-request entry point.
 func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	defer func() {
 		if r := recover(); r != nil { // a deny in every mode: the body may be consumed already
@@ -136,7 +135,6 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	if !ok || req.Context() == nil {
 		return b.fail(nil, nil, errInput, false)
 	}
-	ctx := req.Context()
 	shadow := b.cfg.Mode == "shadow" && time.Now().Before(b.cfg.ShadowUntil)
 	if b.cfg.Mode == "shadow" && !shadow && b.enforcing.CompareAndSwap(false, true) {
 		b.p.log(Logger.Warning, logPrefix, "route="+b.cfg.RouteID, "shadow period ended: the route enforces")
@@ -146,15 +144,15 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	if orig := req.Body(); orig != nil && b.cfg.Mode != "probe" {
 		body = getBody()
 		tooLarge, rerr := body.fill(orig, b.cfg.MaxBodyBytes)
-		if orig.Close(); rerr != nil {
-			return b.fail(req, body, errBodyRead, false)
-		} else if tooLarge {
+		if orig.Close(); tooLarge {
 			return b.fail(req, body, errTooLarge, false)
+		} else if rerr != nil {
+			return b.fail(req, body, errBodyRead, false)
 		}
 		digest = body.sum
 	}
 	deadline := time.Now().Add(b.cfg.Deadline)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+	if d, ok := req.Context().Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	fr := filterRequest{Route: b.cfg.RouteID, Filters: b.cfg.Filters, Method: req.Method(), Path: req.Path(),
@@ -162,7 +160,7 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	if u := req.URL(); u != nil {
 		fr.Path = u.EscapedPath()
 	}
-	c, f := b.pool.roundTrip(ctx, &fr, deadline)
+	c, f := b.pool.roundTrip(req.Context(), &fr, deadline)
 	if f != "" {
 		return b.fail(req, body, f, shadow)
 	}
@@ -171,42 +169,36 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	case r.kind == wire.BodyError:
 		return b.fail(req, body, failure("daemon answered with error "+r.code.String()), shadow)
 	case r.verdict != wire.VerdictAllow && shadow:
-		b.count(cShadowDenied, "")
+		return b.answer(req, body, cShadowDenied, "", nil)
 	case r.verdict != wire.VerdictAllow:
-		body.release()
-		b.count(cDenied, "")
-		return nil, b.denyFrom(r)
+		return b.answer(req, body, cDenied, "", b.denyFrom(r))
 	case b.cfg.Mode == "probe":
-		b.count(cAllowed, "")
-		return nil, probeReady
+		return b.answer(req, body, cAllowed, "", probeReady)
 	case shadow:
-		b.count(cShadowAllowed, "")
-	default:
-		b.count(cAllowed, "")
-		applyHeaders(headers, &r.resp)
+		return b.answer(req, body, cShadowAllowed, "", nil)
 	}
-	return b.wrap(req, body), nil
+	applyHeaders(headers, &c.r.resp)
+	return b.answer(req, body, cAllowed, "", nil)
 }
 
-// fail answers a request without a verdict: a deny (413 for a body or frame over its limit),
-// or in shadow mode the unchanged request, unless its body is lost.
+// fail answers a request without a verdict: 413 over a size limit, else a deny (in shadow mode, a pass).
 func (b *bridge) fail(req requestWrapper, body *bodyBuf, f failure, shadow bool) (interface{}, error) {
 	switch {
 	case f == errTooLarge || f == errFrameLimit:
-		body.release()
-		b.count(cTooLarge, f)
-		return nil, b.bigDeny
-	case !shadow || f == errBodyRead:
-		body.release()
-		b.count(cFailed, f)
-		return nil, b.failDeny
+		return b.answer(req, body, cTooLarge, f, b.bigDeny)
+	case !shadow:
+		return b.answer(req, body, cFailed, f, b.failDeny)
 	}
-	b.count(cShadowFailed, f)
-	return b.wrap(req, body), nil
+	return b.answer(req, body, cShadowFailed, f, nil)
 }
 
-// wrap hands on the request with the body that was read (empty becomes http.NoBody).
-func (b *bridge) wrap(req requestWrapper, body *bodyBuf) *request {
+// answer counts outcome i, then returns deny or hands on the request (an empty body: http.NoBody).
+func (b *bridge) answer(req requestWrapper, body *bodyBuf, i int, why failure, deny *DenyError) (interface{}, error) {
+	b.count(i, why)
+	if deny != nil {
+		body.release()
+		return nil, deny
+	}
 	r := &request{requestWrapper: req, body: req.Body()}
 	if body != nil && len(body.b) == 0 {
 		body.release()
@@ -214,7 +206,7 @@ func (b *bridge) wrap(req requestWrapper, body *bodyBuf) *request {
 	} else if body != nil {
 		r.rb.buf, r.body = body, &r.rb
 	}
-	return r
+	return r, nil
 }
 
 // count counts an outcome and logs denies and failures as a summary: one line per route per
@@ -226,9 +218,7 @@ func (b *bridge) count(i int, why failure) {
 	s := &b.sum
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if why != "" {
-		s.why = why
-	}
+	s.why = cmp.Or(why, s.why)
 	if time.Now().Before(s.next) {
 		return
 	}
@@ -259,54 +249,23 @@ func clientIP(h map[string][]string) string {
 }
 
 // applyHeaders applies an allow's remove_headers, then set_headers (replacing every value), in
-// place. Names match case-insensitively; value slices, which lura may share, are not written.
+// place, case-insensitively. Value slices, which lura may share, are not written to.
 func applyHeaders(h map[string][]string, resp *wire.FilterResponse) {
-	var hd wire.Header
-	for k := range h {
-		drop := false
-		for i := 0; i < resp.RemoveHeadersLength() && !drop; i++ {
-			drop = strings.EqualFold(string(resp.RemoveHeaders(i)), k)
-		}
-		for i := 0; i < resp.SetHeadersLength() && !drop; i++ {
-			resp.SetHeaders(&hd, i)
-			drop = strings.EqualFold(string(hd.Name()), k)
-		}
-		if drop {
-			delete(h, k)
+	drop := func(name []byte) {
+		for k := range h {
+			if strings.EqualFold(string(name), k) {
+				delete(h, k)
+			}
 		}
 	}
-	copyHeaders(resp, false, "", func(name string, v []string) {
-		if old, ok := h[name]; ok { // the reply sets this name twice
-			v = append(old[:len(old):len(old)], v...)
-		}
-		h[name] = v
-	})
-}
-
-// denyFrom builds the answer the daemon chose; a status outside 400-599 becomes error_status.
-func (b *bridge) denyFrom(r *reply) *DenyError {
-	d := &DenyError{status: int(r.status)}
-	if d.status < 400 || d.status > 599 {
-		d.status = b.cfg.ErrorStatus
+	for i := 0; i < resp.RemoveHeadersLength(); i++ {
+		drop(resp.RemoveHeaders(i))
 	}
-	body, ct := r.resp.DenyBodyBytes(), r.resp.DenyContentType()
-	all := copyHeaders(&r.resp, true, string(body)+string(ct), func(name string, v []string) {
-		if d.headers == nil {
-			d.headers = map[string][]string{}
-		}
-		d.headers[name] = append(d.headers[name], v...)
-	})
-	d.body, d.encoding = all[:len(body)], all[len(body):len(body)+len(ct)]
-	return d
-}
-
-// copyHeaders hands each deny (or set) header to put as a canonical name and values, with one
-// string for the prefix and all names and values, one []string for all values; returns the string.
-func copyHeaders(resp *wire.FilterResponse, deny bool, prefix string, put func(string, []string)) string {
 	var hd wire.Header
-	size, nv := len(prefix), 0
-	for i := 0; i < headerCount(resp, deny); i++ {
-		headerAt(resp, deny, &hd, i)
+	size, nv := 0, 0
+	for i := 0; i < resp.SetHeadersLength(); i++ {
+		resp.SetHeaders(&hd, i)
+		drop(hd.Name())
 		size, nv = size+len(hd.Name()), nv+hd.ValuesLength()
 		for j := 0; j < hd.ValuesLength(); j++ {
 			size += len(hd.Values(j))
@@ -314,10 +273,9 @@ func copyHeaders(resp *wire.FilterResponse, deny bool, prefix string, put func(s
 	}
 	var sb strings.Builder
 	sb.Grow(size)
-	sb.WriteString(prefix)
 	vals := make([]string, nv)
-	for i := 0; i < headerCount(resp, deny); i++ {
-		headerAt(resp, deny, &hd, i)
+	for i := 0; i < resp.SetHeadersLength(); i++ {
+		resp.SetHeaders(&hd, i)
 		start, m := sb.Len(), hd.ValuesLength()
 		sb.Write(hd.Name())
 		name := textproto.CanonicalMIMEHeaderKey(sb.String()[start:])
@@ -326,10 +284,32 @@ func copyHeaders(resp *wire.FilterResponse, deny bool, prefix string, put func(s
 			sb.Write(hd.Values(j))
 			vals[j] = sb.String()[start:]
 		}
-		put(name, vals[:m:m])
-		vals = vals[m:]
+		v := vals[:m:m]
+		if old, ok := h[name]; ok { // the reply sets this name twice
+			v = append(old[:len(old):len(old)], v...)
+		}
+		h[name], vals = v, vals[m:]
 	}
-	return sb.String()
+}
+
+// denyFrom builds the answer the daemon chose; a status outside 400-599 becomes error_status.
+func (b *bridge) denyFrom(r *reply) *DenyError {
+	d := &DenyError{status: int(r.status), body: string(r.resp.DenyBodyBytes()), encoding: string(r.resp.DenyContentType())}
+	if d.status < 400 || d.status > 599 {
+		d.status = b.cfg.ErrorStatus
+	}
+	if n := r.resp.DenyHeadersLength(); n > 0 {
+		d.headers = make(map[string][]string, n)
+	}
+	var hd wire.Header
+	for i := 0; i < r.resp.DenyHeadersLength(); i++ {
+		r.resp.DenyHeaders(&hd, i)
+		name := textproto.CanonicalMIMEHeaderKey(string(hd.Name()))
+		for j := 0; j < hd.ValuesLength(); j++ {
+			d.headers[name] = append(d.headers[name], string(hd.Values(j)))
+		}
+	}
+	return d
 }
 
 var emptySHA256 = sha256.Sum256(nil)
@@ -338,7 +318,6 @@ var emptySHA256 = sha256.Sum256(nil)
 // the pooled buffer is reused once the backend closes the body.
 type bodyBuf struct {
 	b   []byte
-	h   hash.Hash
 	sum [sha256.Size]byte
 }
 
@@ -351,28 +330,24 @@ func getBody() *bodyBuf {
 	case bb := <-bodyPool:
 		return bb
 	default:
-		return &bodyBuf{b: make([]byte, 0, 4096), h: sha256.New()}
+		return &bodyBuf{b: make([]byte, 0, 4096)}
 	}
 }
 
-// fill reads r, up to limit bytes, hashing as it reads. tooLarge reports that r had more.
+// fill reads r, up to limit bytes, and hashes them. tooLarge reports that r had more.
 func (bb *bodyBuf) fill(r io.Reader, limit int) (tooLarge bool, err error) {
 	bb.b = bb.b[:0]
-	for bb.h.Reset(); ; {
+	for n := 0; err == nil && len(bb.b) <= limit; bb.b = bb.b[:len(bb.b)+n] {
 		if len(bb.b) == cap(bb.b) {
-			bb.b = append(bb.b, 0)[:len(bb.b)]
+			bb.b = append(bb.b, 0)[:len(bb.b)] // grows as append does: about 1.25x when large
 		}
-		n, err := r.Read(bb.b[len(bb.b):min(cap(bb.b), limit+1)])
-		bb.h.Write(bb.b[len(bb.b) : len(bb.b)+n])
-		if bb.b = bb.b[:len(bb.b)+n]; len(bb.b) > limit {
-			return true, nil
-		} else if err == io.EOF {
-			bb.h.Sum(bb.sum[:0])
-			return false, nil
-		} else if err != nil {
-			return false, err
-		}
+		n, err = r.Read(bb.b[len(bb.b):min(cap(bb.b), limit+1)])
 	}
+	bb.sum = sha256.Sum256(bb.b)
+	if err == io.EOF {
+		err = nil
+	}
+	return len(bb.b) > limit, err
 }
 
 func (bb *bodyBuf) release() {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,6 +31,7 @@ const (
 	maxReplyItems          = 1024 // header names and values in one reply: reading one stays linear
 	clientName             = "simpaisa-plugin-filter-bridge/2"
 	fileIdentifier         = "SPF1"
+	tokenChars             = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&'*+-.^_`|~" // RFC 9110
 )
 
 // failure is why a request got no verdict. The texts are fixed and carry no request data.
@@ -62,9 +64,8 @@ type poolKey struct {
 	gid  int64 // -1: not checked
 }
 
-// pool holds the connections to one filterd socket, each carrying one request at a time that
-// the request's goroutine writes and reads. While the daemon is down (lastErr set) requests
-// are denied at once, and one request per backoff interval tries to connect.
+// pool holds the connections to one filterd socket, each carrying one request at a time. While
+// the daemon is down (lastErr set), requests are denied at once but one per backoff interval.
 type pool struct {
 	key      poolKey
 	ctx      context.Context
@@ -107,7 +108,6 @@ func (p *pool) setDown(err error) {
 	p.flush()
 }
 
-// flush closes the idle connections and starts a new generation.
 func (p *pool) flush() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -119,11 +119,10 @@ func (p *pool) flush() {
 }
 
 // get hands out an idle connection, or opens one: while the daemon is down, once per backoff.
-func (p *pool) get(deadline time.Time) (*conn, failure) {
+func (p *pool) get(deadline time.Time) (c *conn, f failure) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
-		c := p.idle[n-1]
-		p.idle = p.idle[:n-1]
+		c, p.idle = p.idle[n-1], p.idle[:n-1]
 		p.mu.Unlock()
 		return c, ""
 	} else if p.open >= maxConns {
@@ -166,7 +165,7 @@ func (p *pool) put(c *conn, ok bool) {
 }
 
 // dial connects, checks the peer's credentials and completes the HELLO exchange by deadline.
-func (p *pool) dial(deadline time.Time) (*conn, error) {
+func (p *pool) dial(deadline time.Time) (c *conn, err error) {
 	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
 	nc, err := d.DialContext(p.ctx, "unix", p.key.path)
 	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Err != nil {
@@ -175,35 +174,29 @@ func (p *pool) dial(deadline time.Time) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: %v", err)
 	}
-	c := &conn{c: nc, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
-	if err = c.hello(p.key, deadline); err != nil {
+	c = &conn{c: nc, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
+	if err = peerCheck(nc.(*net.UnixConn), p.key); err != nil {
+		err = fmt.Errorf("peer check: %v", err)
+	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
+		err = fmt.Errorf("hello: write: %v", err)
+	} else if f := c.readReply(0); f != "" && f != errConnError {
+		err = fmt.Errorf("hello: %s", f)
+	} else if a := &c.r.ack; c.r.kind == wire.BodyError {
+		err = fmt.Errorf("hello refused: %s", c.r.code)
+	} else if c.r.kind != wire.BodyHelloAck {
+		err = errors.New("hello: first reply is not a HelloAck")
+	} else if a.Version() != 1 {
+		err = fmt.Errorf("hello: daemon chose protocol version %d, bridge speaks 1", a.Version())
+	} else if a.MaxFrameBytes() < 64 {
+		err = fmt.Errorf("hello: daemon max_frame_bytes %d is unusable", a.MaxFrameBytes())
+	}
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
+	c.maxFrame = min(c.r.ack.MaxFrameBytes(), proposedMaxFrame)
 	p.connects.Add(1)
 	return c, nil
-}
-
-func (c *conn) hello(key poolKey, deadline time.Time) error {
-	if err := peerCheck(c.c.(*net.UnixConn), key); err != nil {
-		return err
-	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
-		return fmt.Errorf("hello: write: %v", err)
-	} else if f := c.readReply(0); f != "" && f != errConnError {
-		return fmt.Errorf("hello: %s", f)
-	}
-	switch a := &c.r.ack; {
-	case c.r.kind == wire.BodyError:
-		return fmt.Errorf("hello refused: %s", c.r.code)
-	case c.r.kind != wire.BodyHelloAck:
-		return errors.New("hello: first reply is not a HelloAck")
-	case a.Version() != 1:
-		return fmt.Errorf("hello: daemon chose protocol version %d, bridge speaks 1", a.Version())
-	case a.MaxFrameBytes() < 64:
-		return fmt.Errorf("hello: daemon max_frame_bytes %d is unusable", a.MaxFrameBytes())
-	}
-	c.maxFrame = min(c.r.ack.MaxFrameBytes(), proposedMaxFrame)
-	return nil
 }
 
 // peerCheck requires the SO_PEERCRED uid (and gid, if set) of the daemon: anyone else could allow.
@@ -218,11 +211,11 @@ func peerCheck(uc *net.UnixConn, key poolKey) error {
 	}
 	switch {
 	case err != nil:
-		return fmt.Errorf("peer check: SO_PEERCRED: %v", err)
+		return fmt.Errorf("SO_PEERCRED: %v", err)
 	case cred.Uid != key.uid:
-		return fmt.Errorf("peer check: the socket is served by uid %d, daemon_uid is %d: not filterd, refused", cred.Uid, key.uid)
+		return fmt.Errorf("the socket is served by uid %d, daemon_uid is %d: not filterd, refused", cred.Uid, key.uid)
 	case key.gid >= 0 && int64(cred.Gid) != key.gid:
-		return fmt.Errorf("peer check: the socket is served by gid %d, daemon_gid is %d: not filterd, refused", cred.Gid, key.gid)
+		return fmt.Errorf("the socket is served by gid %d, daemon_gid is %d: not filterd, refused", cred.Gid, key.gid)
 	}
 	return nil
 }
@@ -243,30 +236,25 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 		wait := time.Until(deadline)
 		c.nextID++
 		req.ID, req.BudgetUS = c.nextID, uint32(min(max(wait.Microseconds(), 0), 1<<32-1))
-		if frame := c.enc.filterRequest(req); len(frame)-4 > int(c.maxFrame) {
+		frame := c.enc.filterRequest(req)
+		if len(frame)-4 > int(c.maxFrame) {
 			p.put(c, true)
 			return nil, errFrameLimit
 		} else if wait <= 0 {
 			p.put(c, true)
 			return nil, errTimeout
-		} else if n, err := c.write(frame, deadline); n == 0 && err != nil && retry && !isTimeout(err) {
-			// Nothing was delivered: the daemon had closed this connection (a restart, or an
-			// idle connection dropped). A new connection may take the request.
+		}
+		n, err := c.write(frame, deadline)
+		if f = ioFailure(err, errWrite); f == errWrite && n == 0 && retry {
+			// Nothing delivered: the daemon had closed this connection. A new one may take it.
 			p.put(c, false)
 			p.flush()
 			continue
-		} else if err != nil && isTimeout(err) {
-			p.put(c, false)
-			return nil, p.timedOut()
-		} else if err != nil {
-			p.put(c, false)
-			return nil, errWrite
-		} else if f = c.readReply(req.ID); f != "" {
-			p.put(c, false)
-			if f == errTimeout {
-				return nil, p.timedOut()
-			}
-			return nil, f
+		} else if f == "" {
+			f = c.readReply(req.ID)
+		}
+		if f != "" {
+			return nil, p.lost(c, f)
 		}
 		p.timeouts.Store(0)
 		return c, ""
@@ -280,20 +268,26 @@ func (c *conn) write(frame []byte, deadline time.Time) (int, error) {
 	return c.c.Write(frame)
 }
 
-// timedOut counts a request timeout; stallLimit in a row mark the daemon as stalled.
-func (p *pool) timedOut() failure {
-	if p.timeouts.Add(1) >= stallLimit && p.lastErr.Load() == nil {
+// lost closes a failed connection; stallLimit timeouts in a row mark the daemon as stalled.
+func (p *pool) lost(c *conn, f failure) failure {
+	p.put(c, false)
+	if f == errTimeout && p.timeouts.Add(1) >= stallLimit && p.lastErr.Load() == nil {
 		p.mu.Lock()
 		p.retryAt = time.Now().Add(p.backoff)
 		p.mu.Unlock()
 		p.setDown(errors.New(string(errStalled)))
 	}
-	return errTimeout
+	return f
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+// ioFailure names a read or write error: errTimeout for a timeout, else other ("" for nil).
+func ioFailure(err error, other failure) failure {
+	if err == nil {
+		return ""
+	} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return errTimeout
+	}
+	return other
 }
 
 // readReply reads one length-prefixed frame (usually in one read) answering request id. A
@@ -326,10 +320,8 @@ func (c *conn) readReply(id uint64) failure {
 				return ""
 			}
 		}
-		if err != nil && isTimeout(err) {
-			return errTimeout
-		} else if err != nil {
-			return errConnLost
+		if f := ioFailure(err, errConnLost); f != "" {
+			return f
 		}
 	}
 }
@@ -433,11 +425,11 @@ func sortedKeys[V any](e *encoder, m map[string]V) []string {
 
 // vectorOf ends a vector of the offsets pushed on e.offs since mark and pops them.
 func (e *encoder) vectorOf(mark int) flatbuffers.UOffsetT {
-	e.b.StartVector(4, len(e.offs)-mark, 4)
+	n := len(e.offs) - mark
+	e.b.StartVector(4, n, 4)
 	for i := len(e.offs) - 1; i >= mark; i-- {
 		e.b.PrependUOffsetT(e.offs[i])
 	}
-	n := len(e.offs) - mark
 	e.offs = e.offs[:mark]
 	return e.b.EndVector(n)
 }
@@ -478,9 +470,8 @@ const (
 	errTooMany     = decodeError("too many header names and values")
 )
 
-// decodeReply reads a frame with flatc's accessors, which panic on a hostile offset: recovered,
-// that is the bounds check. It also checks header names (tokens), header values and the deny
-// content type (no CR, LF, NUL). After nil, every accessor the bridge uses has been read here.
+// decodeReply reads a frame with flatc's accessors under recover(): a hostile offset panics, the
+// bounds check. It checks header names and values and the content type, and reads every field used.
 func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
 		if recover() != nil {
@@ -521,16 +512,20 @@ func decodeReply(buf []byte, r *reply) (err error) {
 		}
 	}
 	var h wire.Header
-	for _, deny := range [2]bool{true, false} {
-		for i := 0; i < headerCount(&r.resp, deny) && items <= maxReplyItems; i++ {
-			if headerAt(&r.resp, deny, &h, i); checkToken(h.Name()) != nil {
-				return errHeaderName
-			}
-			items += 1 + h.ValuesLength()
-			for j := 0; j < h.ValuesLength() && items <= maxReplyItems; j++ {
-				if checkValue(h.Values(j)) != nil {
-					return errHeaderValue
-				}
+	deny := r.resp.DenyHeadersLength() // deny_headers, then set_headers
+	for i := 0; i < deny+r.resp.SetHeadersLength() && items <= maxReplyItems; i++ {
+		if i < deny {
+			r.resp.DenyHeaders(&h, i)
+		} else {
+			r.resp.SetHeaders(&h, i-deny)
+		}
+		if checkToken(h.Name()) != nil {
+			return errHeaderName
+		}
+		items += 1 + h.ValuesLength()
+		for j := 0; j < h.ValuesLength() && items <= maxReplyItems; j++ {
+			if checkValue(h.Values(j)) != nil {
+				return errHeaderValue
 			}
 		}
 	}
@@ -540,25 +535,9 @@ func decodeReply(buf []byte, r *reply) (err error) {
 	return nil
 }
 
-// headerCount and headerAt read a reply's deny_headers (deny) or set_headers.
-func headerCount(r *wire.FilterResponse, deny bool) int {
-	if deny {
-		return r.DenyHeadersLength()
-	}
-	return r.SetHeadersLength()
-}
-
-func headerAt(r *wire.FilterResponse, deny bool, h *wire.Header, i int) {
-	if deny {
-		r.DenyHeaders(h, i)
-	} else {
-		r.SetHeaders(h, i)
-	}
-}
-
 // checkToken accepts an RFC 9110 token; checkValue rejects CR, LF and NUL (they split lines).
 func checkToken(s []byte) error {
-	if len(s) == 0 || bytes.ContainsFunc(s, func(c rune) bool { return c >= 0x80 || !tokenChars[c] }) {
+	if len(s) == 0 || bytes.ContainsFunc(s, func(c rune) bool { return !strings.ContainsRune(tokenChars, c) }) {
 		return errHeaderName
 	}
 	return nil
@@ -569,12 +548,4 @@ func checkValue(s []byte) error {
 		return errHeaderValue
 	}
 	return nil
-}
-
-var tokenChars [128]bool
-
-func init() {
-	for _, c := range "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!#$%&'*+-.^_`|~" {
-		tokenChars[c] = true
-	}
 }

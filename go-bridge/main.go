@@ -104,8 +104,7 @@ func newPlugin() *pluginState {
 func (p *pluginState) log(m func(Logger, ...interface{}), v ...interface{}) {
 	defer func() { _ = recover() }()
 	if l := p.logger.Load(); l != nil {
-		s := fmt.Sprintln(v...)
-		m(l.Logger, s[:len(s)-1])
+		m(l.Logger, strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
 	}
 }
 
@@ -118,10 +117,9 @@ func (p *pluginState) logLoaded() {
 
 func (p *pluginState) counters() map[string]uint64 {
 	p.mu.Lock()
-	bridges := append([]*bridge(nil), p.bridges...)
-	p.mu.Unlock()
-	m := make(map[string]uint64, (nCounters+2)*len(bridges))
-	for _, b := range bridges {
+	defer p.mu.Unlock()
+	m := make(map[string]uint64, (nCounters+2)*len(p.bridges))
+	for _, b := range p.bridges {
 		r := b.cfg.RouteID + "/"
 		for i := range b.stats {
 			m[r+counterNames[i]] += b.stats[i].Load()
@@ -150,27 +148,24 @@ func panicText(r any) string {
 
 // Config is one endpoint's checked, read-only configuration, built once by the factory.
 type Config struct {
-	SocketPath   string        // filterd's Unix socket (absolute path)
-	RouteID      string        // route id the daemon knows this endpoint by
-	Filters      []string      // filter names, run in this order
-	Deadline     time.Duration // longest wait for a verdict, < 5 ms
-	MaxBodyBytes int           // larger bodies get 413 without calling the daemon
-	ErrorStatus  int           // status of every deny the daemon did not choose itself
-	Mode         string        // "enforce", "shadow" or "probe"
-	ShadowUntil  time.Time     // mode "shadow": verdicts are only counted until then
-	DaemonUID    uint32        // SO_PEERCRED uid the daemon must have
-	DaemonGID    int64         // SO_PEERCRED gid the daemon must have; -1: not checked
+	SocketPath   string        `json:"socket_path"`    // filterd's Unix socket (absolute path)
+	RouteID      string        `json:"route_id"`       // route id the daemon knows this endpoint by
+	Filters      []string      `json:"filters"`        // filter names, run in this order
+	Deadline     time.Duration `json:"-"`              // longest wait for a verdict, < 5 ms
+	MaxBodyBytes int           `json:"max_body_bytes"` // larger bodies get 413 without calling the daemon
+	ErrorStatus  int           `json:"error_status"`   // status of every deny the daemon did not choose itself
+	Mode         string        `json:"mode"`           // "enforce", "shadow" or "probe"
+	ShadowUntil  time.Time     `json:"-"`              // mode "shadow": verdicts are only counted until then
+	DaemonUID    uint32        `json:"-"`              // SO_PEERCRED uid the daemon must have
+	DaemonGID    int64         `json:"daemon_gid"`     // SO_PEERCRED gid the daemon must have; -1: not checked
 }
 
-// Limits and defaults of the settings.
+// Limits and defaults of the settings. MaxDeadline is exclusive: STD-API-034's 5 ms budget.
 const (
-	DefaultDeadline     = 3 * time.Millisecond
-	MinDeadline         = 100 * time.Microsecond
-	MaxDeadline         = 5 * time.Millisecond // exclusive: STD-API-034's 5 ms budget
-	DefaultMaxBodyBytes = 1 << 20
-	MaxMaxBodyBytes     = 8 << 20
-	DefaultErrorStatus  = 503
-	MaxFilters          = 16 // filterd's chain limit: the daemon refuses a request naming more
+	DefaultDeadline, MinDeadline, MaxDeadline = 3 * time.Millisecond, 100 * time.Microsecond, 5 * time.Millisecond
+	DefaultMaxBodyBytes, MaxMaxBodyBytes      = 1 << 20, 8 << 20
+	DefaultErrorStatus                        = 503
+	MaxFilters                                = 16 // filterd's chain limit: the daemon refuses a request naming more
 )
 
 // ConfigError names the offending key. Its text never includes setting values.
@@ -181,60 +176,51 @@ func (e *ConfigError) Error() string { return fmt.Sprintf("%s config: %q %s", Na
 // ParseConfig checks the endpoint's plugin block as lura hands it; unknown keys are errors.
 func ParseConfig(block map[string]interface{}) (*Config, error) {
 	m, ok := block[Name].(map[string]interface{})
-	if !ok {
+	raw, err := json.Marshal(m) // keys sorted: the first unknown or mistyped key is reported
+	if !ok || err != nil {
 		return nil, &ConfigError{Name, "section is missing or not an object"}
 	}
-	var s struct {
-		SocketPath  *string   `json:"socket_path"`
-		RouteID     *string   `json:"route_id"`
-		Filters     *[]string `json:"filters"`
-		Deadline    *string   `json:"deadline"`
-		MaxBody     *int64    `json:"max_body_bytes"`
-		ErrorStatus *int64    `json:"error_status"`
-		Mode        *string   `json:"mode"`
-		ShadowUntil *string   `json:"shadow_until"`
-		DaemonUID   *int64    `json:"daemon_uid"`
-		DaemonGID   *int64    `json:"daemon_gid"`
-	}
-	raw, err := json.Marshal(m) // keys sorted: the first unknown or mistyped key is reported
-	if err != nil {
-		return nil, &ConfigError{Name, "is not a JSON object"}
-	}
+	c := &Config{MaxBodyBytes: DefaultMaxBodyBytes, ErrorStatus: DefaultErrorStatus, Mode: "enforce", DaemonGID: -1}
+	s := struct { // the settings Config does not hold as they are written
+		*Config
+		Deadline    string `json:"deadline"`
+		ShadowUntil string `json:"shadow_until"`
+		DaemonUID   int64  `json:"daemon_uid"`
+	}{c, DefaultDeadline.String(), "", int64(os.Geteuid())}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return nil, &ConfigError{te.Field, "has the wrong type (see docs/bridge.md)"}
+			return nil, &ConfigError{te.Field[strings.LastIndex(te.Field, ".")+1:], "has the wrong type (see docs/bridge.md)"}
 		}
 		_, key, _ := strings.Cut(err.Error(), `unknown field "`)
 		return nil, &ConfigError{strings.TrimSuffix(key, `"`), "is not a known setting"}
 	}
-	c := &Config{SocketPath: or(s.SocketPath, ""), RouteID: or(s.RouteID, ""), Filters: or(s.Filters, nil), Mode: or(s.Mode, "enforce"),
-		MaxBodyBytes: int(or(s.MaxBody, DefaultMaxBodyBytes)), ErrorStatus: int(or(s.ErrorStatus, DefaultErrorStatus)),
-		DaemonUID: uint32(or(s.DaemonUID, int64(os.Geteuid()))), DaemonGID: or(s.DaemonGID, -1)}
-	c.Deadline, _ = time.ParseDuration(or(s.Deadline, DefaultDeadline.String()))
-	c.ShadowUntil, _ = time.Parse(time.RFC3339, or(s.ShadowUntil, ""))
-	inRange := func(p *int64, lo, hi int64) bool { return p == nil || *p >= lo && *p <= hi }
+	c.Deadline, _ = time.ParseDuration(s.Deadline)
+	c.ShadowUntil, _ = time.Parse(time.RFC3339, s.ShadowUntil)
+	c.DaemonUID = uint32(s.DaemonUID)
+	set := func(key string) bool { return m[key] != nil }
+	inRange := func(n, lo, hi int64) bool { return n >= lo && n <= hi }
 	for _, r := range []struct {
 		bad         bool
 		key, reason string
 	}{
-		{s.SocketPath == nil, "socket_path", "is required"},
+		{!set("socket_path"), "socket_path", "is required"},
 		{!filepath.IsAbs(c.SocketPath) || len(c.SocketPath) > 107, "socket_path", "must be an absolute path of at most 107 bytes (sun_path)"},
-		{s.RouteID == nil, "route_id", "is required"},
+		{!set("route_id"), "route_id", "is required"},
 		{strings.TrimSpace(c.RouteID) == "" || len(c.RouteID) > 256, "route_id", "must be a non-empty string of at most 256 bytes"},
-		{s.Filters == nil, "filters", "is required (use [] for a route without filters)"},
+		{!set("filters"), "filters", "is required (use [] for a route without filters)"},
 		{len(c.Filters) > MaxFilters, "filters", fmt.Sprintf("must have at most %d entries (filterd's chain limit)", MaxFilters)},
 		{slices.ContainsFunc(c.Filters, func(f string) bool { return f == "" || len(f) > 128 }), "filters", "entries must be non-empty strings of at most 128 bytes"},
 		{len(slices.Compact(slices.Sorted(slices.Values(c.Filters)))) != len(c.Filters), "filters", "must not name a filter twice"},
 		{c.Deadline < MinDeadline || c.Deadline >= MaxDeadline, "deadline", `must be a duration string from "100us" to below "5ms"`},
-		{!inRange(s.MaxBody, 0, MaxMaxBodyBytes), "max_body_bytes", fmt.Sprintf("must be a whole number from 0 to %d", MaxMaxBodyBytes)},
-		{!inRange(s.ErrorStatus, 400, 599), "error_status", "must be an HTTP error status from 400 to 599"},
+		{!inRange(int64(c.MaxBodyBytes), 0, MaxMaxBodyBytes), "max_body_bytes", fmt.Sprintf("must be a whole number from 0 to %d", MaxMaxBodyBytes)},
+		{!inRange(int64(c.ErrorStatus), 400, 599), "error_status", "must be an HTTP error status from 400 to 599"},
 		{!inRange(s.DaemonUID, 0, math.MaxUint32-1), "daemon_uid", "must be a uid from 0 to 4294967294"},
-		{!inRange(s.DaemonGID, 0, math.MaxUint32-1), "daemon_gid", "must be a gid from 0 to 4294967294"},
+		{set("daemon_gid") && !inRange(c.DaemonGID, 0, math.MaxUint32-1), "daemon_gid", "must be a gid from 0 to 4294967294"},
 		{c.Mode != "enforce" && c.Mode != "shadow" && c.Mode != "probe", "mode", `must be "enforce", "shadow" or "probe"`},
-		{s.ShadowUntil != nil && c.Mode != "shadow", "shadow_until", `is only valid with "mode": "shadow"`},
+		{set("shadow_until") && c.Mode != "shadow", "shadow_until", `is only valid with "mode": "shadow"`},
 		{c.Mode == "shadow" && c.ShadowUntil.IsZero(), "shadow_until", `is required with "mode": "shadow": an RFC 3339 time such as "2026-12-31T23:59:59Z"`},
 	} {
 		if r.bad {
@@ -242,12 +228,4 @@ func ParseConfig(block map[string]interface{}) (*Config, error) {
 		}
 	}
 	return c, nil
-}
-
-// or is *p, or def when p is nil (the setting is absent).
-func or[T any](p *T, def T) T {
-	if p == nil {
-		return def
-	}
-	return *p
 }

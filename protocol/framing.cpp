@@ -1,5 +1,7 @@
 #include "protocol/framing.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 namespace filterd::proto {
@@ -43,15 +45,26 @@ const wire::Frame* verify_frame(std::span<const std::uint8_t> body, frame_status
     return f;
 }
 
+// Frame bodies are handed out 8-byte aligned in memory: FlatBuffers reads scalars of up to 8 bytes in
+// place, and a peer chooses the lengths, so an odd-length frame would otherwise leave the next one
+// misaligned (undefined behaviour in every accessor). The buffer keeps `lead` bytes before the first
+// length prefix, so a stream of frames whose lengths are multiples of 8 (what FlatBuffers builders
+// produce) never needs a move; any other frame is moved once, in next().
+namespace {
+constexpr std::size_t body_align = 8;
+constexpr std::size_t lead = body_align - length_bytes;
+static_assert(alignof(std::max_align_t) % body_align == 0, "heap blocks must be 8-byte aligned");
+}  // namespace
+
 std::span<std::uint8_t> frame_splitter::prepare(std::size_t min) {
     if (begin_ == end_) {
-        begin_ = end_ = 0;
-    } else if (begin_ > 0 && buf_.size() - end_ < min) {
-        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-        end_ -= begin_;
-        begin_ = 0;
+        begin_ = end_ = lead;
+    } else if (begin_ > lead && buf_.size() - end_ < min) {
+        std::memmove(buf_.data() + lead, buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_ - lead;
+        begin_ = lead;
     }
-    if (buf_.size() - end_ < min)
+    if (buf_.size() < end_ + min)
         buf_.resize(end_ + min);
     return {buf_.data() + end_, buf_.size() - end_};
 }
@@ -66,6 +79,12 @@ frame_splitter::next_result frame_splitter::next(std::span<const std::uint8_t>& 
         return next_result::error;
     if (avail < length_bytes + n)
         return next_result::need_more;
+    if (reinterpret_cast<std::uintptr_t>(buf_.data() + begin_ + length_bytes) % body_align != 0) {
+        // begin_ >= lead always (prepare() starts there), so this moves the bytes left or not at all.
+        std::memmove(buf_.data() + lead, buf_.data() + begin_, avail);
+        begin_ = lead;
+        end_ = lead + avail;
+    }
     out = {buf_.data() + begin_ + length_bytes, n};
     begin_ += length_bytes + n;
     return next_result::frame;

@@ -68,7 +68,8 @@ public:
     void commit(std::size_t n) noexcept { end_ += n; }
 
     enum class next_result : std::uint8_t { frame, need_more, error };
-    /// Extracts the next complete frame into `out` (a view valid until the next call to prepare()).
+    /// Extracts the next complete frame into `out`: a view, 8-byte aligned in memory (as FlatBuffers
+    /// needs), valid until the next call to next() or prepare().
     next_result next(std::span<const std::uint8_t>& out, frame_status& err) noexcept;
 
     /// True when bytes of an unfinished frame are buffered (a peer stalling here is timed out).

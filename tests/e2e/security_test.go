@@ -133,6 +133,7 @@ func TestSecurityTrustedHeaderSmuggling(t *testing.T) {
 		t.Fatalf("status %d, body %s", r.status, r.body)
 	}
 	e := r.echo(t)
+	t.Logf("backend saw: %v", e.Headers)
 	for k, v := range e.Headers {
 		if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Gw-Merchant-Id") && (len(v) != 1 || v[0] != merchant) {
 			t.Errorf("backend saw %s: %v; want only the trusted %q", k, v, merchant)

@@ -276,7 +276,7 @@ TEST_CASE("config rule: nonce_capacity cannot change on reload", "[config]") {
     CHECK(config_error_key([&] { build(base_config(), nullptr, "pay", first.instance); }) == "<no error>");
 }
 
-TEST_CASE("config rule: nonce_journal cannot change on reload; the merchant share can", "[config]") {
+TEST_CASE("config rule: nonce_journal cannot change on reload, the merchant share can", "[config]") {
     char tmpl[] = "/tmp/filterd-reload-journal-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     json::value with_journal = base_config();

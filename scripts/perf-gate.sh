@@ -55,7 +55,7 @@ failures=()
 # ---- 1. shortened load test -------------------------------------------------------------------------
 load_run() { # load_run <dir>  -> 0 ok, 3 missing stack piece, other: failure
   local rc=0
-  OUT="$1" RATE="$GATE_RATE" DURATION="$GATE_DURATION" WARMUP=2s LOADGEN_SECONDS=3 LOADED_SECONDS=6s SATURATE=0 GOOUT="$GOOUT" \
+  OUT="$1" RATE="$GATE_RATE" DURATION="$GATE_DURATION" WARMUP=2s LOADGEN_SECONDS=3 LOADED_SECONDS=6s SATURATE=0 REDIS_PHASE=0 GOOUT="$GOOUT" \
     "$ROOT/scripts/perf-load.sh" >"$1.log" 2>&1 || rc=$?
   if ((rc == 3)); then
     echo "FAIL: $(grep -m1 'MISSING:' "$1.log" | sed 's/.*MISSING: //') is missing from the tree; the performance gate needs the whole stack"

@@ -12,6 +12,9 @@
 #   4. the floor and filterd again at RATE, one request at a time (CPU per round trip of each);
 #   5. the loaded floor: the floor paced at 200/s while (a)'s load runs;
 #   6. saturation: (a) and (b) ramped until P99 > 10 ms or errors > 0.1% (SATURATE=1);
+#   7. (d) with REDIS_PHASE=1 (default): the same chain as (b) on a second filterd whose nonces and
+#      rate limits live in a local redis-server, interleaved with (a), (b), (c); its Redis commands
+#      per request are read from INFO commandstats;
 # and writes <out>/result.json, <out>/report.md and <out>/latency.png.
 #
 # Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build] [--check-stack]
@@ -33,6 +36,7 @@ WARMUP="${WARMUP:-3s}"
 LOADGEN_SECONDS="${LOADGEN_SECONDS:-10}"
 LOADED_SECONDS="${LOADED_SECONDS:-10s}"
 SATURATE="${SATURATE:-1}"
+REDIS_PHASE="${REDIS_PHASE:-1}"
 SAT_BUDGET="${SAT_BUDGET:-90s}"
 BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-3ms}"
 FILTERD_IO_THREADS="${FILTERD_IO_THREADS:-1}" # conf/filterd.example.json's value
@@ -140,12 +144,33 @@ render "$CONF/filterd.perf.json.in" "$RUN/filterd.json" "SOCKET=$SOCK" "SECRET_F
 FD_PID=$!; PIDS+=("$FD_PID")
 wait_for 10 "filterd's socket" test -S "$SOCK"
 
+# (d): a second filterd with nonces and rate limits in Redis (one standalone redis-server on
+# loopback), behind its own gateway endpoint, so (b) and (d) run the same chain side by side.
+D_ARGS=()
+REDIS_ENDPOINT=""
+if [[ "$REDIS_PHASE" == 1 ]]; then
+  REDIS_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN" \
+    --maxmemory 256mb --maxmemory-policy noeviction >"$RUN/redis.log" 2>&1 &
+  REDIS_PID=$!; PIDS+=("$REDIS_PID")
+  wait_for 10 "redis-server" redis-cli -p "$REDIS_PORT" ping
+  RSOCK="$RUN/filterd-redis.sock"
+  render "$CONF/filterd.perf-redis.json.in" "$RUN/filterd-redis.json" "SOCKET=$RSOCK" "SECRET_FILE=$RUN/secret" \
+    "IO_THREADS=$FILTERD_IO_THREADS" "REDIS_ADDRESS=127.0.0.1:$REDIS_PORT"
+  "$BUILD/filterd" --config "$RUN/filterd-redis.json" --socket "$RSOCK" >"$RUN/filterd-redis.log" 2>&1 &
+  FDR_PID=$!; PIDS+=("$FDR_PID")
+  wait_for 10 "the Redis-mode filterd's socket" test -S "$RSOCK"
+  render "$CONF/redis-endpoint.json.in" "$RUN/redis-endpoint.json" "BACKEND=$BACKEND" "SOCKET=$RSOCK" "DEADLINE=$BRIDGE_DEADLINE"
+  REDIS_ENDPOINT="@file:$RUN/redis-endpoint.json"
+  D_ARGS=(-d "http://GATEWAY/v1/payments-redis" -filterd-redis-pid "$FDR_PID" -redis-pid "$REDIS_PID" -redis-addr "127.0.0.1:$REDIS_PORT")
+fi
+
 # (c) is KrakenD CE's own qos/ratelimit/router (krakend-ratelimit, as KrakenD CE 2.12.1 wires it).
 render "$CONF/builtin-endpoint.json.in" "$RUN/builtin.json" "BACKEND=$BACKEND"
 GW_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 render "$CONF/gateway.perf.json.in" "$RUN/gateway.json" "SOCKET=$SOCK" "BACKEND=$BACKEND" "PORT=$GW_PORT" \
   "PLUGIN_DIR=$GOOUT/plugins" "DEADLINE=$BRIDGE_DEADLINE" "BUILTIN_ENDPOINT=@file:$RUN/builtin.json" \
-  "LOG_LEVEL=${GATEWAY_LOG_LEVEL:-WARNING}"
+  "REDIS_ENDPOINT=$REDIS_ENDPOINT" "LOG_LEVEL=${GATEWAY_LOG_LEVEL:-WARNING}"
 C_ARGS=(-c "http://GATEWAY/v1/builtin")
 NOTE=""
 USAGE_DISABLE=1 "$GOOUT/bin/gateway-harness" run -c "$RUN/gateway.json" >"$RUN/gateway.log" 2>&1 &
@@ -154,6 +179,7 @@ GW="127.0.0.1:$GW_PORT"
 wait_for 20 "the gateway" curl -fsS -o /dev/null "http://$GW/__health"
 wait_for 20 "gateway readiness (plugin loaded, filterd allows the probe)" curl -fsS -o /dev/null "http://$GW/__filterd/ready"
 C_ARGS=("${C_ARGS[@]/GATEWAY/$GW}")
+D_ARGS=("${D_ARGS[@]/GATEWAY/$GW}")
 log "stack up: backend $BACKEND (pid $BE_PID), filterd $SOCK (pid $FD_PID), gateway $GW (pid $GW_PID)"
 
 # ---- measure -------------------------------------------------------------------------------------------
@@ -170,7 +196,7 @@ if [[ "$SATURATE" == 1 ]]; then
   SAT_ARGS=(-saturate -sat-budget "$SAT_BUDGET")
 fi
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcelain | grep -q . && echo '+dirty' || true)"
-"$GOOUT/bin/perfload" -a "http://$GW/v1/baseline" -b "http://$GW/v1/payments" "${C_ARGS[@]}" \
+"$GOOUT/bin/perfload" -a "http://$GW/v1/baseline" -b "http://$GW/v1/payments" "${C_ARGS[@]}" "${D_ARGS[@]}" \
   -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
   -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
   -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \

@@ -17,13 +17,17 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,13 +52,17 @@ type multi []string
 func (m *multi) String() string     { return strings.Join(*m, "; ") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
-type pids struct{ filterd, gateway, backend int }
+type pids struct{ filterd, gateway, backend, filterdRedis, redis int }
 
 func main() {
 	var (
 		aURL      = flag.String("a", "", "baseline endpoint URL (no plugin)")
 		bURL      = flag.String("b", "", "plugin endpoint URL (filter-bridge with all three filters)")
 		cURL      = flag.String("c", "", "built-in qos/ratelimit/router endpoint URL")
+		dURL      = flag.String("d", "", "plugin endpoint URL whose filterd keeps nonces and rate limits in Redis")
+		dPid      = flag.Int("filterd-redis-pid", 0, "pid of the Redis-mode filterd (0: not tracked)")
+		rPid      = flag.Int("redis-pid", 0, "pid of redis-server (0: not tracked)")
+		redisAddr = flag.String("redis-addr", "", "redis-server of phase (d): its command counts are read around the measured rounds")
 		rate      = flag.Int("rate", 1000, "requests per second, per endpoint")
 		duration  = flag.Duration("duration", 60*time.Second, "measured time per endpoint")
 		rounds    = flag.Int("rounds", 0, "rounds the measured time is split into (0: one per second, at least 1)")
@@ -91,7 +99,7 @@ func main() {
 	key := spv1.Key{MerchantID: *merchant, KeyID: *keyID, Secret: secret}
 
 	var eps []*endpoint
-	for _, e := range []struct{ k, n, u string }{{"a", "baseline (no plugin)", *aURL}, {"b", "plugin + 3 filters", *bURL}, {"c", "built-in qos/ratelimit/router", *cURL}} {
+	for _, e := range []struct{ k, n, u string }{{"a", "baseline (no plugin)", *aURL}, {"b", "plugin + 3 filters", *bURL}, {"c", "built-in qos/ratelimit/router", *cURL}, {"d", "plugin + 3 filters, Redis stores", *dURL}} {
 		if e.u == "" {
 			continue
 		}
@@ -120,7 +128,7 @@ func main() {
 	}
 	seg := *duration / time.Duration(*rounds)
 	body := makeBody(*bodyBytes)
-	p := pids{*fPid, *gPid, *bPid}
+	p := pids{*fPid, *gPid, *bPid, *dPid, *rPid}
 
 	// A vegeta Attacker stops for good after one attack, so every segment gets a new one; they share
 	// one HTTP client, so keep-alive connections carry over and no segment pays for new connections.
@@ -154,6 +162,7 @@ func main() {
 			}
 		}
 	}
+	calls0 := redisCalls(*redisAddr)
 	for round := 0; round < *rounds; round++ {
 		for i := range eps {
 			e := eps[(i+round)%len(eps)] // rotate the order every round
@@ -173,6 +182,9 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "perfload: (%s) %d requests, %d ok, P50 %.0f µs, P99 %.0f µs, max %.0f µs\n",
 			e.key, ph.Requests, ph.Success, ph.LatencyUS.P50, ph.LatencyUS.P99, ph.LatencyUS.Max)
+	}
+	if *redisAddr != "" {
+		res.RedisCallsD = redisCalls(*redisAddr) - calls0
 	}
 	if *saturate {
 		res.Saturation = saturation(eps, key, *method, body, *satStart, *satFactor, *satMax, *satStep, *satBudget, attacker)
@@ -229,6 +241,46 @@ func saturation(eps []*endpoint, key spv1.Key, method string, body []byte, start
 	return sat
 }
 
+// redisCalls returns how many EVALSHA, EVAL and SET commands redis-server at addr has run (INFO
+// commandstats); 0 when addr is empty or unreachable (then the figure is reported as not measured).
+func redisCalls(addr string) int64 {
+	if addr == "" {
+		return 0
+	}
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "perfload: warning: redis %s: %v\n", addr, err)
+		return 0
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("INFO commandstats\r\n")); err != nil {
+		return 0
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n') // $<length>
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(head[1:]))
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0
+	}
+	var total int64
+	for _, l := range strings.Split(string(body), "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:", "cmdstat_set:"} {
+			if rest, ok := strings.CutPrefix(l, cmd); ok {
+				if v, ok := strings.CutPrefix(strings.SplitN(rest, ",", 2)[0], "calls="); ok {
+					x, _ := strconv.ParseInt(v, 10, 64)
+					total += x
+				}
+			}
+		}
+	}
+	return total
+}
+
 // runSegment attacks one endpoint for d and adds the results and the CPU used to its phase.
 func runSegment(atk *vegeta.Attacker, e *endpoint, key spv1.Key, method string, body []byte, rate int, pace vegeta.Pacer, d time.Duration, p pids) {
 	cpu0 := readCPU(p)
@@ -259,6 +311,8 @@ func runSegment(atk *vegeta.Attacker, e *endpoint, key spv1.Key, method string, 
 	ph.CPU.GatewayS += cpu1.GatewayS - cpu0.GatewayS
 	ph.CPU.BackendS += cpu1.BackendS - cpu0.BackendS
 	ph.CPU.DriverS += cpu1.DriverS - cpu0.DriverS
+	ph.CPU.FilterdRedisS += cpu1.FilterdRedisS - cpu0.FilterdRedisS
+	ph.CPU.RedisS += cpu1.RedisS - cpu0.RedisS
 }
 
 func readCPU(p pids) result.CPU {
@@ -269,7 +323,11 @@ func readCPU(p pids) result.CPU {
 		}
 		return v
 	}
-	return result.CPU{FilterdS: get(p.filterd), GatewayS: get(p.gateway), BackendS: get(p.backend), DriverS: get(os.Getpid())}
+	c := result.CPU{FilterdS: get(p.filterd), GatewayS: get(p.gateway), BackendS: get(p.backend), DriverS: get(os.Getpid())}
+	if p.filterdRedis != 0 {
+		c.FilterdRedisS, c.RedisS = get(p.filterdRedis), get(p.redis)
+	}
+	return c
 }
 
 // targeter hands out requests signed ahead of time by a pump goroutine. The pump stays at most

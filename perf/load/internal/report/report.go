@@ -70,6 +70,14 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 		}
 		p("\n\n")
 	}
+	if x := d.AddedDOverB; x != nil {
+		p("## Redis stores, phase (d)\n\nThe same chain with nonces and rate limits in Redis (one standalone redis-server on loopback). (d) − (b): P50 %+.0f µs, P99 %+.0f µs. Per request: Redis-mode filterd %.1f µs CPU, redis-server %.1f µs CPU",
+			x.P50, x.P99, d.FilterdRedisCPUPerReqUS, d.RedisCPUPerReqUS)
+		if d.RedisCallsPerReqD > 0 {
+			p(", %.4f Redis commands", d.RedisCallsPerReqD)
+		}
+		p(".\n\n")
+	}
 	if f := r.LoadedFloor; f != nil {
 		p("## Loaded floor\n\nThe same round trip, paced at %.0f/s, while (a)'s HTTP load runs: P50 %.1f µs, P90 %.1f µs, P99 %.1f µs (%d round trips).",
 			f.RatePerS, f.RTTUS.P50, f.RTTUS.P90, f.RTTUS.P99, f.Iterations)

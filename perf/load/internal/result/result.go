@@ -26,6 +26,7 @@ const (
 	PhaseBaseline = "a"
 	PhasePlugin   = "b"
 	PhaseBuiltin  = "c"
+	PhaseRedis    = "d"
 )
 
 // CPU seconds (user + system, from /proc/<pid>/stat) one process used during a phase.
@@ -34,6 +35,9 @@ type CPU struct {
 	GatewayS float64 `json:"gateway_s"`
 	BackendS float64 `json:"backend_s"`
 	DriverS  float64 `json:"driver_s"`
+	// Phase (d) only: the Redis-mode filterd and redis-server.
+	FilterdRedisS float64 `json:"filterd_redis_s,omitempty"`
+	RedisS        float64 `json:"redis_s,omitempty"`
 }
 
 // Phase is everything measured for one endpoint.
@@ -133,6 +137,13 @@ type Derived struct {
 	// the bridge failing closed, almost always on its deadline.
 	DeadlineDenialsB    int     `json:"deadline_denials_b"`
 	DeadlineDenialRateB float64 `json:"deadline_denial_rate_b"`
+	// (d) − (b) per percentile: what keeping nonces and rate limits in Redis adds.
+	AddedDOverB *stats.Percentiles `json:"added_d_over_b_us,omitempty"`
+	// (d): Redis-mode filterd CPU and redis-server CPU per request, µs; Redis round trips per request
+	// (from INFO commandstats, when perf-load.sh read them).
+	FilterdRedisCPUPerReqUS float64 `json:"filterd_redis_cpu_us_per_req_d,omitempty"`
+	RedisCPUPerReqUS        float64 `json:"redis_cpu_us_per_req_d,omitempty"`
+	RedisCallsPerReqD       float64 `json:"redis_calls_per_req_d,omitempty"`
 	// Highest sustained rate of (b) over that of (a).
 	SaturationRatio float64 `json:"saturation_ratio,omitempty"`
 }
@@ -193,6 +204,8 @@ type Result struct {
 	// the contention the bridge sees.
 	LoadedFloor *Floor      `json:"loaded_floor,omitempty"`
 	Saturation  *Saturation `json:"saturation,omitempty"`
+	// Redis commands (EVALSHA + EVAL + SET) that redis-server ran during phase (d).
+	RedisCallsD int64 `json:"redis_calls_d,omitempty"`
 	// Hand-written lines of Go in go-bridge (not tests, not flatc output).
 	BridgeGoLines int      `json:"bridge_go_lines,omitempty"`
 	Derived       Derived  `json:"derived"`
@@ -259,6 +272,15 @@ func (r *Result) Derive() {
 	if b != nil && b.Requests > 0 {
 		d.DeadlineDenialsB = b.StatusCodes["503"]
 		d.DeadlineDenialRateB = float64(d.DeadlineDenialsB) / float64(b.Requests)
+	}
+	if dd := r.Phases[PhaseRedis]; dd != nil && b != nil && dd.Success > 0 && b.Success > 0 && dd.Requests > 0 {
+		x := dd.LatencyUS.Sub(b.LatencyUS)
+		d.AddedDOverB = &x
+		d.FilterdRedisCPUPerReqUS = dd.CPU.FilterdRedisS / float64(dd.Requests) * 1e6
+		d.RedisCPUPerReqUS = dd.CPU.RedisS / float64(dd.Requests) * 1e6
+		if r.RedisCallsD > 0 {
+			d.RedisCallsPerReqD = float64(r.RedisCallsD) / float64(dd.Requests)
+		}
 	}
 	if s := r.Saturation; s != nil && s.MaxRateA > 0 {
 		d.SaturationRatio = float64(s.MaxRateB) / float64(s.MaxRateA)
@@ -366,6 +388,12 @@ func (r *Result) targets() []Target {
 	}
 	add("hand-written Go in go-bridge (not tests, not flatc output)", "≤ 1,000 lines", "lines",
 		r.BridgeGoLines > 0, float64(r.BridgeGoLines), r.BridgeGoLines <= 1000, "")
+
+	if dd := r.Phases[PhaseRedis]; dd != nil && d.AddedDOverB != nil {
+		add("Redis round trips per request (d)", "1", "per request", d.RedisCallsPerReqD > 0, d.RedisCallsPerReqD,
+			d.RedisCallsPerReqD >= 1 && d.RedisCallsPerReqD <= 1.001,
+			fmt.Sprintf("%d commands for %d requests; (d) − (b) P50 %+.0f µs, P99 %+.0f µs; redis-server %.1f µs CPU per request", r.RedisCallsD, dd.Requests, d.AddedDOverB.P50, d.AddedDOverB.P99, d.RedisCPUPerReqUS))
+	}
 
 	if lg := r.Loadgen; lg != nil && lg.FilterdCPUS > 0 {
 		add("filterd alone, full chain, C++ load generator", "≥ 50,000 decisions/s per core", "decisions/CPU-s", true,

@@ -74,7 +74,7 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 		p("## Redis stores, phase (d)\n\nThe same chain with nonces and rate limits in Redis (one standalone redis-server on loopback). (d) − (b): P50 %+.0f µs, P99 %+.0f µs. Per request: Redis-mode filterd %.1f µs CPU, redis-server %.1f µs CPU",
 			x.P50, x.P99, d.FilterdRedisCPUPerReqUS, d.RedisCPUPerReqUS)
 		if d.RedisCallsPerReqD > 0 {
-			p(", %.4f Redis commands", d.RedisCallsPerReqD)
+			p(", %.4f Redis round trips (script calls)", d.RedisCallsPerReqD)
 		}
 		p(".\n\n")
 	}

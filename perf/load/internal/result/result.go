@@ -204,7 +204,7 @@ type Result struct {
 	// the contention the bridge sees.
 	LoadedFloor *Floor      `json:"loaded_floor,omitempty"`
 	Saturation  *Saturation `json:"saturation,omitempty"`
-	// Redis commands (EVALSHA + EVAL + SET) that redis-server ran during phase (d).
+	// Scripts (EVALSHA + EVAL) redis-server ran during phase (d): filterd's round trips to Redis.
 	RedisCallsD int64 `json:"redis_calls_d,omitempty"`
 	// Hand-written lines of Go in go-bridge (not tests, not flatc output).
 	BridgeGoLines int      `json:"bridge_go_lines,omitempty"`
@@ -392,7 +392,7 @@ func (r *Result) targets() []Target {
 	if dd := r.Phases[PhaseRedis]; dd != nil && d.AddedDOverB != nil {
 		add("Redis round trips per request (d)", "1", "per request", d.RedisCallsPerReqD > 0, d.RedisCallsPerReqD,
 			d.RedisCallsPerReqD >= 1 && d.RedisCallsPerReqD <= 1.001,
-			fmt.Sprintf("%d commands for %d requests; (d) − (b) P50 %+.0f µs, P99 %+.0f µs; redis-server %.1f µs CPU per request", r.RedisCallsD, dd.Requests, d.AddedDOverB.P50, d.AddedDOverB.P99, d.RedisCPUPerReqUS))
+			fmt.Sprintf("%d script calls for %d requests; (d) − (b) P50 %+.0f µs, P99 %+.0f µs; redis-server %.1f µs CPU per request", r.RedisCallsD, dd.Requests, d.AddedDOverB.P50, d.AddedDOverB.P99, d.RedisCPUPerReqUS))
 	}
 
 	if lg := r.Loadgen; lg != nil && lg.FilterdCPUS > 0 {

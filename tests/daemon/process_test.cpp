@@ -2,6 +2,7 @@
 // restart must not make an accepted request replayable (the nonce journal), and /readyz must turn
 // 503 when the socket file is deleted or replaced.
 #include "tests/support/client.hpp"
+#include "tests/support/filterd_process.hpp"
 #include "tests/support/spv1.hpp"
 
 #include <catch2/catch.hpp>
@@ -35,78 +36,6 @@ std::string read_secret() {
     std::getline(f, v);  // the daemon drops one trailing newline, as this does
     return v;
 }
-
-/// One filterd child process, started from a config file, killed by pid.
-class filterd_process {
-public:
-    filterd_process(const std::string& config_path, const std::string& socket_path, const std::string& log_path)
-        : socket_(socket_path), log_(log_path) {
-        pid_ = ::fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            ::execl(FILTERD_BINARY, FILTERD_BINARY, "--config", config_path.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-        for (int i = 0; i < 1000; ++i) {  // up to 10 s for the socket to accept
-            client c(socket_);
-            if (c.connected())
-                return;
-            int st = 0;
-            if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-                pid_ = -1;
-                FAIL("filterd exited at start-up; log:\n" << log_text());
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        FAIL("filterd did not start; log:\n" << log_text());
-    }
-    ~filterd_process() { kill(SIGKILL); }
-
-    void kill(int sig) {
-        if (pid_ <= 0)
-            return;
-        ::kill(pid_, sig);
-        int st = 0;
-        ::waitpid(pid_, &st, 0);
-        pid_ = -1;
-    }
-    std::string log_text() const {
-        std::ifstream f(log_);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
-    }
-    /// The admin port the daemon logged (admin.port 0 picks a free one).
-    int admin_port() const {
-        std::regex re(R"re("msg":"admin listening".*"port":([0-9]+))re");
-        for (int i = 0; i < 500; ++i) {
-            std::smatch m;
-            std::string text = log_text();
-            if (std::regex_search(text, m, re))
-                return std::stoi(m[1]);
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-    std::string socket_;
-    std::string log_;
-};
-
-struct temp_dir {
-    std::string path;
-    temp_dir() {
-        char tmpl[] = "/tmp/filterd-proc-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~temp_dir() { std::filesystem::remove_all(path); }
-};
 
 std::string write_config(const temp_dir& d, bool journal, bool admin) {
     std::string cfg = d.path + "/filterd.json";

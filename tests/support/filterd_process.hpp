@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -65,6 +66,18 @@ public:
         std::stringstream ss;
         ss << f.rdbuf();
         return ss.str();
+    }
+    /// The admin port the daemon logged (admin.port 0 picks a free one); -1 if none within 5 s.
+    int admin_port() const {
+        std::regex re(R"re("msg":"admin listening".*"port":([0-9]+))re");
+        for (int i = 0; i < 500; ++i) {
+            std::smatch m;
+            std::string text = log_text();
+            if (std::regex_search(text, m, re))
+                return std::stoi(m[1]);
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return -1;
     }
 
 private:

@@ -24,7 +24,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Deadline != 3*time.Millisecond || cfg.MaxBodyBytes != 1<<20 || cfg.ErrorStatus != 503 || cfg.Mode != "enforce" ||
+	if cfg.Deadline != 4500*time.Microsecond || cfg.MaxBodyBytes != 1<<20 || cfg.ErrorStatus != 503 || cfg.Mode != "enforce" ||
 		cfg.DaemonUID != uint32(os.Geteuid()) || cfg.DaemonGID != -1 {
 		t.Errorf("defaults = %+v", cfg)
 	}

@@ -162,7 +162,7 @@ type Config struct {
 
 // Limits and defaults of the settings. MaxDeadline is exclusive: STD-API-034's 5 ms budget.
 const (
-	DefaultDeadline, MinDeadline, MaxDeadline = 3 * time.Millisecond, 100 * time.Microsecond, 5 * time.Millisecond
+	DefaultDeadline, MinDeadline, MaxDeadline = 4500 * time.Microsecond, 100 * time.Microsecond, 5 * time.Millisecond
 	DefaultMaxBodyBytes, MaxMaxBodyBytes      = 1 << 20, 8 << 20
 	DefaultErrorStatus                        = 503
 	MaxFilters                                = 16 // filterd's chain limit: the daemon refuses a request naming more

@@ -20,7 +20,7 @@
 # Usage: scripts/perf-load.sh [--rate N] [--duration 60s] [--out DIR] [--no-build] [--check-stack]
 #   --check-stack only checks that every piece of the stack is in the tree (exit 0 or 3)
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
-#        BRIDGE_DEADLINE (3ms, the plugin's deadline in the perf gateway config),
+#        BRIDGE_DEADLINE (4500us, the shipped default; the plugin's deadline in the perf gateway config),
 #        FILTERD_IO_THREADS (1, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs),
 #        GATEWAY_LOG_LEVEL (WARNING; DEBUG shows why the bridge denied), LOADED_SECONDS (10s: (a)'s
 #        load under the loaded floor), SATURATE (1: ramp (a) and (b) to saturation), SAT_BUDGET (90s), OUT
@@ -38,7 +38,7 @@ LOADED_SECONDS="${LOADED_SECONDS:-10s}"
 SATURATE="${SATURATE:-1}"
 REDIS_PHASE="${REDIS_PHASE:-1}"
 SAT_BUDGET="${SAT_BUDGET:-90s}"
-BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-3ms}"
+BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-4500us}"
 FILTERD_IO_THREADS="${FILTERD_IO_THREADS:-1}" # conf/filterd.example.json's value
 OUT="${OUT:-$ROOT/perf/results/latest}"
 BUILD="${BUILD:-$ROOT/build-perf}"

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The one test command (README "Run every test"; .ci/run calls it). On a fresh Debian 12 machine it
 # installs what it needs, builds everything, and runs every test of the project:
-#   1. C++ build (warnings as errors), Catch2 tests and fuzz-corpus replays (ctest)
-#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then under ThreadSanitizer
-#   3. Go: go-bridge (race, coverage), gateway harness, gateway-lint, perf tooling unit tests
-#   4. gateway configs: KrakenD's own v2.12 schema (gateway-harness check --lint-no-network) and
+#   1. the STD-API-034 compliance matrix, Go static checks, C++ format of changed lines
+#   2. C++ build (warnings as errors), Catch2 tests and fuzz-corpus replays (ctest)
+#   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then ThreadSanitizer
+#   4. C++ line coverage of daemon/, filters/, protocol/ (at least 80%)
+#   5. Go: go-bridge (race, coverage, build.sh checks), gateway harness, gateway-lint, kubecheck,
+#      perf tooling unit tests
+#   6. gateway configs: KrakenD's own v2.12 schema (gateway-harness check --lint-no-network) and
 #      gateway-lint on every shipped gateway config and deployment file
-#   5. end-to-end: gateway harness + plugin + filterd + backend on loopback (scripts/test-e2e.sh)
-#   6. the performance regression gate (scripts/perf-gate.sh)
-#   also: the STD-API-034 compliance matrix check, Go static checks, C++ format of changed lines,
-#   C++ line coverage (at least 80%)
-#   and the containers and Kubernetes pod with podman (scripts/test-pod.sh)
+#   7. end-to-end: gateway harness + plugin + filterd + backend (+ Redis) on loopback (test-e2e.sh)
+#   8. the containers and the Kubernetes pod with podman (scripts/test-pod.sh)
+#   9. the performance regression gate (scripts/perf-gate.sh)
 # Set SKIP_ASAN=1, SKIP_TSAN=1, SKIP_COVERAGE=1, SKIP_POD=1 or SKIP_PERF=1 to skip a stage locally (a
 # skipped stage is announced); CI runs them all.
 set -euo pipefail

@@ -37,25 +37,30 @@ def pct(data: bytes) -> str:
     return "".join(chr(b) if b in UNRESERVED else "%%%02X" % b for b in data)
 
 
-def form_decode(s: str) -> bytes:
+def percent_decode(s: str, plus_is_space: bool, where: str) -> bytes:
+    """Percent-decodes s once; in a query ('+' is a space) or in a path ('+' stays '+')."""
     raw = s.encode("utf-8")
     out = bytearray()
     i = 0
     while i < len(raw):
         c = raw[i]
-        if c == ord("+"):
+        if c == ord("+") and plus_is_space:
             out.append(0x20)
             i += 1
         elif c == ord("%"):
             h = raw[i + 1:i + 3]
             if len(h) != 2 or not all(x in b"0123456789abcdefABCDEF" for x in h):
-                raise ValueError("invalid percent escape in query: %r" % s)
+                raise ValueError("invalid percent escape in %s: %r" % (where, s))
             out.append(int(h, 16))
             i += 3
         else:
             out.append(c)
             i += 1
     return bytes(out)
+
+
+def form_decode(s: str) -> bytes:
+    return percent_decode(s, True, "query")
 
 
 def parse_query(q: str):
@@ -70,21 +75,7 @@ def parse_query(q: str):
 
 def path_decode(s: str) -> bytes:
     """Percent-decodes a raw path once, as the gateway (Go's URL.Path) does; '+' stays '+'."""
-    raw = s.encode("utf-8")
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        c = raw[i]
-        if c == ord("%"):
-            h = raw[i + 1:i + 3]
-            if len(h) != 2 or not all(x in b"0123456789abcdefABCDEF" for x in h):
-                raise ValueError("invalid percent escape in path (the gateway answers 400): %r" % s)
-            out.append(int(h, 16))
-            i += 3
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out)
+    return percent_decode(s, False, "path (the gateway answers 400)")
 
 
 def canonical_path(raw_path: str) -> str:

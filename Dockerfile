@@ -47,6 +47,7 @@ RUN apt-get -o Acquire::Retries=3 update -qq \
 WORKDIR /src
 COPY CMakeLists.txt ./
 COPY protocol/ protocol/
+COPY core/ core/
 COPY filters/ filters/
 COPY daemon/ daemon/
 COPY tools/ tools/

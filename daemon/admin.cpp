@@ -1,7 +1,7 @@
 #include "daemon/admin.hpp"
 
-#include "filters/common/log.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>

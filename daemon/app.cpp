@@ -3,7 +3,7 @@
 #include "daemon/admin.hpp"
 #include "daemon/config.hpp"
 #include "daemon/server.hpp"
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 #include "filters/common/redis.hpp"
 
 #include <boost/asio/signal_set.hpp>

@@ -1,6 +1,6 @@
 #include "daemon/config.hpp"
 
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 
 #include <boost/asio/ip/address.hpp>
 

@@ -1,6 +1,6 @@
 #include "daemon/server.hpp"
 
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 #include "protocol/framing.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>

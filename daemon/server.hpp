@@ -21,7 +21,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/errc.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>

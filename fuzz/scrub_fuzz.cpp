@@ -1,4 +1,4 @@
-// libFuzzer target for the log scrubber (filters/common/scrub.cpp).
+// libFuzzer target for the log scrubber (core/scrub.cpp).
 //
 // Asserts, for any input:
 //  * scrub_text returns (no crash, no sanitizer report, no exception: it is noexcept);
@@ -9,7 +9,7 @@
 // letters before it become a shorter word, and that word may pass the 1-in-97 IBAN check on a second pass.
 // That is an over-mask, not a leak.)
 // Run: build-enr-fuzz/scrub_fuzz -max_total_time=60 fuzz/corpus/scrub
-#include "filters/common/scrub.hpp"
+#include "core/scrub.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -12,7 +12,7 @@
 // (rate-limit or enrichment keyed on the merchant) fail closed when merchant-auth has not run first.
 
 #include "filters/common/filter.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 
 #include <cstddef>
 #include <map>

@@ -1,7 +1,7 @@
 #include "filters/common/redis.hpp"
 
-#include "filters/common/log.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/executor_work_guard.hpp>

@@ -43,7 +43,7 @@
 // Metrics: counter filterd_enrichment_events_total{route, event} with the events listed in `events` below.
 
 #include "filters/common/filter.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "filters/enrichment/config.hpp"
 
 #include <memory>

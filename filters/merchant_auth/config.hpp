@@ -41,7 +41,7 @@
 // "filters.merchant-auth.merchants.acme.keys[1].public_key". Unknown keys are errors.
 
 #include "filters/common/config_reader.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "filters/common/redis.hpp"
 #include "filters/merchant_auth/crypto.hpp"
 #include "filters/merchant_auth/nonce_journal.hpp"

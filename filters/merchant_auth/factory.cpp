@@ -1,6 +1,6 @@
 // Registers merchant-auth under the stable name "merchant-auth".
-#include "filters/common/log.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "filters/merchant_auth/filter.hpp"
 #include "filters/merchant_auth/nonce_journal.hpp"
 

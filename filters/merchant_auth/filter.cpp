@@ -1,6 +1,6 @@
 #include "filters/merchant_auth/filter.hpp"
 
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 #include "filters/merchant_auth/canonical.hpp"
 
 namespace filterd::merchant_auth {

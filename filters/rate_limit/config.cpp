@@ -1,6 +1,6 @@
 #include "filters/rate_limit/config.hpp"
 
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 
 #include <charconv>
 #include <cstdlib>

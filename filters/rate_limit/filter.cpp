@@ -1,6 +1,6 @@
 #include "filters/rate_limit/filter.hpp"
 
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 #include "filters/rate_limit/redis_store.hpp"
 
 #include <charconv>

@@ -15,7 +15,7 @@
 //     its policies and then commit all or none of them without deadlock.
 // Nothing here throws after construction, allocates on the request path, or reads a clock.
 
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "filters/rate_limit/config.hpp"
 
 #include <cstdint>

@@ -7,7 +7,7 @@
 // strings into the same context without any logic: the difference is the cost of the filter's decisions
 // (header scan, UUIDv7, traceparent, timestamp, ip check). "allocs" is heap allocations per iteration.
 #include "filters/common/filter.hpp"
-#include "filters/common/scrub.hpp"
+#include "core/scrub.hpp"
 #include "filters/enrichment/config.hpp"
 #include "filters/enrichment/filter.hpp"
 #include "protocol/framing.hpp"

@@ -10,7 +10,7 @@
 // (OpenSSL 3.0 re-creates digest contexts inside EVP_DigestInit_ex2 / EVP_MAC_init; not ours to avoid
 // without the deprecated SHA256_* / HMAC_* APIs).
 #include "filters/common/filter.hpp"
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 #include "filters/merchant_auth/canonical.hpp"
 #include "filters/merchant_auth/crypto.hpp"
 #include "filters/merchant_auth/nonce_journal.hpp"

@@ -1,5 +1,5 @@
 // The socket server over real Unix sockets, with test-only filters.
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "tests/support/client.hpp"
 
 #include <catch2/catch.hpp>

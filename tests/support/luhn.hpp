@@ -1,5 +1,5 @@
 #pragma once
-// Test oracle for the scrubber: the Luhn check, written independently of filters/common/scrub.cpp so
+// Test oracle for the scrubber: the Luhn check, written independently of core/scrub.cpp so
 // the tests and the fuzz target do not trust the code they check.
 
 #include <string>

@@ -1,7 +1,7 @@
 // The Redis client against real redis-server processes on loopback.
 #include "filters/common/redis.hpp"  // first: the header is self-contained
 
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "tests/support/redis_server.hpp"
 
 #include <catch2/catch.hpp>

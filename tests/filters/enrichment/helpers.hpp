@@ -4,7 +4,7 @@
 
 #include "filters/common/config_reader.hpp"
 #include "filters/common/filter.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "filters/enrichment/config.hpp"
 #include "filters/enrichment/filter.hpp"
 #include "tests/support/request.hpp"

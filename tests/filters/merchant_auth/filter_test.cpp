@@ -1,7 +1,7 @@
 // Included first: proves the header is self-contained.
 #include "filters/merchant_auth/filter.hpp"
 
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 #include "support.hpp"
 #include "tests/support/spv1.hpp"
 

@@ -5,7 +5,7 @@
 
 #include "filters/common/config_reader.hpp"
 #include "filters/common/filter.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "tests/support/request.hpp"
 
 #include <boost/json.hpp>

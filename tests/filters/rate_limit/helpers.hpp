@@ -3,7 +3,7 @@
 // JSON, make requests, read metrics.
 
 #include "filters/common/chain.hpp"
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 #include "filters/rate_limit/filter.hpp"
 #include "tests/support/request.hpp"
 

@@ -2,7 +2,7 @@
 // Structured JSON log lines on stdout, one object per line:
 //   {"ts":"2026-11-26T12:00:00.123Z","level":"info","msg":"...","key":"value",...}
 //
-// Contract: every message and every field value passes through `scrub_text` (filters/common/scrub.hpp)
+// Contract: every message and every field value passes through `scrub_text` (core/scrub.hpp)
 // before it is written, so card numbers, phone numbers, CNICs and IBANs are masked wherever they
 // appear. Callers must still never pass secrets, signatures, Authorization values or bodies: the
 // scrubber is a safety net, not a licence. Thread-safe; each line is written with one write(2).

@@ -7,7 +7,7 @@
 //  * words that start with two letters and two digits (IBAN candidates), contiguous or grouped by 4.
 // Every candidate looks at a bounded number of characters (at most 19 digits, at most 34 IBAN characters)
 // beyond what it consumes, so the pass is linear in the input.
-#include "filters/common/scrub.hpp"
+#include "core/scrub.hpp"
 
 #include <cstdint>
 

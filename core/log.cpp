@@ -1,6 +1,6 @@
-#include "filters/common/log.hpp"
+#include "core/log.hpp"
 
-#include "filters/common/scrub.hpp"
+#include "core/scrub.hpp"
 
 #include <atomic>
 #include <chrono>

@@ -1,5 +1,5 @@
 // The one log scrubber: every masking rule, its boundaries, and the things it must leave alone.
-#include "filters/common/scrub.hpp"  // first: the header is self-contained
+#include "core/scrub.hpp"  // first: the header is self-contained
 
 #include <catch2/catch.hpp>
 

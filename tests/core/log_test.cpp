@@ -1,6 +1,6 @@
 // The JSON logger writes only scrubbed text: every message and field value passes scrub_text, and the line
 // stays valid JSON.
-#include "filters/common/log.hpp"  // first: the header is self-contained
+#include "core/log.hpp"  // first: the header is self-contained
 
 #include <catch2/catch.hpp>
 

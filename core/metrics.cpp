@@ -1,4 +1,4 @@
-#include "filters/common/metrics.hpp"
+#include "core/metrics.hpp"
 
 #include <stdexcept>
 

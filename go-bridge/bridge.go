@@ -63,9 +63,9 @@ func fixedDeny(status int) *DenyError {
 var probeReady = &DenyError{status: http.StatusOK, body: `{"status":"ready"}`, encoding: "application/json"}
 
 // Counters of one endpoint; Counters() sums them per route.
-const cAllowed, cDenied, cFailed, cTooLarge, cPanics, cShadowAllowed, cShadowDenied, cShadowFailed, nCounters = 0, 1, 2, 3, 4, 5, 6, 7, 8
+const cAllowed, cDenied, cFailed, cTooLarge, cPanics, cShadowAllowed, cShadowDenied, cShadowFailed, cDeadlineMissed, cReadLate, nCounters = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
-var counterNames = [nCounters]string{"allowed", "denied", "failed", "too_large", "panics", "shadow_allowed", "shadow_denied", "shadow_failed"}
+var counterNames = [nCounters]string{"allowed", "denied", "failed", "too_large", "panics", "shadow_allowed", "shadow_denied", "shadow_failed", "deadline_missed", "read_after_deadline"}
 
 // bridge is one endpoint's modifier; everything in it is safe for concurrent requests.
 type bridge struct {
@@ -165,6 +165,9 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 		return b.fail(req, body, f, shadow)
 	}
 	defer b.pool.put(c, true)
+	if c.late {
+		b.stats[cReadLate].Add(1)
+	}
 	switch r := &c.r; {
 	case r.kind == wire.BodyError:
 		return b.fail(req, body, failure("daemon answered with error "+r.code.String()), shadow)
@@ -183,6 +186,9 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 
 // fail answers a request without a verdict: 413 over a size limit, else a deny (in shadow mode, a pass).
 func (b *bridge) fail(req requestWrapper, body *bodyBuf, f failure, shadow bool) (interface{}, error) {
+	if f == errTimeout {
+		b.stats[cDeadlineMissed].Add(1)
+	}
 	switch {
 	case f == errTooLarge || f == errFrameLimit:
 		return b.answer(req, body, cTooLarge, f, b.bigDeny)

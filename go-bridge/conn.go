@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -84,12 +87,14 @@ type pool struct {
 // conn is one checked connection; while a request holds it, nothing else touches it.
 type conn struct {
 	c        net.Conn
+	raw      syscall.RawConn
 	gen      uint64
 	maxFrame uint32
 	nextID   uint64
 	enc      *encoder
 	buf      []byte
 	r        reply
+	late     bool
 }
 
 func newPool(ctx context.Context, key poolKey, log func(func(Logger, ...interface{}), ...interface{})) *pool {
@@ -174,8 +179,9 @@ func (p *pool) dial(deadline time.Time) (c *conn, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial: %v", err)
 	}
-	c = &conn{c: nc, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
-	if err = peerCheck(nc.(*net.UnixConn), p.key); err != nil {
+	raw, _ := nc.(*net.UnixConn).SyscallConn() // never fails on a connected socket
+	c = &conn{c: nc, raw: raw, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
+	if err = c.peerCheck(p.key); err != nil {
 		err = fmt.Errorf("peer check: %v", err)
 	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
 		err = fmt.Errorf("hello: write: %v", err)
@@ -200,16 +206,12 @@ func (p *pool) dial(deadline time.Time) (c *conn, err error) {
 }
 
 // peerCheck requires the SO_PEERCRED uid (and gid, if set) of the daemon: anyone else could allow.
-func peerCheck(uc *net.UnixConn, key poolKey) error {
+func (c *conn) peerCheck(key poolKey) (err error) {
 	var cred *syscall.Ucred
-	raw, err := uc.SyscallConn()
-	if err == nil {
-		cerr := raw.Control(func(fd uintptr) {
-			cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-		})
-		err = errors.Join(cerr, err)
-	}
-	switch {
+	cerr := c.raw.Control(func(fd uintptr) {
+		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	switch err = cmp.Or(cerr, err); {
 	case err != nil:
 		return fmt.Errorf("SO_PEERCRED: %v", err)
 	case cred.Uid != key.uid:
@@ -234,7 +236,7 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 			return nil, f
 		}
 		wait := time.Until(deadline)
-		c.nextID++
+		c.nextID, c.late = c.nextID+1, false
 		req.ID, req.BudgetUS = c.nextID, uint32(min(max(wait.Microseconds(), 0), 1<<32-1))
 		frame := c.enc.filterRequest(req)
 		if len(frame)-4 > int(c.maxFrame) {
@@ -298,6 +300,9 @@ func (c *conn) readReply(id uint64) failure {
 	}
 	for have := 0; ; {
 		n, err := c.c.Read(c.buf[have:])
+		if ioFailure(err, "") == errTimeout {
+			n, err = c.readNow(c.buf[have:])
+		}
 		if have += n; have >= 4 {
 			size := binary.BigEndian.Uint32(c.buf)
 			if total := 4 + int(size); size < 8 || size > c.maxFrame {
@@ -324,6 +329,21 @@ func (c *conn) readReply(id uint64) failure {
 			return f
 		}
 	}
+}
+
+// readNow reads what the socket already holds, without waiting. Go's poller reports an expired
+// deadline without reading, so a goroutine descheduled past its deadline would otherwise miss a
+// verdict that arrived in time. An empty socket is a timeout.
+func (c *conn) readNow(b []byte) (n int, err error) {
+	if cerr := c.raw.Control(func(fd uintptr) { n, err = syscall.Read(int(fd), b) }); cerr != nil {
+		return 0, cerr
+	} else if err == syscall.EAGAIN {
+		return 0, os.ErrDeadlineExceeded
+	} else if err != nil || n <= 0 {
+		return 0, cmp.Or(err, io.EOF)
+	}
+	c.late = true
+	return n, nil
 }
 
 // filterRequest is one FilterRequest (maps sorted by name); the body never crosses the socket.

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -206,7 +208,7 @@ func (b *bridge) answer(req requestWrapper, body *bodyBuf, i int, why failure, d
 		return nil, deny
 	}
 	r := &request{requestWrapper: req, body: req.Body()}
-	if body != nil && len(body.b) == 0 {
+	if body != nil && body.Len() == 0 {
 		body.release()
 		r.body = http.NoBody
 	} else if body != nil {
@@ -255,42 +257,36 @@ func clientIP(h map[string][]string) string {
 }
 
 // applyHeaders applies an allow's remove_headers, then set_headers (replacing every value), in
-// place, case-insensitively. Value slices, which lura may share, are not written to.
+// place, case-insensitively. Value slices, which lura may share, are not written to. The set
+// names and values are copied into one string and one slice.
 func applyHeaders(h map[string][]string, resp *wire.FilterResponse) {
 	drop := func(name []byte) {
-		for k := range h {
-			if strings.EqualFold(string(name), k) {
-				delete(h, k)
-			}
-		}
+		maps.DeleteFunc(h, func(k string, _ []string) bool { return strings.EqualFold(string(name), k) })
 	}
-	for i := 0; i < resp.RemoveHeadersLength(); i++ {
+	for i := range resp.RemoveHeadersLength() {
 		drop(resp.RemoveHeaders(i))
 	}
 	var hd wire.Header
+	var sb strings.Builder
 	size, nv := 0, 0
-	for i := 0; i < resp.SetHeadersLength(); i++ {
+	for i := range resp.SetHeadersLength() {
 		resp.SetHeaders(&hd, i)
 		drop(hd.Name())
-		size, nv = size+len(hd.Name()), nv+hd.ValuesLength()
-		for j := 0; j < hd.ValuesLength(); j++ {
-			size += len(hd.Values(j))
+		for j := range hd.ValuesLength() {
+			size, nv = size+len(hd.Values(j)), nv+1
 		}
+		size += len(hd.Name())
 	}
-	var sb strings.Builder
 	sb.Grow(size)
+	str := func(b []byte) string { sb.Write(b); return sb.String()[sb.Len()-len(b):] }
 	vals := make([]string, nv)
-	for i := 0; i < resp.SetHeadersLength(); i++ {
+	for i := range resp.SetHeadersLength() {
 		resp.SetHeaders(&hd, i)
-		start, m := sb.Len(), hd.ValuesLength()
-		sb.Write(hd.Name())
-		name := textproto.CanonicalMIMEHeaderKey(sb.String()[start:])
-		for j := 0; j < m; j++ {
-			start = sb.Len()
-			sb.Write(hd.Values(j))
-			vals[j] = sb.String()[start:]
+		m := hd.ValuesLength()
+		name, v := textproto.CanonicalMIMEHeaderKey(str(hd.Name())), vals[:m:m]
+		for j := range v {
+			v[j] = str(hd.Values(j))
 		}
-		v := vals[:m:m]
 		if old, ok := h[name]; ok { // the reply sets this name twice
 			v = append(old[:len(old):len(old)], v...)
 		}
@@ -323,12 +319,13 @@ var emptySHA256 = sha256.Sum256(nil)
 // bodyBuf holds a body and its SHA-256: the backend reads the very bytes that were hashed, and
 // the pooled buffer is reused once the backend closes the body.
 type bodyBuf struct {
-	b   []byte
+	bytes.Buffer
+	lr  io.LimitedReader
 	sum [sha256.Size]byte
 }
 
 // bodyPool keeps up to 16 body buffers across garbage collections (a sync.Pool would drop a
-// 1 MiB buffer at every GC): memory stays below 16 times the largest max_body_bytes.
+// 1 MiB buffer at every GC): memory stays below 16 times twice the largest max_body_bytes.
 var bodyPool = make(chan *bodyBuf, 16)
 
 func getBody() *bodyBuf {
@@ -336,24 +333,17 @@ func getBody() *bodyBuf {
 	case bb := <-bodyPool:
 		return bb
 	default:
-		return &bodyBuf{b: make([]byte, 0, 4096)}
+		return &bodyBuf{}
 	}
 }
 
 // fill reads r, up to limit bytes, and hashes them. tooLarge reports that r had more.
 func (bb *bodyBuf) fill(r io.Reader, limit int) (tooLarge bool, err error) {
-	bb.b = bb.b[:0]
-	for n := 0; err == nil && len(bb.b) <= limit; bb.b = bb.b[:len(bb.b)+n] {
-		if len(bb.b) == cap(bb.b) {
-			bb.b = append(bb.b, 0)[:len(bb.b)] // grows as append does: about 1.25x when large
-		}
-		n, err = r.Read(bb.b[len(bb.b):min(cap(bb.b), limit+1)])
-	}
-	bb.sum = sha256.Sum256(bb.b)
-	if err == io.EOF {
-		err = nil
-	}
-	return len(bb.b) > limit, err
+	bb.Reset()
+	bb.lr = io.LimitedReader{R: r, N: int64(limit) + 1}
+	_, err = bb.ReadFrom(&bb.lr)
+	bb.lr.R, bb.sum = nil, sha256.Sum256(bb.Bytes())
+	return bb.Len() > limit, err
 }
 
 func (bb *bodyBuf) release() {
@@ -370,7 +360,6 @@ func (bb *bodyBuf) release() {
 type bodyReader struct {
 	mu  sync.Mutex
 	buf *bodyBuf
-	off int
 }
 
 var errBodyClosed = errors.New("request body already closed")
@@ -385,12 +374,8 @@ func (r *bodyReader) Read(p []byte) (n int, err error) {
 	defer r.mu.Unlock()
 	if r.buf == nil {
 		return 0, errBodyClosed
-	} else if r.off == len(r.buf.b) {
-		return 0, io.EOF
 	}
-	n = copy(p, r.buf.b[r.off:])
-	r.off += n
-	return n, nil
+	return r.buf.Read(p)
 }
 
 func (r *bodyReader) Close() error {

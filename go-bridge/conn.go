@@ -26,7 +26,6 @@ import (
 const (
 	minBackoff, maxBackoff = 5 * time.Millisecond, 50 * time.Millisecond // reconnect delays while down
 	dialTimeout            = 50 * time.Millisecond
-	helloTimeout           = 250 * time.Millisecond
 	stallLimit             = 16 // timeouts in a row that mark the daemon as stalled (e.g. SIGSTOPped)
 	maxConns               = 32 // connections per pool, each with at most one request in flight
 	proposedMaxFrame       = 1 << 20
@@ -78,8 +77,7 @@ type pool struct {
 	lastErr  atomic.Pointer[string]
 	mu       sync.Mutex
 	idle     []*conn
-	open     int    // connections, idle or busy
-	gen      uint64 // connections of an older generation are closed when they come back
+	open     int // connections, idle or busy
 	backoff  time.Duration
 	retryAt  time.Time
 }
@@ -88,13 +86,12 @@ type pool struct {
 type conn struct {
 	c        net.Conn
 	raw      syscall.RawConn
-	gen      uint64
 	maxFrame uint32
 	nextID   uint64
 	enc      *encoder
 	buf      []byte
 	r        reply
-	late     bool
+	late     bool // r was read after the deadline, from the socket buffer
 }
 
 func newPool(ctx context.Context, key poolKey, log func(func(Logger, ...interface{}), ...interface{})) *pool {
@@ -118,36 +115,33 @@ func (p *pool) flush() {
 	defer p.mu.Unlock()
 	for _, c := range p.idle {
 		c.c.Close()
-		p.open--
 	}
-	p.idle, p.gen = p.idle[:0], p.gen+1
+	p.open, p.idle = p.open-len(p.idle), p.idle[:0]
 }
 
-// get hands out an idle connection, or opens one: while the daemon is down, once per backoff.
+// get hands out an idle connection (most recent first), or opens one: while down, once per backoff.
 func (p *pool) get(deadline time.Time) (c *conn, f failure) {
 	p.mu.Lock()
+	down := p.lastErr.Load() != nil
 	if n := len(p.idle); n > 0 {
 		c, p.idle = p.idle[n-1], p.idle[:n-1]
-		p.mu.Unlock()
-		return c, ""
 	} else if p.open >= maxConns {
-		p.mu.Unlock()
-		return nil, errOverloaded
-	} else if down := p.lastErr.Load() != nil; down && time.Now().Before(p.retryAt) {
-		p.mu.Unlock()
-		return nil, errDown
-	} else if down {
+		f = errOverloaded
+	} else if down && time.Now().Before(p.retryAt) {
+		f = errDown
+	} else if p.open++; down {
 		p.retryAt, p.backoff = time.Now().Add(p.backoff), min(2*p.backoff, maxBackoff)
 	}
-	p.open++
-	gen := p.gen
 	p.mu.Unlock()
+	if c != nil || f != "" {
+		return c, f
+	}
 	c, err := p.dial(deadline)
 	if err != nil {
 		p.put(nil, false)
 		p.setDown(err)
 		return nil, errDown
-	} else if c.gen = gen; p.lastErr.Swap(nil) != nil {
+	} else if p.lastErr.Swap(nil) != nil {
 		p.mu.Lock()
 		p.backoff = minBackoff
 		p.mu.Unlock()
@@ -156,11 +150,11 @@ func (p *pool) get(deadline time.Time) (c *conn, f failure) {
 	return c, ""
 }
 
-// put takes back a connection: kept when ok and current, else closed (nil: never opened).
+// put takes back a connection: kept when ok, else closed (nil: never opened).
 func (p *pool) put(c *conn, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ok && c.gen == p.gen && p.ctx.Err() == nil {
+	if ok && p.ctx.Err() == nil {
 		p.idle = append(p.idle, c)
 		return
 	} else if c != nil {
@@ -186,15 +180,11 @@ func (p *pool) dial(deadline time.Time) (c *conn, err error) {
 	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
 		err = fmt.Errorf("hello: write: %v", err)
 	} else if f := c.readReply(0); f != "" && f != errConnError {
-		err = fmt.Errorf("hello: %s", f)
+		err = fmt.Errorf("hello: %s", f) // readReply(0) accepts only a HelloAck or an Error
 	} else if a := &c.r.ack; c.r.kind == wire.BodyError {
 		err = fmt.Errorf("hello refused: %s", c.r.code)
-	} else if c.r.kind != wire.BodyHelloAck {
-		err = errors.New("hello: first reply is not a HelloAck")
-	} else if a.Version() != 1 {
-		err = fmt.Errorf("hello: daemon chose protocol version %d, bridge speaks 1", a.Version())
-	} else if a.MaxFrameBytes() < 64 {
-		err = fmt.Errorf("hello: daemon max_frame_bytes %d is unusable", a.MaxFrameBytes())
+	} else if a.Version() != 1 || a.MaxFrameBytes() < 64 {
+		err = fmt.Errorf("hello: daemon chose protocol version %d, max_frame_bytes %d: unusable (bridge speaks 1)", a.Version(), a.MaxFrameBytes())
 	}
 	if err != nil {
 		nc.Close()
@@ -248,8 +238,7 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 		}
 		n, err := c.write(frame, deadline)
 		if f = ioFailure(err, errWrite); f == errWrite && n == 0 && retry {
-			// Nothing delivered: the daemon had closed this connection. A new one may take it.
-			p.put(c, false)
+			p.put(c, false) // nothing delivered: the daemon had closed it, and so the idle ones
 			p.flush()
 			continue
 		} else if f == "" {
@@ -331,14 +320,13 @@ func (c *conn) readReply(id uint64) failure {
 	}
 }
 
-// readNow reads what the socket already holds, without waiting. Go's poller reports an expired
-// deadline without reading, so a goroutine descheduled past its deadline would otherwise miss a
-// verdict that arrived in time. An empty socket is a timeout.
+// readNow reads what the socket already holds, without waiting: Go's poller reports an expired
+// deadline without reading, which would deny a descheduled request whose verdict came in time.
 func (c *conn) readNow(b []byte) (n int, err error) {
 	if cerr := c.raw.Control(func(fd uintptr) { n, err = syscall.Read(int(fd), b) }); cerr != nil {
 		return 0, cerr
 	} else if err == syscall.EAGAIN {
-		return 0, os.ErrDeadlineExceeded
+		return 0, os.ErrDeadlineExceeded // nothing received: the verdict is late
 	} else if err != nil || n <= 0 {
 		return 0, cmp.Or(err, io.EOF)
 	}
@@ -494,8 +482,11 @@ const (
 // bounds check. It checks header names and values and the content type, and reads every field used.
 func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
-		if recover() != nil {
+		if p := recover(); p != nil {
 			err = errBounds
+			if e, ok := p.(decodeError); ok {
+				err = e
+			}
 		}
 	}()
 	var f wire.Frame
@@ -522,35 +513,29 @@ func decodeReply(buf []byte, r *reply) (err error) {
 	default:
 		return errUnionType
 	}
-	if _ = r.resp.DenyBodyBytes(); checkValue(r.resp.DenyContentType()) != nil {
-		return errHeaderValue
-	}
-	items := r.resp.RemoveHeadersLength()
-	for i := 0; i < items && items <= maxReplyItems; i++ {
-		if checkToken(r.resp.RemoveHeaders(i)) != nil {
-			return errHeaderName
+	items := 0
+	check := func(err error) { // panics out of decodeReply at the first bad item
+		if items++; err != nil || items > maxReplyItems {
+			panic(cmp.Or(err, error(errTooMany)))
 		}
+	}
+	_ = r.resp.DenyBodyBytes()
+	check(checkValue(r.resp.DenyContentType()))
+	for i := range r.resp.RemoveHeadersLength() {
+		check(checkToken(r.resp.RemoveHeaders(i)))
 	}
 	var h wire.Header
 	deny := r.resp.DenyHeadersLength() // deny_headers, then set_headers
-	for i := 0; i < deny+r.resp.SetHeadersLength() && items <= maxReplyItems; i++ {
+	for i := range deny + r.resp.SetHeadersLength() {
 		if i < deny {
 			r.resp.DenyHeaders(&h, i)
 		} else {
 			r.resp.SetHeaders(&h, i-deny)
 		}
-		if checkToken(h.Name()) != nil {
-			return errHeaderName
+		check(checkToken(h.Name()))
+		for j := range h.ValuesLength() {
+			check(checkValue(h.Values(j)))
 		}
-		items += 1 + h.ValuesLength()
-		for j := 0; j < h.ValuesLength() && items <= maxReplyItems; j++ {
-			if checkValue(h.Values(j)) != nil {
-				return errHeaderValue
-			}
-		}
-	}
-	if items > maxReplyItems {
-		return errTooMany
 	}
 	return nil
 }

@@ -135,7 +135,7 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	}()
 	req, ok := in.(requestWrapper)
 	if !ok || req.Context() == nil {
-		return b.fail(nil, nil, errInput, false)
+		return b.answer(nil, nil, cFailed, errInput, b.failDeny)
 	}
 	shadow := b.cfg.Mode == "shadow" && time.Now().Before(b.cfg.ShadowUntil)
 	if b.cfg.Mode == "shadow" && !shadow && b.enforcing.CompareAndSwap(false, true) {
@@ -147,12 +147,13 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 		body = getBody()
 		tooLarge, rerr := body.fill(orig, b.cfg.MaxBodyBytes)
 		if orig.Close(); tooLarge {
-			return b.fail(req, body, errTooLarge, false)
+			return b.answer(req, body, cTooLarge, errTooLarge, b.bigDeny)
 		} else if rerr != nil {
-			return b.fail(req, body, errBodyRead, false)
+			return b.answer(req, body, cFailed, errBodyRead, b.failDeny)
 		}
 		digest = body.sum
 	}
+	// The clock starts once the body is read: reading it waits on the client, not on filterd.
 	deadline := time.Now().Add(b.cfg.Deadline)
 	if d, ok := req.Context().Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -163,41 +164,35 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 		fr.Path = u.EscapedPath()
 	}
 	c, f := b.pool.roundTrip(req.Context(), &fr, deadline)
-	if f != "" {
-		return b.fail(req, body, f, shadow)
+	if f == errTimeout {
+		b.stats[cDeadlineMissed].Add(1)
+	} else if f == "" {
+		defer b.pool.put(c, true)
+		if c.late {
+			b.stats[cReadLate].Add(1)
+		}
+		if c.r.kind == wire.BodyError {
+			f = failure("daemon answered with error " + c.r.code.String())
+		}
 	}
-	defer b.pool.put(c, true)
-	if c.late {
-		b.stats[cReadLate].Add(1)
-	}
-	switch r := &c.r; {
-	case r.kind == wire.BodyError:
-		return b.fail(req, body, failure("daemon answered with error "+r.code.String()), shadow)
-	case r.verdict != wire.VerdictAllow && shadow:
+	switch allow := f == "" && c.r.verdict == wire.VerdictAllow; {
+	case f == errFrameLimit:
+		return b.answer(req, body, cTooLarge, f, b.bigDeny)
+	case f != "" && shadow:
+		return b.answer(req, body, cShadowFailed, f, nil)
+	case f != "":
+		return b.answer(req, body, cFailed, f, b.failDeny)
+	case shadow && allow:
+		return b.answer(req, body, cShadowAllowed, "", nil)
+	case shadow:
 		return b.answer(req, body, cShadowDenied, "", nil)
-	case r.verdict != wire.VerdictAllow:
-		return b.answer(req, body, cDenied, "", b.denyFrom(r))
+	case !allow:
+		return b.answer(req, body, cDenied, "", b.denyFrom(&c.r))
 	case b.cfg.Mode == "probe":
 		return b.answer(req, body, cAllowed, "", probeReady)
-	case shadow:
-		return b.answer(req, body, cShadowAllowed, "", nil)
 	}
 	applyHeaders(headers, &c.r.resp)
 	return b.answer(req, body, cAllowed, "", nil)
-}
-
-// fail answers a request without a verdict: 413 over a size limit, else a deny (in shadow mode, a pass).
-func (b *bridge) fail(req requestWrapper, body *bodyBuf, f failure, shadow bool) (interface{}, error) {
-	if f == errTimeout {
-		b.stats[cDeadlineMissed].Add(1)
-	}
-	switch {
-	case f == errTooLarge || f == errFrameLimit:
-		return b.answer(req, body, cTooLarge, f, b.bigDeny)
-	case !shadow:
-		return b.answer(req, body, cFailed, f, b.failDeny)
-	}
-	return b.answer(req, body, cShadowFailed, f, nil)
 }
 
 // answer counts outcome i, then returns deny or hands on the request (an empty body: http.NoBody).
@@ -300,14 +295,14 @@ func (b *bridge) denyFrom(r *reply) *DenyError {
 	if d.status < 400 || d.status > 599 {
 		d.status = b.cfg.ErrorStatus
 	}
-	if n := r.resp.DenyHeadersLength(); n > 0 {
-		d.headers = make(map[string][]string, n)
+	if r.resp.DenyHeadersLength() > 0 {
+		d.headers = map[string][]string{}
 	}
 	var hd wire.Header
-	for i := 0; i < r.resp.DenyHeadersLength(); i++ {
+	for i := range r.resp.DenyHeadersLength() {
 		r.resp.DenyHeaders(&hd, i)
 		name := textproto.CanonicalMIMEHeaderKey(string(hd.Name()))
-		for j := 0; j < hd.ValuesLength(); j++ {
+		for j := range hd.ValuesLength() {
 			d.headers[name] = append(d.headers[name], string(hd.Values(j)))
 		}
 	}

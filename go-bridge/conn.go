@@ -26,8 +26,8 @@ import (
 const (
 	minBackoff, maxBackoff = 5 * time.Millisecond, 50 * time.Millisecond // reconnect delays while down
 	dialTimeout            = 50 * time.Millisecond
-	stallLimit             = 16 // timeouts in a row that mark the daemon as stalled (e.g. SIGSTOPped)
-	maxConns               = 32 // connections per pool, each with at most one request in flight
+	stallLimit, stallTime  = 16, 100 * time.Millisecond // timeouts in a row, and time without a reply, of a stalled daemon
+	maxConns               = 32                         // connections per pool, each with at most one request in flight
 	proposedMaxFrame       = 1 << 20
 	maxHelloAck            = 64 << 10
 	maxReplyItems          = 1024 // header names and values in one reply: reading one stays linear
@@ -38,6 +38,10 @@ const (
 
 // failure is why a request got no verdict. The texts are fixed and carry no request data.
 type failure string
+
+func (f failure) Error() string   { return string(f) }
+func (f failure) Timeout() bool   { return f == errTimeout }
+func (f failure) Temporary() bool { return false }
 
 const (
 	errDown        failure = "daemon not connected"
@@ -66,13 +70,14 @@ type poolKey struct {
 	gid  int64 // -1: not checked
 }
 
-// pool holds the connections to one filterd socket, each carrying one request at a time. While
-// the daemon is down (lastErr set), requests are denied at once but one per backoff interval.
+// pool: the connections to one socket, one request in flight each. While down (lastErr set), requests
+// are denied at once, but one per backoff interval tries again.
 type pool struct {
 	key      poolKey
 	ctx      context.Context
 	log      func(func(Logger, ...interface{}), ...interface{})
 	timeouts atomic.Int32  // request timeouts in a row
+	replied  atomic.Int64  // when the latest reply came (UnixNano)
 	connects atomic.Uint64 // successful handshakes
 	lastErr  atomic.Pointer[string]
 	mu       sync.Mutex
@@ -137,10 +142,12 @@ func (p *pool) get(deadline time.Time) (c *conn, f failure) {
 		return c, f
 	}
 	c, err := p.dial(deadline)
-	if err != nil {
+	if f = ioFailure(err, errDown); f == errTimeout { // the request's deadline: no sign that the daemon is down
+		return nil, p.lost(nil, f)
+	} else if f != "" {
 		p.put(nil, false)
 		p.setDown(err)
-		return nil, errDown
+		return nil, f
 	} else if p.lastErr.Swap(nil) != nil {
 		p.mu.Lock()
 		p.backoff = minBackoff
@@ -167,20 +174,17 @@ func (p *pool) put(c *conn, ok bool) {
 func (p *pool) dial(deadline time.Time) (c *conn, err error) {
 	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
 	nc, err := d.DialContext(p.ctx, "unix", p.key.path)
-	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Err != nil {
-		err = op.Err
-	}
 	if err != nil {
-		return nil, fmt.Errorf("dial: %v", err)
+		return nil, err
 	}
 	raw, _ := nc.(*net.UnixConn).SyscallConn() // never fails on a connected socket
 	c = &conn{c: nc, raw: raw, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
 	if err = c.peerCheck(p.key); err != nil {
 		err = fmt.Errorf("peer check: %v", err)
 	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
-		err = fmt.Errorf("hello: write: %v", err)
+		err = fmt.Errorf("hello: write: %w", err)
 	} else if f := c.readReply(0); f != "" && f != errConnError {
-		err = fmt.Errorf("hello: %s", f) // readReply(0) accepts only a HelloAck or an Error
+		err = fmt.Errorf("hello: %w", f) // readReply(0) accepts only a HelloAck or an Error
 	} else if a := &c.r.ack; c.r.kind == wire.BodyError {
 		err = fmt.Errorf("hello refused: %s", c.r.code)
 	} else if a.Version() != 1 || a.MaxFrameBytes() < 64 {
@@ -212,8 +216,7 @@ func (c *conn) peerCheck(key poolKey) (err error) {
 	return nil
 }
 
-// roundTrip sends req on a connection of its own and reads the reply until deadline; on
-// success the caller owns the connection, whose r is the reply, and puts it back.
+// roundTrip sends req and reads its reply (c.r) by deadline; on success the caller puts c back.
 func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.Time) (*conn, failure) {
 	if p.ctx.Err() != nil {
 		return nil, errShutdown
@@ -248,6 +251,7 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 			return nil, p.lost(c, f)
 		}
 		p.timeouts.Store(0)
+		p.replied.Store(time.Now().UnixNano())
 		return c, ""
 	}
 }
@@ -259,14 +263,15 @@ func (c *conn) write(frame []byte, deadline time.Time) (int, error) {
 	return c.c.Write(frame)
 }
 
-// lost closes a failed connection; stallLimit timeouts in a row mark the daemon as stalled.
+// lost closes a failed connection. stallLimit timeouts in a row with no reply for stallTime mark the
+// daemon as stalled (e.g. SIGSTOPped); a burst of late replies on a busy node does not.
 func (p *pool) lost(c *conn, f failure) failure {
 	p.put(c, false)
-	if f == errTimeout && p.timeouts.Add(1) >= stallLimit && p.lastErr.Load() == nil {
+	if f == errTimeout && p.timeouts.Add(1) >= stallLimit && time.Now().UnixNano()-p.replied.Load() > int64(stallTime) && p.lastErr.Load() == nil {
 		p.mu.Lock()
 		p.retryAt = time.Now().Add(p.backoff)
 		p.mu.Unlock()
-		p.setDown(errors.New(string(errStalled)))
+		p.setDown(errStalled)
 	}
 	return f
 }
@@ -281,8 +286,7 @@ func ioFailure(err error, other failure) failure {
 	return other
 }
 
-// readReply reads one length-prefixed frame (usually in one read) answering request id. A
-// length outside 8..maxFrame is refused unread; bytes after the frame are a protocol error.
+// readReply reads the frame answering id (usually in one read); a length outside 8..maxFrame or bytes after it fail.
 func (c *conn) readReply(id uint64) failure {
 	if cap(c.buf) > 64<<10 {
 		c.buf = make([]byte, 4096)
@@ -345,8 +349,7 @@ type filterRequest struct {
 	PathParams                    map[string]string
 }
 
-// encoder builds frames (a big-endian length, then a FlatBuffers Frame, docs/protocol.md) in a
-// reused builder, without allocating once warm; a frame is valid until the next call.
+// encoder builds length-prefixed frames (docs/protocol.md) in a reused builder, allocation-free once warm.
 type encoder struct {
 	b    *flatbuffers.Builder
 	offs []flatbuffers.UOffsetT
@@ -478,8 +481,8 @@ const (
 	errTooMany     = decodeError("too many header names and values")
 )
 
-// decodeReply reads a frame with flatc's accessors under recover(): a hostile offset panics, the
-// bounds check. It checks header names and values and the content type, and reads every field used.
+// decodeReply reads every field used with flatc's accessors under recover() (a hostile offset
+// panics in the bounds check), and checks header names, values and the content type.
 func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
 		if p := recover(); p != nil {

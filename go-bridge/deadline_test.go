@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,5 +62,61 @@ func TestNoVerdictInBufferAfterDeadlineDenies(t *testing.T) {
 	mustDeny(t, 503)(b2.modify(newRequest("x")))
 	if m := e.p.counters(); m["payments/deadline_missed"] != 1 || m["payments/read_after_deadline"] != 0 || m["payments/failed"] != 1 {
 		t.Errorf("counters = %v; want one deadline_missed (and failed), no read_after_deadline", m)
+	}
+}
+
+// A new connection whose HELLO outlasts one request's deadline denies that request; it is no
+// sign that the daemon is down, so the pool stays up and the next request passes.
+func TestHelloTimeoutDoesNotMarkTheDaemonDown(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	var slow atomic.Bool
+	p.onHello = func(pc *peerConn, h *wire.Hello) {
+		if slow.Load() {
+			time.Sleep(20 * time.Millisecond)
+		}
+		pc.sendAck(pc.p.ack)
+	}
+	p.start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.pool)
+	b.pool.flush() // the next request opens a connection
+	slow.Store(true)
+	if _, f := b.pool.roundTrip(context.Background(), &filterRequest{Route: "r"}, time.Now().Add(2*time.Millisecond)); f != errTimeout {
+		t.Fatalf("roundTrip = %q, want errTimeout", f)
+	}
+	if e := b.pool.lastErr.Load(); e != nil {
+		t.Fatalf("a HELLO slower than one request's deadline marked the daemon down: %s", *e)
+	}
+	slow.Store(false)
+	mustPass(t)(b.modify(newRequest("x")))
+}
+
+// Timeouts in a row shortly after a reply (a busy node, not a stopped daemon) leave the pool up.
+func TestTimeoutsAfterARecentReplyKeepThePoolUp(t *testing.T) {
+	path := socketPath(t)
+	p := newPeer(t, path)
+	p.onRequest = func(pc *peerConn, r *wire.FilterRequest) {
+		if string(r.Route()) != "slow" {
+			pc.reply(&Response{ID: r.Id(), Verdict: VerdictAllow})
+		}
+	}
+	p.start()
+	e := newEnv(t)
+	b := e.bridge(path, nil)
+	waitReady(t, b.pool)
+	mustPass(t)(b.modify(newRequest("x")))
+	start := time.Now()
+	for i := 0; i < stallLimit+4; i++ {
+		if _, f := b.pool.roundTrip(context.Background(), &filterRequest{Route: "slow"}, time.Now().Add(500*time.Microsecond)); f != errTimeout {
+			t.Fatalf("request %d: %q, want errTimeout", i, f)
+		}
+	}
+	if time.Since(start) > stallTime/2 {
+		t.Skipf("the timeouts took %v, too close to stallTime on this machine", time.Since(start))
+	}
+	if e := b.pool.lastErr.Load(); e != nil {
+		t.Fatalf("%d timeouts within %v of a reply marked the daemon down: %s", stallLimit+4, time.Since(start), *e)
 	}
 }

@@ -343,5 +343,4 @@ func BenchmarkDeadlineUnderContention(b *testing.B) {
 	per := func(i int) float64 { return float64(br.stats[i].Load()) * 1e5 / float64(b.N) }
 	b.ReportMetric(per(cFailed), "denied/1e5")
 	b.ReportMetric(per(cReadLate), "read_after_deadline/1e5")
-	b.Log(e.log.all())
 }

@@ -327,11 +327,9 @@ func (c *conn) readReply(id uint64) failure {
 // readNow reads what the socket already holds, without waiting: Go's poller reports an expired
 // deadline without reading, which would deny a descheduled request whose verdict came in time.
 func (c *conn) readNow(b []byte) (n int, err error) {
-	if cerr := c.raw.Control(func(fd uintptr) { n, err = syscall.Read(int(fd), b) }); cerr != nil {
-		return 0, cerr
-	} else if err == syscall.EAGAIN {
+	if cerr := c.raw.Control(func(fd uintptr) { n, err = syscall.Read(int(fd), b) }); err == syscall.EAGAIN || cerr != nil {
 		return 0, os.ErrDeadlineExceeded // nothing received: the verdict is late
-	} else if err != nil || n <= 0 {
+	} else if n <= 0 {
 		return 0, cmp.Or(err, io.EOF)
 	}
 	c.late = true

@@ -221,8 +221,7 @@ func (b *bridge) count(i int, why failure) {
 	s := &b.sum
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.why = cmp.Or(why, s.why)
-	if time.Now().Before(s.next) {
+	if s.why = cmp.Or(why, s.why); time.Now().Before(s.next) {
 		return
 	}
 	parts, level := []string{}, Logger.Info

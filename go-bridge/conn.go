@@ -25,11 +25,9 @@ import (
 // Connection mechanics; the route's deadline bounds every request whatever these are.
 const (
 	minBackoff, maxBackoff = 5 * time.Millisecond, 50 * time.Millisecond // reconnect delays while down
-	dialTimeout            = 50 * time.Millisecond
-	stallLimit, stallTime  = 16, 100 * time.Millisecond // timeouts in a row, and time without a reply, of a stalled daemon
-	maxConns               = 32                         // connections per pool, each with at most one request in flight
+	stallLimit, stallTime  = 16, 100 * time.Millisecond                  // timeouts in a row, and time without a reply, of a stalled daemon
+	maxConns               = 32                                          // connections per pool, each with at most one request in flight
 	proposedMaxFrame       = 1 << 20
-	maxHelloAck            = 64 << 10
 	maxReplyItems          = 1024 // header names and values in one reply: reading one stays linear
 	clientName             = "simpaisa-plugin-filter-bridge/2"
 	fileIdentifier         = "SPF1"
@@ -61,6 +59,13 @@ const (
 	errBodyRead    failure = "request body could not be read"
 	errTooLarge    failure = "request body above max_body_bytes"
 	errInput       failure = "request of unexpected type"
+	// Why decodeReply refused a frame (readReply then fails with errMalformed).
+	errShort       failure = "frame shorter than root offset and file identifier, or not SPF1"
+	errBounds      failure = "frame offset or length out of bounds"
+	errUnionType   failure = "frame body is missing or not a reply type"
+	errHeaderName  failure = "header name is missing or not an HTTP token"
+	errHeaderValue failure = "header value contains CR, LF or NUL"
+	errTooMany     failure = "too many header names and values"
 )
 
 // poolKey identifies a pool: endpoints naming the same socket and expected peer share one.
@@ -172,13 +177,13 @@ func (p *pool) put(c *conn, ok bool) {
 
 // dial connects, checks the peer's credentials and completes the HELLO exchange by deadline.
 func (p *pool) dial(deadline time.Time) (c *conn, err error) {
-	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
+	d := net.Dialer{Deadline: deadline}
 	nc, err := d.DialContext(p.ctx, "unix", p.key.path)
 	if err != nil {
 		return nil, err
 	}
 	raw, _ := nc.(*net.UnixConn).SyscallConn() // never fails on a connected socket
-	c = &conn{c: nc, raw: raw, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
+	c = &conn{c: nc, raw: raw, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: proposedMaxFrame}
 	if err = c.peerCheck(p.key); err != nil {
 		err = fmt.Errorf("peer check: %v", err)
 	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
@@ -466,26 +471,13 @@ type reply struct {
 	ack     wire.HelloAck
 }
 
-type decodeError string
-
-func (e decodeError) Error() string { return "malformed frame: " + string(e) }
-
-const (
-	errShort       = decodeError("shorter than root offset and file identifier, or not SPF1")
-	errBounds      = decodeError("offset or length out of bounds")
-	errUnionType   = decodeError("frame body is missing or not a reply type")
-	errHeaderName  = decodeError("header name is missing or not an HTTP token")
-	errHeaderValue = decodeError("header value contains CR, LF or NUL")
-	errTooMany     = decodeError("too many header names and values")
-)
-
 // decodeReply reads every field used with flatc's accessors under recover() (a hostile offset
 // panics in the bounds check), and checks header names, values and the content type.
 func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = errBounds
-			if e, ok := p.(decodeError); ok {
+			if e, ok := p.(failure); ok {
 				err = e
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -429,10 +430,7 @@ func (e *encoder) pairs(keys []string, multi map[string][]string, single map[str
 }
 
 func sortedKeys[V any](e *encoder, m map[string]V) []string {
-	e.keys = e.keys[:0]
-	for k := range m {
-		e.keys = append(e.keys, k)
-	}
+	e.keys = slices.AppendSeq(e.keys[:0], maps.Keys(m))
 	slices.Sort(e.keys)
 	return e.keys
 }

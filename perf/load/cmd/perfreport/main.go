@@ -28,7 +28,8 @@ func main() {
 	gobench := flag.String("gobench", "", "go test -bench output of go-bridge (optional)")
 	benchRe := flag.String("bridge-bench", `^BenchmarkModifierRoundTrip/body=\d+B(-\d+)?$`, "regexp picking the bridge benchmarks judged on the allocation target (the worst one is kept)")
 	loadedFloor := flag.String("loaded-floor", "", "floor JSON from filterd-loadgen floor --rate, measured while (a)'s load ran (optional)")
-	bridgeLines := flag.Int("bridge-lines", 0, "hand-written lines of Go in go-bridge (optional)")
+	bridgeLines := flag.Int("bridge-lines", 0, "hand-written lines of Go code in go-bridge, as cloc counts them (optional)")
+	bridgePhysical := flag.Int("bridge-physical-lines", 0, "the same files' physical lines, comments and blanks included (optional)")
 	flag.Parse()
 	if *in == "" {
 		fmt.Fprintln(os.Stderr, "perfreport: -in is required")
@@ -90,7 +91,7 @@ func main() {
 		}
 	}
 	if *bridgeLines > 0 {
-		r.BridgeGoLines = *bridgeLines
+		r.BridgeGoLines, r.BridgeGoPhysicalLines = *bridgeLines, *bridgePhysical
 	}
 	if *gobench != "" {
 		bb, err := pickBench(*gobench, regexp.MustCompile(*benchRe))

@@ -69,7 +69,7 @@ std::vector<std::string> read_strip_list(config_object& o, std::string_view key,
 
 }  // namespace
 
-config config::from_json(const boost::json::value* cfg, const std::string& path) {
+config config::load(const boost::json::value* cfg, const std::string& path) {
     config c;
     for (auto n : fixed_strip_headers)
         c.strip_headers.emplace_back(n);
@@ -93,7 +93,8 @@ config config::from_json(const boost::json::value* cfg, const std::string& path)
     return c;
 }
 
-route_config route_config::from_json(const boost::json::value* cfg, const std::string& path) {
+route_config route_config::load(const config&, std::string_view, const boost::json::value* cfg,
+                                const std::string& path) {
     route_config r;
     if (cfg == nullptr)
         return r;

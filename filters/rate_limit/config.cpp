@@ -118,8 +118,8 @@ policy_config parse_policy(const json::value& v, const std::string& name, const 
 
 }  // namespace
 
-global_config parse_global(const json::value* v, const std::string& path) {
-    global_config g;
+config config::load(const json::value* v, const std::string& path) {
+    config g;
     if (v == nullptr)
         return g;
     config_object root(*v, path);
@@ -161,7 +161,7 @@ global_config parse_global(const json::value* v, const std::string& path) {
     return g;
 }
 
-std::vector<const policy_config*> parse_route(const global_config& g, const json::value* v, const std::string& path) {
+route_config route_config::load(const config& g, std::string_view, const json::value* v, const std::string& path) {
     if (v == nullptr)
         throw config_error(path, "must be an object {\"policies\": [\"<name>\", ...]}");
     config_object o(*v, path);
@@ -173,7 +173,8 @@ std::vector<const policy_config*> parse_route(const global_config& g, const json
         o.fail("policies", "must name at least one policy");
     if (names.size() > max_policies_per_route)
         o.fail("policies", "at most " + std::to_string(max_policies_per_route) + " policies per route");
-    std::vector<const policy_config*> out;
+    route_config r;
+    std::vector<const policy_config*>& out = r.policies;
     for (const auto& [e, epath] : names) {
         if (!e->is_string())
             throw config_error(epath, "must be a policy name (string)");
@@ -200,7 +201,7 @@ std::vector<const policy_config*> parse_route(const global_config& g, const json
                 o.fail("policies", "with Redis Cluster, a route's policies must share their key (policy \"" + p->name +
                                        "\" is keyed differently from \"" + out.front()->name + "\")");
         }
-    return out;
+    return r;
 }
 
 }  // namespace filterd::rate_limit

@@ -38,9 +38,6 @@ inline constexpr std::size_t max_prefix = 32;
 inline constexpr std::string_view fixed_strip_headers[] = {"X-Original-URL", "X-Rewrite-URL",
                                                            "X-HTTP-Method-Override"};
 
-/// True for an RFC 9110 token (tchar+), the syntax of a header field name.
-bool is_header_token(std::string_view s) noexcept;
-
 /// Header-name equality as backends see it: ASCII case-insensitive, and '_' equal to '-'. CGI, WSGI
 /// and PHP-style servers expose both `X-Gw-Merchant-Id` and `X_Gw_Merchant_Id` as HTTP_X_GW_MERCHANT_ID,
 /// so every strip rule matches under this equality.

@@ -1,6 +1,7 @@
 #include "filters/merchant_auth/config.hpp"
 
 #include "filters/common/secret.hpp"
+#include "filters/common/syntax.hpp"
 
 #include <arpa/inet.h>
 
@@ -26,13 +27,8 @@ constexpr reason_info reason_table[] = {
 };
 static_assert(std::size(reason_table) == reason_count);
 
-bool valid_id(std::string_view s) noexcept {
-    if (s.empty() || s.size() > 64)
-        return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    });
-}
+/// Merchant and key ids: [A-Za-z0-9_-]{1,64}.
+bool valid_id(std::string_view s) noexcept { return syntax::is_identifier(s, 64, "_-"); }
 
 constexpr std::int64_t max_unix_s = 9'000'000'000;  // year 2255: times 1e9 still fits in int64 ns
 

@@ -221,19 +221,22 @@ struct async_run : std::enable_shared_from_this<async_run> {
     chain_result* out = nullptr;
     std::function<void()> done;
 
-    /// Set while a filter holds the run (between on_request_async and its answer), so that the
-    /// callback needs only a plain pointer: a std::function holding it does not allocate.
-    std::shared_ptr<async_run> held;
-
     // Runs filters from i until one suspends or the chain ends.
     void step() noexcept {
         while (i < n) {
             const route_filter* f = resolved[i];
             t0 = mono_now_ns();
             if (f->impl->is_async()) {
-                // resume() carries on, whether the filter answers before returning or later.
-                held = shared_from_this();
-                f->impl->on_request_async(*req, *ctx, [run = this](outcome o) { run->resume(o); });
+                // resume() carries on, whether the filter answers before returning or later. The
+                // callback keeps the run alive until the filter lets go of it.
+                resume_fn resume_cb;
+                try {
+                    resume_cb = [self = shared_from_this()](outcome o) { self->resume(o); };
+                } catch (...) {  // the callback could not be allocated: the filter never runs
+                    chain_deny(*ctx, 500, "Internal Server Error", "out_of_memory");
+                    return end(false);
+                }
+                f->impl->on_request_async(*req, *ctx, std::move(resume_cb));
                 return;
             }
             outcome o = f->impl->on_request(*req, *ctx);
@@ -245,7 +248,6 @@ struct async_run : std::enable_shared_from_this<async_run> {
     }
 
     void resume(outcome o) noexcept {
-        auto self = std::move(held);  // keeps the run alive to the end of this call
         const route_filter* f = resolved[i];
         if (!account(f, o, t0, *ctx, *out))
             return end(false);

@@ -126,8 +126,9 @@ void run_chain(const filter_set& set, const request_view& req, context& ctx, cha
 /// that resumed it); `set`, `req`, `ctx` and `out` must stay valid until then. Same verdicts, metrics
 /// and timings as run_chain. Before the first filter it sets ctx.fused_store when an earlier filter
 /// can hand its nonce to a later one on the same store (one round trip for the request). It allocates
-/// the suspended run's state once per request; if that fails, the request is denied 500 "out_of_memory"
-/// before any filter runs.
+/// the suspended run's state once per request and a resume callback per suspending filter; when one
+/// of them cannot be allocated, the request is denied 500 "out_of_memory" and the filters after that
+/// point never run.
 void run_chain_async(const filter_set& set, const request_view& req, context& ctx, chain_result& out,
                      std::function<void()> done) noexcept;
 

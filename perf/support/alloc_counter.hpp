@@ -17,8 +17,9 @@ namespace filterd::alloc_counter {
 /// operator new calls in the whole process since start.
 inline std::atomic<std::uint64_t> count{0};
 
-/// While true, every operator new on this thread throws std::bad_alloc (failure injection).
-inline thread_local bool fail = false;
+/// Failure injection on this thread: -1 (the default) never fails; n >= 0 lets n more operator new
+/// calls succeed, then every one throws std::bad_alloc until it is set back to -1.
+inline thread_local std::int64_t fail_after = -1;
 
 /// operator new calls so far.
 inline std::uint64_t now() noexcept { return count.load(std::memory_order_relaxed); }
@@ -30,9 +31,13 @@ inline std::uint64_t now() noexcept { return count.load(std::memory_order_relaxe
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(std::size_t n) {
     filterd::alloc_counter::count.fetch_add(1, std::memory_order_relaxed);
-    if (!filterd::alloc_counter::fail)
-        if (void* p = std::malloc(n == 0 ? 1 : n))
-            return p;
+    std::int64_t& budget = filterd::alloc_counter::fail_after;
+    if (budget == 0)
+        throw std::bad_alloc();
+    if (budget > 0)
+        --budget;
+    if (void* p = std::malloc(n == 0 ? 1 : n))
+        return p;
     throw std::bad_alloc();
 }
 void operator delete(void* p) noexcept { std::free(p); }

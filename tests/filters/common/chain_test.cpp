@@ -86,12 +86,12 @@ std::uint64_t allocations_of(F&& f) {
     return alloc_counter::now() - before;
 }
 
-/// Runs `f` with every allocation on this thread failing.
+/// Runs `f` letting `succeed` allocations on this thread through, then failing every one.
 template <class F>
-void with_failing_allocation(F&& f) {
-    alloc_counter::fail = true;
+void with_failing_allocation(std::int64_t succeed, F&& f) {
+    alloc_counter::fail_after = succeed;
     f();
-    alloc_counter::fail = false;
+    alloc_counter::fail_after = -1;
 }
 
 }  // namespace
@@ -116,7 +116,7 @@ TEST_CASE("run_chain denies when the deny body cannot be allocated", "[chain]") 
     const request_view view = fx.request.view();
     context ctx;
     chain_result out;
-    with_failing_allocation([&] { run_chain(*fx.set, view, ctx, out); });
+    with_failing_allocation(0, [&] { run_chain(*fx.set, view, ctx, out); });
     CHECK(out.status == chain_status::done);
     CHECK_FALSE(out.allowed);
     CHECK(ctx.deny_status == 403);
@@ -132,7 +132,7 @@ TEST_CASE("run_chain denies when the deny body cannot be allocated", "[chain]") 
     CHECK(ok.deny_body == R"({"type":"about:blank","title":"Forbidden","status":403})");
 }
 
-TEST_CASE("run_chain_async allocates only its run, and denies when it cannot", "[chain]") {
+TEST_CASE("run_chain_async denies when it cannot allocate its run or a filter's callback", "[chain]") {
     fixture fx(3, behaviour::async_allow);
     const request_view view = fx.request.view();
     int done_calls = 0;
@@ -140,18 +140,23 @@ TEST_CASE("run_chain_async allocates only its run, and denies when it cannot", "
 
     context ctx;
     chain_result out;
-    // One allocation: the suspended run's state (a filter's callback holds only a pointer to it).
-    CHECK(allocations_of([&] { run_chain_async(*fx.set, view, ctx, out, done); }) == 1);
+    run_chain_async(*fx.set, view, ctx, out, done);
     CHECK(done_calls == 1);
     CHECK(out.allowed);
     CHECK(out.timings.size() == 3);
 
-    context starved;
-    chain_result denied;
-    with_failing_allocation([&] { run_chain_async(*fx.set, view, starved, denied, done); });
-    CHECK(done_calls == 2);
-    CHECK_FALSE(denied.allowed);
-    CHECK(starved.deny_status == 500);
-    CHECK(starved.reason == "out_of_memory");
-    CHECK(denied.timings.empty());  // no filter ran
+    // The allocation that fails: with 0 let through, the run itself; with 1, the first filter's resume
+    // callback (no filter has run); with 2, the second filter's (the first one ran).
+    for (std::int64_t succeed : {0, 1, 2}) {
+        CAPTURE(succeed);
+        context starved;
+        chain_result denied;
+        const int before = done_calls;
+        with_failing_allocation(succeed, [&] { run_chain_async(*fx.set, view, starved, denied, done); });
+        CHECK(done_calls == before + 1);
+        CHECK_FALSE(denied.allowed);
+        CHECK(starved.deny_status == 500);
+        CHECK(starved.reason == "out_of_memory");
+        CHECK(denied.timings.size() == (succeed == 2 ? 1u : 0u));  // the filters that ran
+    }
 }

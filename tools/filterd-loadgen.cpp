@@ -24,7 +24,7 @@
 
 #include "protocol/framing.hpp"
 #include "tests/support/spv1.hpp"
-#include "tools/fd_io.hpp"
+#include "tools/frame_io.hpp"
 
 #include <openssl/rand.h>
 
@@ -65,9 +65,8 @@ namespace wire = filterd::wire;
     std::exit(2);
 }
 
-using filterd::tools::read_all;
+using filterd::fd_io::send_all;
 using filterd::tools::read_frame;
-using filterd::tools::write_all;
 
 double cpu_seconds(int pid) {
     if (pid <= 0)
@@ -278,7 +277,7 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, do
         ::close(sv[0]);
         std::vector<std::uint8_t> body;
         while (read_frame(sv[1], body, proto::max_frame_limit))
-            if (!write_all(sv[1], reply_frame.data(), reply_frame.size()))
+            if (!send_all(sv[1], reply_frame.data(), reply_frame.size()))
                 break;
         ::_exit(0);
     }
@@ -301,7 +300,7 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, do
             next = clock_type::now();
         }
         auto t0 = clock_type::now();
-        if (!write_all(sv[0], req_frame.data(), req_frame.size()) || !read_frame(sv[0], body, proto::max_frame_limit))
+        if (!send_all(sv[0], req_frame.data(), req_frame.size()) || !read_frame(sv[0], body, proto::max_frame_limit))
             die("floor: echo process went away");
         auto t1 = clock_type::now();
         if (i >= warmup)
@@ -365,7 +364,7 @@ void drive(const std::string& socket_path, proto::request_spec base, signer& s, 
     auto hello = proto::encode_hello(proto::protocol_version, proto::protocol_version, 1u << 20, proto::cap_filter_timings,
                                      "filterd-loadgen/1");
     std::vector<std::uint8_t> body;
-    if (!write_all(fd, hello.data(), hello.size()) || !read_frame(fd, body, proto::max_frame_limit)) {
+    if (!send_all(fd, hello.data(), hello.size()) || !read_frame(fd, body, proto::max_frame_limit)) {
         out.failure = "HELLO exchange failed";
         ::close(fd);
         return;
@@ -388,7 +387,7 @@ void drive(const std::string& socket_path, proto::request_spec base, signer& s, 
         s.sign(base);
         auto frame = proto::encode_request(base);
         out.req_bytes += static_cast<std::int64_t>(frame.size());
-        return write_all(fd, frame.data(), frame.size());
+        return send_all(fd, frame.data(), frame.size());
     };
     auto count_reply = [&](const std::vector<std::uint8_t>& b) {
         out.reply_bytes += static_cast<std::int64_t>(b.size() + proto::length_bytes);

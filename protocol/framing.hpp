@@ -109,8 +109,39 @@ struct request_spec {
     std::optional<std::string> body_sha256;  ///< raw digest bytes; sent as body_sha256 when set
 };
 
+/// A header of a response: views into the caller's strings, valid for the encode call only.
+struct header_view {
+    std::string_view name;
+    std::string_view value;
+};
+
+/// One filter's outcome and time, as the FilterResponse's `filters` list reports it.
+struct filter_timing_view {
+    std::string_view filter;
+    wire::FilterOutcome outcome = wire::FilterOutcome::Allow;
+    std::uint32_t elapsed_ns = 0;
+};
+
+/// Everything a FilterResponse carries. An allow carries set/remove headers and no deny fields; a deny
+/// carries status, headers, body and content type and no set/remove headers. `timings` is sent only
+/// when `with_timings` (the capability negotiated in Hello). Views: valid for the encode call only.
+struct response_view {
+    std::uint64_t id = 0;
+    bool allowed = false;
+    std::span<const header_view> set_headers;
+    std::span<const std::string_view> remove_headers;
+    std::uint16_t deny_status = 0;
+    std::span<const header_view> deny_headers;
+    std::string_view deny_body;
+    std::string_view deny_content_type;
+    bool with_timings = false;
+    std::span<const filter_timing_view> timings;
+};
+
 /// A whole frame, length prefix included.
 std::vector<std::uint8_t> encode_request(const request_spec& r);
+/// A FilterResponse frame. Each header goes out with one value.
+std::vector<std::uint8_t> encode_response(const response_view& r);
 std::vector<std::uint8_t> encode_hello(std::uint16_t vmin, std::uint16_t vmax, std::uint32_t max_frame,
                                        std::uint64_t caps, std::string_view client_name);
 std::vector<std::uint8_t> encode_hello_ack(std::uint16_t version, std::uint32_t max_frame, std::uint64_t caps,

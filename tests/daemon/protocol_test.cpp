@@ -75,6 +75,68 @@ TEST_CASE("hello, hello-ack and error round trip", "[protocol]") {
     CHECK(f->body_as_Error()->code() == wire::ErrorCode::Overloaded);
 }
 
+TEST_CASE("response round trip: an allow carries only its headers, a deny only its answer", "[protocol]") {
+    proto::frame_status st{};
+    const proto::header_view sets[] = {{"X-Gw-Merchant-Id", "m-1"}, {"X-Gw-Auth", "spv1"}};
+    const std::string_view removes[] = {"X-Debug"};
+    const proto::filter_timing_view timings[] = {{"merchant-auth", wire::FilterOutcome::Allow, 1200},
+                                                 {"rate-limit", wire::FilterOutcome::Deny, 300}};
+
+    proto::response_view allow;
+    allow.id = 7;
+    allow.allowed = true;
+    allow.set_headers = sets;
+    allow.remove_headers = removes;
+    allow.deny_body = "never sent on an allow";
+    allow.with_timings = true;
+    allow.timings = timings;
+    auto a = proto::encode_response(allow);
+    CHECK(proto::read_length(a.data()) == a.size() - proto::length_bytes);
+    const wire::Frame* f = proto::verify_frame(body_of(a), st);
+    REQUIRE(f != nullptr);
+    const wire::FilterResponse* r = f->body_as_FilterResponse();
+    REQUIRE(r != nullptr);
+    CHECK(r->id() == 7);
+    CHECK(r->verdict() == wire::Verdict::Allow);
+    REQUIRE(r->set_headers() != nullptr);
+    REQUIRE(r->set_headers()->size() == 2);
+    CHECK(r->set_headers()->Get(1)->name()->str() == "X-Gw-Auth");
+    CHECK(r->set_headers()->Get(1)->values()->Get(0)->str() == "spv1");
+    REQUIRE(r->remove_headers() != nullptr);
+    CHECK(r->remove_headers()->Get(0)->str() == "X-Debug");
+    CHECK(r->deny_body() == nullptr);
+    REQUIRE(r->filters() != nullptr);
+    REQUIRE(r->filters()->size() == 2);
+    CHECK(r->filters()->Get(1)->name()->str() == "rate-limit");
+    CHECK(r->filters()->Get(1)->outcome() == wire::FilterOutcome::Deny);
+    CHECK(r->filters()->Get(0)->elapsed_ns() == 1200);
+
+    proto::response_view deny;
+    deny.id = 8;
+    deny.allowed = false;
+    deny.set_headers = sets;  // ignored on a deny
+    deny.deny_status = 429;
+    const proto::header_view retry[] = {{"Retry-After", "1"}};
+    deny.deny_headers = retry;
+    deny.deny_body = R"({"status":429})";
+    deny.deny_content_type = "application/problem+json";
+    deny.timings = timings;  // not sent: with_timings is false
+    auto d = proto::encode_response(deny);
+    f = proto::verify_frame(body_of(d), st);
+    REQUIRE(f != nullptr);
+    r = f->body_as_FilterResponse();
+    REQUIRE(r != nullptr);
+    CHECK(r->verdict() == wire::Verdict::Deny);
+    CHECK(r->status() == 429);
+    CHECK(r->set_headers() == nullptr);
+    REQUIRE(r->deny_headers() != nullptr);
+    CHECK(r->deny_headers()->Get(0)->name()->str() == "Retry-After");
+    REQUIRE(r->deny_body() != nullptr);
+    CHECK(std::string(r->deny_body()->begin(), r->deny_body()->end()) == R"({"status":429})");
+    CHECK(r->deny_content_type()->str() == "application/problem+json");
+    CHECK(r->filters() == nullptr);
+}
+
 TEST_CASE("the Verifier rejects every truncation of a request", "[protocol][verifier]") {
     auto frame = proto::encode_request(sample());
     auto body = body_of(frame);

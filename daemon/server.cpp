@@ -266,8 +266,9 @@ server_metrics& server_metrics::get() {
 // executor) unless it says "Thread-safe"; completions of its reads, writes and timer come back there.
 //
 // I/O contract, chosen for the fewest system calls and wake-ups per request:
-//  * One read at a time, into the frame splitter's buffer, of all the socket holds (up to 16 KiB more
-//    than is buffered); every complete frame in it is handled before the next read.
+//  * One read at a time, into the frame splitter's buffer, of all the socket holds (room for at least
+//    16 KiB, or for the rest of a larger frame under way); every complete frame in it is handled
+//    before the next read.
 //  * Answers produced while a read's frames are handled are written together once they all are; an
 //    answer that completes later (pipelined, suspended) is written at once when it is the last one
 //    outstanding, else with the others on the strand's next turn. A write first goes straight to the
@@ -377,7 +378,7 @@ private:
     void start_read() {
         if (reading_ || !reading_state() || writeq_.size() > queue_limit())
             return;
-        auto buf = splitter_.prepare(16 * 1024);
+        auto buf = splitter_.prepare(std::max<std::size_t>(16 * 1024, splitter_.missing()));
         reading_ = true;
         sock_.async_read_some(net::buffer(buf.data(), buf.size()),
                               net::bind_cancellation_slot(read_cancel_.slot(),

@@ -72,6 +72,18 @@ public:
     /// needs), valid until the next call to next() or prepare().
     next_result next(std::span<const std::uint8_t>& out, frame_status& err) noexcept;
 
+    /// Bytes still missing from the frame under way: 0 while its length prefix is incomplete, when the
+    /// frame is complete, or when the prefix is over the limit (next() reports that). A reader that
+    /// prepares this much room takes the rest of a large frame in one read when the socket holds it.
+    std::size_t missing() const noexcept {
+        std::size_t avail = end_ - begin_;
+        if (avail < length_bytes)
+            return 0;
+        std::uint32_t n = read_length(buf_.data() + begin_);
+        if (n > limit_ || avail - length_bytes >= n)
+            return 0;
+        return length_bytes + n - avail;
+    }
     /// True when bytes of an unfinished frame are buffered (a peer stalling here is timed out).
     bool mid_frame() const noexcept { return end_ > begin_; }
     /// True when next() would hand out a whole frame (or report an error) without more input.

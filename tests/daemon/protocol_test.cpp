@@ -229,6 +229,38 @@ TEST_CASE("frame_splitter refuses oversized and empty frames from the length pre
     CHECK(st == proto::frame_status::empty);
 }
 
+TEST_CASE("frame_splitter says how much of a frame is missing, so one read can take the rest", "[protocol]") {
+    auto big = sample();
+    big.body = std::string(100'000, 'b');
+    auto a = proto::encode_request(big);
+    proto::frame_splitter s(1 << 20);
+    CHECK(s.missing() == 0);  // nothing buffered
+    auto buf = s.prepare(2);
+    std::memcpy(buf.data(), a.data(), 2);
+    s.commit(2);
+    CHECK(s.missing() == 0);  // the length prefix is not complete yet
+    buf = s.prepare(1000);
+    std::memcpy(buf.data(), a.data() + 2, 998);
+    s.commit(998);
+    REQUIRE(s.missing() == a.size() - 1000);
+    buf = s.prepare(s.missing());
+    REQUIRE(buf.size() >= a.size() - 1000);
+    std::memcpy(buf.data(), a.data() + 1000, a.size() - 1000);
+    s.commit(a.size() - 1000);
+    CHECK(s.missing() == 0);
+    std::span<const std::uint8_t> out;
+    proto::frame_status st{};
+    REQUIRE(s.next(out, st) == proto::frame_splitter::next_result::frame);
+    CHECK(out.size() == a.size() - proto::length_bytes);
+
+    proto::frame_splitter small(4096);  // a prefix over the limit asks for nothing: next() refuses it
+    buf = small.prepare(1000);
+    std::memcpy(buf.data(), a.data(), 1000);
+    small.commit(1000);
+    CHECK(small.missing() == 0);
+    CHECK(small.next(out, st) == proto::frame_splitter::next_result::error);
+}
+
 TEST_CASE("frame_splitter reassembles frames fed one byte at a time", "[protocol]") {
     auto a = proto::encode_request(sample());
     auto b = proto::encode_hello(1, 1, 0, 0, "y");

@@ -30,7 +30,6 @@ namespace net = boost::asio;
 using stream_protocol = net::local::stream_protocol;
 using clock_type = std::chrono::steady_clock;
 
-
 namespace {
 
 std::int64_t mono_ns() noexcept {
@@ -78,7 +77,7 @@ struct request_env {
 };
 
 wire::FilterOutcome wire_outcome(outcome o) noexcept {
-    return o == outcome::allow ? wire::FilterOutcome::Allow
+    return o == outcome::allow  ? wire::FilterOutcome::Allow
            : o == outcome::deny ? wire::FilterOutcome::Deny
                                 : wire::FilterOutcome::Error;
 }
@@ -169,9 +168,8 @@ std::vector<std::uint8_t> answer(const wire::FilterRequest& req, const context& 
         std::string msg = make_error_code(err).message();
         std::uint64_t held = 0;
         if (err == errc::unknown_route && unknown_route_log.admit(ctx.mono_ns, held))
-            log::warn("unknown route", {{"conn", env.conn_id},
-                                        {"route", request_view::sv(req.route())},
-                                        {"lines_not_logged", held}});
+            log::warn("unknown route",
+                      {{"conn", env.conn_id}, {"route", request_view::sv(req.route())}, {"lines_not_logged", held}});
         else if (err == errc::unknown_filter && unknown_filter_log.admit(ctx.mono_ns, held))
             log::warn("unknown filter for route", {{"conn", env.conn_id},
                                                    {"route", request_view::sv(req.route())},
@@ -380,12 +378,11 @@ private:
             return;
         auto buf = splitter_.prepare(std::max<std::size_t>(16 * 1024, splitter_.missing()));
         reading_ = true;
-        sock_.async_read_some(net::buffer(buf.data(), buf.size()),
-                              net::bind_cancellation_slot(read_cancel_.slot(),
-                                                          [self = shared_from_this()](
-                                                              const boost::system::error_code& ec, std::size_t n) {
-                                                              self->on_read(ec, n);
-                                                          }));
+        sock_.async_read_some(
+            net::buffer(buf.data(), buf.size()),
+            net::bind_cancellation_slot(read_cancel_.slot(),
+                                        [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                    std::size_t n) { self->on_read(ec, n); }));
     }
 
     void on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -458,8 +455,8 @@ private:
         std::uint64_t caps = h->capabilities() & proto::cap_filter_timings;
         env_ = {id_, agreed, (caps & proto::cap_filter_timings) != 0};
         state_ = state::open;
-        enqueue(proto::encode_hello_ack(proto::protocol_version, agreed, caps,
-                                        cfg_->limits.max_in_flight_per_connection));
+        enqueue(
+            proto::encode_hello_ack(proto::protocol_version, agreed, caps, cfg_->limits.max_in_flight_per_connection));
         log::debug("client connected", {{"conn", id_}, {"uid", peer_uid_}, {"max_frame", agreed}});
     }
 
@@ -515,12 +512,12 @@ private:
         // The frame buffer is reused by the next read, so the worker gets its own copy. The config is
         // pinned here: a reload never changes a request that has started.
         std::vector<std::uint8_t> copy(body.begin(), body.end());
-        net::post(srv_.io(), [self = shared_from_this(), copy = std::move(copy), cfg = std::move(cfg), env = env_,
-                              received] {
-            auto out = handle_request(copy, *cfg, env, received);
-            net::post(self->sock_.get_executor(),
-                      [self, out = std::move(out)]() mutable { self->on_answer(std::move(out)); });
-        });
+        net::post(srv_.io(),
+                  [self = shared_from_this(), copy = std::move(copy), cfg = std::move(cfg), env = env_, received] {
+                      auto out = handle_request(copy, *cfg, env, received);
+                      net::post(self->sock_.get_executor(),
+                                [self, out = std::move(out)]() mutable { self->on_answer(std::move(out)); });
+                  });
     }
 
     /// The answer of a request that ran off the reader's path (pipelined or suspended).
@@ -661,9 +658,9 @@ private:
         bool stalled_write = writing_ && now - write_started_ > stall;
         if (stalled_read || stalled_write) {
             server_metrics::get().frame_error(errc::stalled).inc();
-            log::warn("closing stalled connection",
-                      {{"conn", id_},
-                       {"stage", stalled_write ? "write" : (state_ == state::handshake ? "hello" : "frame")}});
+            log::warn(
+                "closing stalled connection",
+                {{"conn", id_}, {"stage", stalled_write ? "write" : (state_ == state::handshake ? "hello" : "frame")}});
             close_now();
             return;
         }
@@ -702,9 +699,9 @@ private:
     state state_ = state::handshake;
     std::uint32_t in_flight_ = 0;  ///< requests accepted and not yet answered (off the reader's path)
     // Operations in flight (at most one of each):
-    bool reading_ = false;          ///< a read is pending, or its frames are being handled
-    bool writing_ = false;          ///< an asynchronous write is pending
-    bool flush_scheduled_ = false;  ///< a settle() is posted to write answers that completed together
+    bool reading_ = false;                          ///< a read is pending, or its frames are being handled
+    bool writing_ = false;                          ///< an asynchronous write is pending
+    bool flush_scheduled_ = false;                  ///< a settle() is posted to write answers that completed together
     std::deque<std::vector<std::uint8_t>> writeq_;  ///< whole frames; the first may be partly written
     std::size_t head_written_ = 0;                  ///< bytes of writeq_.front() already written
     std::vector<net::const_buffer> write_bufs_;     ///< the write in flight's view of writeq_

@@ -6,14 +6,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <poll.h>
 #include <random>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
-#include <cstring>
 
 using namespace filterd;
 using namespace filterd::testing;

@@ -17,7 +17,9 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <optional>
+#include <span>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -39,81 +41,22 @@ std::int64_t wall_ns() noexcept {
         .count();
 }
 
-/// Logs an exception that escaped a coroutine (a bug: the I/O path does not throw on peer input).
+/// Logs an exception that escaped the accept loop (a bug: the I/O path does not throw on peer input).
 void log_coroutine_exit(std::exception_ptr e) {
     if (!e)
         return;
     try {
         std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-        log::error("session coroutine failed", {{"error", ex.what()}});
+        log::error("accept loop failed", {{"error", ex.what()}});
     } catch (...) {
-        log::error("session coroutine failed", {{"error", "unknown exception"}});
+        log::error("accept loop failed", {{"error", "unknown exception"}});
     }
 }
 
-using str_offset = flatbuffers::Offset<flatbuffers::String>;
-
-flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::Header>>>
-encode_headers(flatbuffers::FlatBufferBuilder& b, const std::vector<header_kv>& hs) {
-    std::vector<flatbuffers::Offset<wire::Header>> out;
-    out.reserve(hs.size());
-    for (const auto& h : hs) {
-        str_offset v = b.CreateString(h.value);
-        out.push_back(wire::CreateHeader(b, b.CreateString(h.name), b.CreateVector(&v, 1)));
-    }
-    return b.CreateVector(out);
-}
-
-/// Builds the FilterResponse frame for a chain that ran.
-std::vector<std::uint8_t> encode_response(std::uint64_t id, const context& ctx, const chain_result& res,
-                                          bool with_timings) {
-    flatbuffers::FlatBufferBuilder b(256 + ctx.deny_body.size());
-    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::FilterResult>>> timings = 0;
-    if (with_timings) {
-        std::vector<flatbuffers::Offset<wire::FilterResult>> t;
-        t.reserve(res.timings.size());
-        for (const auto& ft : res.timings) {
-            auto o = ft.result == outcome::allow  ? wire::FilterOutcome::Allow
-                     : ft.result == outcome::deny ? wire::FilterOutcome::Deny
-                                                  : wire::FilterOutcome::Error;
-            t.push_back(wire::CreateFilterResult(b, b.CreateString(ft.filter->name), o, ft.elapsed_ns));
-        }
-        timings = b.CreateVector(t);
-    }
-    flatbuffers::Offset<wire::FilterResponse> resp;
-    if (res.allowed) {
-        std::vector<str_offset> removes;
-        removes.reserve(ctx.remove_headers.size());
-        for (const auto& r : ctx.remove_headers)
-            removes.push_back(b.CreateString(r));
-        auto sets = encode_headers(b, ctx.set_headers);
-        auto rem = b.CreateVector(removes);
-        wire::FilterResponseBuilder rb(b);
-        rb.add_id(id);
-        rb.add_verdict(wire::Verdict::Allow);
-        rb.add_set_headers(sets);
-        rb.add_remove_headers(rem);
-        if (with_timings)
-            rb.add_filters(timings);
-        resp = rb.Finish();
-    } else {
-        auto dh = encode_headers(b, ctx.deny_headers);
-        auto body = b.CreateVector(reinterpret_cast<const std::uint8_t*>(ctx.deny_body.data()), ctx.deny_body.size());
-        auto ct = b.CreateString(ctx.deny_content_type);
-        wire::FilterResponseBuilder rb(b);
-        rb.add_id(id);
-        rb.add_verdict(wire::Verdict::Deny);
-        rb.add_status(ctx.deny_status);
-        rb.add_deny_headers(dh);
-        rb.add_deny_body(body);
-        rb.add_deny_content_type(ct);
-        if (with_timings)
-            rb.add_filters(timings);
-        resp = rb.Finish();
-    }
-    wire::FinishFrameBuffer(b, wire::CreateFrame(b, wire::Body::FilterResponse, resp.Union()));
-    return proto::to_frame(b);
+bool benign_close(const boost::system::error_code& ec) noexcept {
+    return ec == net::error::eof || ec == net::error::operation_aborted || ec == net::error::connection_reset ||
+           ec == net::error::broken_pipe;
 }
 
 // Lines a client can cause once per request: at most one per log.per_request_interval_ms each.
@@ -121,6 +64,169 @@ log::throttle deny_log;
 log::throttle unknown_route_log;
 log::throttle unknown_filter_log;
 log::throttle filters_mismatch_log;
+
+// ---- request handling ----------------------------------------------------------------------------
+// Free functions: they see the request, the config it started with and what its connection agreed at
+// Hello (request_env), never the connection itself, so any thread may run them.
+
+/// What a request needs from its connection. Fixed at Hello and copied into each request.
+struct request_env {
+    std::uint64_t conn_id = 0;                         ///< for log lines only
+    std::uint32_t max_frame = proto::min_frame_limit;  ///< the negotiated frame limit
+    bool with_timings = false;                         ///< the client asked for FilterResult entries
+};
+
+wire::FilterOutcome wire_outcome(outcome o) noexcept {
+    return o == outcome::allow  ? wire::FilterOutcome::Allow
+           : o == outcome::deny ? wire::FilterOutcome::Deny
+                                : wire::FilterOutcome::Error;
+}
+
+/// The FilterResponse frame for a chain that ran. The views point into `ctx` and `res`.
+std::vector<std::uint8_t> encode_verdict(std::uint64_t id, const context& ctx, const chain_result& res,
+                                         bool with_timings) {
+    // Scratch reused per thread: no allocation per request once warm.
+    thread_local std::vector<proto::header_view> headers;
+    thread_local std::vector<std::string_view> removes;
+    thread_local std::vector<proto::filter_timing_view> timings;
+    headers.clear();
+    removes.clear();
+    timings.clear();
+    proto::response_view r;
+    r.id = id;
+    r.allowed = res.allowed;
+    r.with_timings = with_timings;
+    if (with_timings) {
+        for (const auto& ft : res.timings)
+            timings.push_back({ft.filter->name, wire_outcome(ft.result), ft.elapsed_ns});
+        r.timings = timings;
+    }
+    const auto& hs = res.allowed ? ctx.set_headers : ctx.deny_headers;
+    for (const auto& h : hs)
+        headers.push_back({h.name, h.value});
+    if (res.allowed) {
+        for (const auto& name : ctx.remove_headers)
+            removes.push_back(name);
+        r.set_headers = headers;
+        r.remove_headers = removes;
+    } else {
+        r.deny_status = ctx.deny_status;
+        r.deny_headers = headers;
+        r.deny_body = ctx.deny_body;
+        r.deny_content_type = ctx.deny_content_type;
+    }
+    return proto::encode_response(r);
+}
+
+void prepare(context& ctx, const wire::FilterRequest& req, std::int64_t received) noexcept {
+    ctx.reset();
+    ctx.mono_ns = mono_ns();
+    ctx.wall_ns = wall_ns();
+    ctx.deadline_mono_ns = received + static_cast<std::int64_t>(req.budget_us()) * 1000;
+}
+
+/// The answer frame for a request whose chain ran (or that missed its deadline before it could), with
+/// its metrics and throttled log lines.
+std::vector<std::uint8_t> answer(const wire::FilterRequest& req, const context& ctx, const chain_result& res,
+                                 std::int64_t received, bool deadline_missed, const request_env& env) {
+    std::vector<std::uint8_t> out;
+    errc err{};
+    bool failed = false;
+    if (deadline_missed) {
+        server_metrics::get().deadline_misses.inc();
+        err = errc::deadline_exceeded;
+        failed = true;
+    } else if (res.status == chain_status::unknown_route) {
+        err = errc::unknown_route;
+        failed = true;
+    } else if (res.status == chain_status::unknown_filter) {
+        err = errc::unknown_filter;
+        failed = true;
+    } else if (res.status == chain_status::filters_mismatch) {
+        err = errc::filters_mismatch;
+        failed = true;
+    } else {
+        request_view view(req);
+        out = encode_verdict(req.id(), ctx, res, env.with_timings);
+        if (out.size() > env.max_frame + proto::length_bytes) {
+            log::error("response exceeds the frame limit", {{"conn", env.conn_id}, {"route", view.route()}});
+            out = proto::encode_error(req.id(), wire::ErrorCode::Internal, "response too large");
+        }
+        auto& m = server_metrics::get();
+        (res.allowed ? m.responses_allow : m.responses_deny).inc();
+        std::uint64_t held = 0;
+        if (!res.allowed && deny_log.admit(ctx.mono_ns, held))
+            log::info("request denied", {{"conn", env.conn_id},
+                                         {"request_id", req.id()},
+                                         {"route", view.route()},
+                                         {"status", ctx.deny_status},
+                                         {"reason", ctx.reason},
+                                         {"denials_not_logged", held}});
+    }
+    if (failed) {
+        server_metrics::get().error_reply(err).inc();
+        std::string msg = make_error_code(err).message();
+        std::uint64_t held = 0;
+        if (err == errc::unknown_route && unknown_route_log.admit(ctx.mono_ns, held))
+            log::warn("unknown route",
+                      {{"conn", env.conn_id}, {"route", request_view::sv(req.route())}, {"lines_not_logged", held}});
+        else if (err == errc::unknown_filter && unknown_filter_log.admit(ctx.mono_ns, held))
+            log::warn("unknown filter for route", {{"conn", env.conn_id},
+                                                   {"route", request_view::sv(req.route())},
+                                                   {"filter", res.detail},
+                                                   {"lines_not_logged", held}});
+        else if (err == errc::filters_mismatch && filters_mismatch_log.admit(ctx.mono_ns, held))
+            log::warn("request leaves out a filter its route requires", {{"conn", env.conn_id},
+                                                                         {"route", request_view::sv(req.route())},
+                                                                         {"missing", res.detail},
+                                                                         {"lines_not_logged", held}});
+        out = proto::encode_error(req.id(), to_wire(err), msg);
+    }
+    server_metrics::get().request_duration.observe(static_cast<std::uint64_t>(mono_ns() - received));
+    return out;
+}
+
+/// Runs the filter chain for one verified FilterRequest frame body and returns its answer frame.
+/// `received`: when its frame was read (monotonic ns); the budget counts from there.
+std::vector<std::uint8_t> handle_request(std::span<const std::uint8_t> frame, const daemon_config& cfg,
+                                         const request_env& env, std::int64_t received) {
+    thread_local context ctx;
+    thread_local chain_result res;
+    const auto& req = *wire::GetFrame(frame.data())->body_as_FilterRequest();  // verified by the reader
+    prepare(ctx, req, received);
+    if (ctx.mono_ns >= ctx.deadline_mono_ns)
+        return answer(req, ctx, res, received, true, env);
+    request_view view(req);
+    run_chain(*cfg.filters, view, ctx, res);
+    return answer(req, ctx, res, received, false, env);
+}
+
+/// A request of a route that may suspend: everything it needs lives here until it is answered.
+struct suspendable_request {
+    std::vector<std::uint8_t> frame;           ///< its own copy of the verified frame body
+    std::shared_ptr<const daemon_config> cfg;  ///< pinned: a reload never changes a started request
+    std::int64_t received = 0;
+    context ctx;
+    chain_result res;
+    std::optional<request_view> view;
+};
+
+using answer_sink = std::function<void(std::vector<std::uint8_t>)>;
+
+/// Runs a suspendable request's chain. `done` receives the answer frame exactly once, on whichever
+/// thread ends the chain (possibly this one, before this returns).
+void handle_request_async(std::shared_ptr<suspendable_request> st, const request_env& env, answer_sink done) {
+    const auto& req = *wire::GetFrame(st->frame.data())->body_as_FilterRequest();  // verified by the reader
+    prepare(st->ctx, req, st->received);
+    if (st->ctx.mono_ns >= st->ctx.deadline_mono_ns)
+        return done(answer(req, st->ctx, st->res, st->received, true, env));
+    st->view.emplace(req);
+    auto* raw = st.get();
+    run_chain_async(*raw->cfg->filters, *raw->view, raw->ctx, raw->res,
+                    [st = std::move(st), env, done = std::move(done)] {
+                        done(answer(st->view->raw(), st->ctx, st->res, st->received, false, env));
+                    });
+}
 
 }  // namespace
 
@@ -153,9 +259,32 @@ server_metrics& server_metrics::get() {
 }
 
 // ---- session -----------------------------------------------------------------------------------
-
+//
+// One connection. Every member function below runs on the connection's strand (the socket's
+// executor) unless it says "Thread-safe"; completions of its reads, writes and timer come back there.
+//
+// I/O contract, chosen for the fewest system calls and wake-ups per request:
+//  * One read at a time, into the frame splitter's buffer, of all the socket holds (room for at least
+//    16 KiB, or for the rest of a larger frame under way); every complete frame in it is handled
+//    before the next read.
+//  * Answers produced while a read's frames are handled are written together once they all are; an
+//    answer that completes later (pipelined, suspended) is written at once when it is the last one
+//    outstanding, else with the others on the strand's next turn. A write first goes straight to the
+//    socket (non-blocking sendmsg, no wake-up); only what the socket does not take becomes the one
+//    asynchronous write in flight.
+//  * No timer per read or write: one watchdog per connection ticks at a quarter of the stall timeout.
 class session : public std::enable_shared_from_this<session> {
 public:
+    /// A connection's life. It only moves down this list (possibly skipping states).
+    enum class state : std::uint8_t {
+        handshake,  ///< reading; only a Hello is accepted
+        open,       ///< reading; requests are answered
+        draining,   ///< not reading (drain, eviction while busy, EOF, read error): every accepted request
+                    ///< is answered and written, then the socket is closed
+        failing,    ///< not reading: a connection-level error is queued; closed once the queue is written
+        closed,     ///< socket closed; answers that complete later are dropped
+    };
+
     session(server& srv, stream_protocol::socket sock, std::uint64_t id, std::uint32_t peer_uid)
         : srv_(srv),
           registry_(srv.registry_),
@@ -164,26 +293,30 @@ public:
           peer_uid_(peer_uid),
           cfg_(srv.config()),
           splitter_(cfg_->limits.max_frame_bytes),
-          write_signal_(sock_.get_executor(), clock_type::time_point::max()),
-          room_signal_(sock_.get_executor(), clock_type::time_point::max()),
           watchdog_(sock_.get_executor()) {}
 
+    /// Starts reading and the watchdog. Called once, by the accept loop.
     void start() {
-        auto self = shared_from_this();
         server_metrics::get().connections_open.add(1);
         server_metrics::get().connections_total.inc();
         last_rx_ = clock_type::now();
-        net::co_spawn(sock_.get_executor(), self->reader(), [self](std::exception_ptr e) { log_coroutine_exit(e); });
-        net::co_spawn(sock_.get_executor(), self->writer(), [self](std::exception_ptr e) { log_coroutine_exit(e); });
-        net::co_spawn(sock_.get_executor(), self->watchdog(), [self](std::exception_ptr e) { log_coroutine_exit(e); });
+        net::dispatch(sock_.get_executor(), [self = shared_from_this()] {
+            // User-level non-blocking mode: flush() tries the socket directly and never blocks.
+            boost::system::error_code ec;
+            self->sock_.non_blocking(true, ec);
+            if (ec) {
+                log::warn("cannot make the socket non-blocking", {{"conn", self->id_}, {"error", ec.message()}});
+                self->close_now();
+                return;
+            }
+            self->start_read();
+            self->arm_watchdog();
+        });
     }
 
     /// Stop reading; close once every accepted request is answered. Thread-safe.
     void drain() {
-        net::post(sock_.get_executor(), [self = shared_from_this()] {
-            self->draining_ = true;
-            self->read_cancel_.emit(net::cancellation_type::terminal);
-        });
+        net::post(sock_.get_executor(), [self = shared_from_this()] { self->begin_draining(); });
     }
 
     /// Close now. Thread-safe.
@@ -201,200 +334,146 @@ public:
 
     /// Closes a connection chosen to make room for a new one. If it is still idle on its strand it gets
     /// Error{0, Overloaded} and is closed; if a request arrived meanwhile, it is answered first (drain).
+    /// Thread-safe.
     void evict() {
         net::post(sock_.get_executor(), [self = shared_from_this()] {
-            if (self->sock_closed_ || self->closing_)
+            if (self->state_ != state::handshake && self->state_ != state::open)
                 return;
             if (self->in_flight_ == 0 && !self->splitter_.mid_frame() && self->writeq_.empty() && !self->writing_) {
-                // The writer closes the socket once the error is written, which ends the pending read.
                 self->fail_connection(errc::connection_evicted, "idle connection evicted at max_connections");
             } else {
                 server_metrics::get().frame_error(errc::connection_evicted).inc();
                 log::warn("evicting connection after its last answer", {{"conn", self->id_}});
-                self->draining_ = true;
-                self->read_cancel_.emit(net::cancellation_type::terminal);
+                self->begin_draining();
             }
+            self->settle();
         });
     }
 
+    /// Runs once the pending read, write, watchdog and every posted completion have let go of the session.
+    ~session() {
+        boost::system::error_code ec;
+        sock_.close(ec);
+        server_metrics::get().connections_open.add(-1);
+        if (auto reg = registry_.lock()) {
+            std::lock_guard lock(reg->mu);
+            reg->sessions.erase(id_);
+        }
+    }
+
 private:
-    // Reads frames until EOF, a connection-level error, or drain.
-    net::awaitable<void> reader() {
-        for (;;) {
-            // Hand out every complete frame already buffered.
-            for (;;) {
-                std::span<const std::uint8_t> frame;
-                proto::frame_status st{};
-                auto r = splitter_.next(frame, st);
-                if (r == proto::frame_splitter::next_result::need_more)
-                    break;
-                if (r == proto::frame_splitter::next_result::error) {
-                    fail_connection(st == proto::frame_status::too_large ? errc::frame_too_large
-                                                                          : errc::malformed_frame,
-                                    proto::to_string(st));
-                    co_return;
-                }
-                if (!on_frame(frame))
-                    co_return;
-            }
-            if (closing_ || draining_)
-                break;
-            // Back-pressure: a peer that does not read its answers stops being read.
-            while (writeq_.size() > 2 * static_cast<std::size_t>(cfg_->limits.max_in_flight_per_connection) + 16 &&
-                   !closing_) {
-                boost::system::error_code ec;
-                room_signal_.expires_at(clock_type::time_point::max());
-                co_await room_signal_.async_wait(net::redirect_error(net::use_awaitable, ec));
-            }
-            if (closing_)
-                co_return;
-            if (draining_)
-                break;
-            update_idle();
-            auto buf = splitter_.prepare(16 * 1024);
-            boost::system::error_code ec;
-            std::size_t n = co_await sock_.async_read_some(
-                net::buffer(buf.data(), buf.size()),
-                net::bind_cancellation_slot(read_cancel_.slot(), net::redirect_error(net::use_awaitable, ec)));
-            if (ec) {
-                if (ec != net::error::eof && ec != net::error::operation_aborted && ec != net::error::connection_reset)
-                    log::warn("read failed", {{"conn", id_}, {"error", ec.message()}});
-                break;
-            }
-            splitter_.commit(n);
-            last_rx_ = clock_type::now();
-        }
-        // Drain or EOF: answer what was accepted, then close.
-        while (!closing_ && (in_flight_ > 0 || !writeq_.empty() || writing_)) {
-            boost::system::error_code ec;
-            drain_poll_.expires_after(std::chrono::milliseconds(1));
-            co_await drain_poll_.async_wait(net::redirect_error(net::use_awaitable, ec));
-        }
-        close_now();
+    bool reading_state() const noexcept { return state_ == state::handshake || state_ == state::open; }
+
+    /// Answers queued past this stop the reading (back-pressure on a peer that does not read them).
+    std::size_t queue_limit() const noexcept {
+        return 2 * static_cast<std::size_t>(cfg_->limits.max_in_flight_per_connection) + 16;
     }
 
-    // Writes queued frames, several per system call, one write in flight.
-    net::awaitable<void> writer() {
-        std::vector<net::const_buffer> bufs;
-        for (;;) {
-            if (writeq_.empty()) {
-                if (closing_after_write_ || sock_closed_) {
-                    if (closing_after_write_)
-                        close_now();
-                    co_return;
-                }
-                boost::system::error_code ec;
-                write_signal_.expires_at(clock_type::time_point::max());
-                co_await write_signal_.async_wait(net::redirect_error(net::use_awaitable, ec));
-                continue;
+    // ---- reading ----
+
+    /// Starts the next read unless one is active, the connection no longer reads, or the answer queue is
+    /// over its limit (the write that shrinks it calls here again).
+    void start_read() {
+        if (reading_ || !reading_state() || writeq_.size() > queue_limit())
+            return;
+        auto buf = splitter_.prepare(std::max<std::size_t>(16 * 1024, splitter_.missing()));
+        reading_ = true;
+        sock_.async_read_some(
+            net::buffer(buf.data(), buf.size()),
+            net::bind_cancellation_slot(read_cancel_.slot(),
+                                        [self = shared_from_this()](const boost::system::error_code& ec,
+                                                                    std::size_t n) { self->on_read(ec, n); }));
+    }
+
+    void on_read(const boost::system::error_code& ec, std::size_t n) {
+        // reading_ stays set while the frames are handled: the splitter's buffer is the reader's until
+        // then, so an answer that completes in between cannot start a read into it.
+        if (state_ == state::closed) {
+            reading_ = false;
+            return;
+        }
+        if (ec) {
+            if (!benign_close(ec))
+                log::warn("read failed", {{"conn", id_}, {"error", ec.message()}});
+            reading_ = false;
+            begin_draining();  // EOF or error: answer what was accepted, then close
+            settle();
+            return;
+        }
+        splitter_.commit(n);
+        last_rx_ = clock_type::now();
+        handle_frames();
+        reading_ = false;
+        settle();
+    }
+
+    /// Handles every complete frame buffered, in order, until the connection stops taking frames.
+    void handle_frames() {
+        while (reading_state() || state_ == state::draining) {
+            std::span<const std::uint8_t> frame;
+            proto::frame_status st{};
+            auto r = splitter_.next(frame, st);
+            if (r == proto::frame_splitter::next_result::need_more)
+                return;
+            if (r == proto::frame_splitter::next_result::error) {
+                fail_connection(st == proto::frame_status::too_large ? errc::frame_too_large : errc::malformed_frame,
+                                proto::to_string(st));
+                return;
             }
-            std::size_t batch = std::min<std::size_t>(writeq_.size(), 64);
-            bufs.clear();
-            for (std::size_t i = 0; i < batch; ++i)
-                bufs.emplace_back(net::buffer(writeq_[i]));
-            writing_ = true;
-            write_started_ = clock_type::now();
-            boost::system::error_code ec;
-            co_await net::async_write(sock_, bufs, net::redirect_error(net::use_awaitable, ec));
-            writing_ = false;
-            if (ec) {
-                if (ec != net::error::operation_aborted && ec != net::error::broken_pipe &&
-                    ec != net::error::connection_reset)
-                    log::warn("write failed", {{"conn", id_}, {"error", ec.message()}});
-                close_now();
-                co_return;
-            }
-            writeq_.erase(writeq_.begin(), writeq_.begin() + static_cast<std::ptrdiff_t>(batch));
-            room_signal_.cancel();
-            update_idle();
+            on_frame(frame);
         }
     }
 
-    // Closes peers that stall mid-frame, mid-handshake, or stop reading what we write.
-    net::awaitable<void> watchdog() {
-        for (;;) {
-            auto stall = cfg_->limits.stall_timeout;
-            auto tick = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(5), stall / 4);
-            boost::system::error_code ec;
-            watchdog_.expires_after(tick);
-            co_await watchdog_.async_wait(net::redirect_error(net::use_awaitable, ec));
-            if (sock_closed_)
-                co_return;
-            auto now = clock_type::now();
-            bool stalled_read = (splitter_.mid_frame() || !hello_done_) && !draining_ && now - last_rx_ > stall;
-            bool stalled_write = writing_ && now - write_started_ > stall;
-            if (stalled_read || stalled_write) {
-                server_metrics::get().frame_error(errc::stalled).inc();
-                log::warn("closing stalled connection",
-                          {{"conn", id_}, {"stage", stalled_write ? "write" : (hello_done_ ? "frame" : "hello")}});
-                close_now();
-                co_return;
-            }
-        }
-    }
-
-    /// Handles one verified-length frame body. Returns false when the connection is being closed.
-    bool on_frame(std::span<const std::uint8_t> body) {
+    /// Handles one frame body whose length is within the limit.
+    void on_frame(std::span<const std::uint8_t> body) {
         proto::frame_status st{};
         const wire::Frame* f = proto::verify_frame(body, st);
-        if (f == nullptr) {
-            fail_connection(errc::malformed_frame, proto::to_string(st));
-            return false;
-        }
-        if (!hello_done_)
+        if (f == nullptr)
+            return fail_connection(errc::malformed_frame, proto::to_string(st));
+        if (state_ == state::handshake)
             return on_hello(f);
-        if (f->body_type() != wire::Body::FilterRequest) {
-            fail_connection(errc::unexpected_frame, wire::EnumNameBody(f->body_type()));
-            return false;
-        }
-        return on_request(body, *f->body_as_FilterRequest());
+        if (f->body_type() != wire::Body::FilterRequest)
+            return fail_connection(errc::unexpected_frame, wire::EnumNameBody(f->body_type()));
+        on_request(body, *f->body_as_FilterRequest());
     }
 
-    bool on_hello(const wire::Frame* f) {
+    void on_hello(const wire::Frame* f) {
         const wire::Hello* h = f->body_as_Hello();
-        if (h == nullptr) {
-            fail_connection(errc::hello_required, wire::EnumNameBody(f->body_type()));
-            return false;
-        }
+        if (h == nullptr)
+            return fail_connection(errc::hello_required, wire::EnumNameBody(f->body_type()));
         if (h->version_min() > proto::protocol_version || h->version_max() < proto::protocol_version ||
-            h->version_min() > h->version_max()) {
-            fail_connection(errc::version_mismatch,
-                            "daemon speaks version " + std::to_string(proto::protocol_version) + ", client " +
-                                std::to_string(h->version_min()) + ".." + std::to_string(h->version_max()));
-            return false;
-        }
+            h->version_min() > h->version_max())
+            return fail_connection(errc::version_mismatch,
+                                   "daemon speaks version " + std::to_string(proto::protocol_version) + ", client " +
+                                       std::to_string(h->version_min()) + ".." + std::to_string(h->version_max()));
         std::uint32_t daemon_max = cfg_->limits.max_frame_bytes;
         std::uint32_t agreed = h->max_frame_bytes() == 0 ? daemon_max : std::min(h->max_frame_bytes(), daemon_max);
-        if (agreed < proto::min_frame_limit) {
-            fail_connection(errc::malformed_frame, "max_frame_bytes below " + std::to_string(proto::min_frame_limit));
-            return false;
-        }
-        max_frame_ = agreed;
+        if (agreed < proto::min_frame_limit)
+            return fail_connection(errc::malformed_frame,
+                                   "max_frame_bytes below " + std::to_string(proto::min_frame_limit));
         splitter_.set_limit(agreed);
-        caps_ = h->capabilities() & proto::cap_filter_timings;
-        hello_done_ = true;
-        enqueue(proto::encode_hello_ack(proto::protocol_version, agreed, caps_,
-                                        cfg_->limits.max_in_flight_per_connection));
+        std::uint64_t caps = h->capabilities() & proto::cap_filter_timings;
+        env_ = {id_, agreed, (caps & proto::cap_filter_timings) != 0};
+        state_ = state::open;
+        enqueue(
+            proto::encode_hello_ack(proto::protocol_version, agreed, caps, cfg_->limits.max_in_flight_per_connection));
         log::debug("client connected", {{"conn", id_}, {"uid", peer_uid_}, {"max_frame", agreed}});
-        return true;
     }
 
-    bool on_request(std::span<const std::uint8_t> body, const wire::FilterRequest& req) {
+    void on_request(std::span<const std::uint8_t> body, const wire::FilterRequest& req) {
         std::uint64_t rid = req.id();
-        if (rid == 0) {
-            fail_connection(errc::bad_request_id, "request id 0 is reserved");
-            return false;
-        }
+        if (rid == 0)
+            return fail_connection(errc::bad_request_id, "request id 0 is reserved");
         if (!request_view(req).body_fields_consistent())
-            return reply_error(rid, errc::malformed_request), true;
-        if (draining_)
-            return reply_error(rid, errc::shutting_down), true;
+            return reply_error(rid, errc::malformed_request);
+        if (state_ == state::draining)
+            return reply_error(rid, errc::shutting_down);
         if (in_flight_ >= cfg_->limits.max_in_flight_per_connection)
-            return reply_error(rid, errc::overloaded), true;
+            return reply_error(rid, errc::overloaded);
         std::int64_t received = mono_ns();
         if (req.budget_us() == 0) {
             server_metrics::get().deadline_misses.inc();
-            return reply_error(rid, errc::deadline_exceeded), true;
+            return reply_error(rid, errc::deadline_exceeded);
         }
         // A request alone on its connection (nothing in flight, no other frame already buffered) runs
         // right here on the strand: filters take microseconds, and this saves two cross-thread
@@ -410,152 +489,51 @@ private:
             const route* rt = cfg->filters->find_route(request_view::sv(req.route()));
             if (rt != nullptr && rt->may_suspend) {
                 ++in_flight_;
-                auto st = std::make_shared<suspendable>();
+                auto st = std::make_shared<suspendable_request>();
                 st->frame.assign(body.begin(), body.end());
                 st->cfg = std::move(cfg);
                 st->received = received;
+                answer_sink done = [self = shared_from_this()](std::vector<std::uint8_t> out) {
+                    net::dispatch(self->sock_.get_executor(),
+                                  [self, out = std::move(out)]() mutable { self->on_answer(std::move(out)); });
+                };
                 if (alone)
-                    start_suspendable(std::move(st));
+                    handle_request_async(std::move(st), env_, std::move(done));
                 else
-                    net::post(srv_.io(), [self = shared_from_this(), st = std::move(st)]() mutable {
-                        self->start_suspendable(std::move(st));
+                    net::post(srv_.io(), [st = std::move(st), env = env_, done = std::move(done)]() mutable {
+                        handle_request_async(std::move(st), env, std::move(done));
                     });
-                return true;
+                return;
             }
         }
-        if (alone) {
-            enqueue(run_request(body, *cfg, received));
-            return true;
-        }
+        if (alone)
+            return enqueue(handle_request(body, *cfg, env_, received));
         ++in_flight_;
         // The frame buffer is reused by the next read, so the worker gets its own copy. The config is
         // pinned here: a reload never changes a request that has started.
         std::vector<std::uint8_t> copy(body.begin(), body.end());
-        net::post(srv_.io(), [self = shared_from_this(), copy = std::move(copy), cfg = std::move(cfg), received] {
-            auto out = self->run_request(copy, *cfg, received);
-            net::post(self->sock_.get_executor(), [self, out = std::move(out)]() mutable {
-                --self->in_flight_;
-                self->enqueue(std::move(out));
-            });
+        net::post(srv_.io(),
+                  [self = shared_from_this(), copy = std::move(copy), cfg = std::move(cfg), env = env_, received] {
+                      auto out = handle_request(copy, *cfg, env, received);
+                      net::post(self->sock_.get_executor(),
+                                [self, out = std::move(out)]() mutable { self->on_answer(std::move(out)); });
+                  });
+    }
+
+    /// The answer of a request that ran off the reader's path (pipelined or suspended).
+    void on_answer(std::vector<std::uint8_t> out) {
+        --in_flight_;
+        enqueue(std::move(out));
+        if (in_flight_ == 0)
+            return settle();  // the last one outstanding: nothing to wait for, write now
+        // Others are still running: their answers, already queued on the strand, go in the same write.
+        if (flush_scheduled_)
+            return;
+        flush_scheduled_ = true;
+        net::post(sock_.get_executor(), [self = shared_from_this()] {
+            self->flush_scheduled_ = false;
+            self->settle();
         });
-        return true;
-    }
-
-    /// Runs the filter chain for one verified request and returns the answer frame. Runs on the strand
-    /// or on any I/O thread, so it reads no session state but caps_ and max_frame_, fixed at Hello.
-    std::vector<std::uint8_t> run_request(std::span<const std::uint8_t> buf, const daemon_config& cfg,
-                                          std::int64_t received) {
-        thread_local context ctx;
-        thread_local chain_result res;
-        const auto& req = *wire::GetFrame(buf.data())->body_as_FilterRequest();  // verified on the strand
-        prepare(ctx, req, received);
-        if (ctx.mono_ns >= ctx.deadline_mono_ns)
-            return answer(req, ctx, res, received, true);
-        request_view view(req);
-        run_chain(*cfg.filters, view, ctx, res);
-        return answer(req, ctx, res, received, false);
-    }
-
-    /// A request of a route that may suspend: everything it needs lives here until it is answered.
-    struct suspendable {
-        std::vector<std::uint8_t> frame;
-        std::shared_ptr<const daemon_config> cfg;  ///< pinned: a reload never changes a started request
-        std::int64_t received = 0;
-        context ctx;
-        chain_result res;
-        std::optional<request_view> view;
-    };
-
-    /// Runs a suspendable request's chain (on the strand or any I/O thread). Its answer is queued on the
-    /// strand when the chain ends, whichever thread resumed it.
-    void start_suspendable(std::shared_ptr<suspendable> st) {
-        const auto& req = *wire::GetFrame(st->frame.data())->body_as_FilterRequest();  // verified on the strand
-        prepare(st->ctx, req, st->received);
-        if (st->ctx.mono_ns >= st->ctx.deadline_mono_ns)
-            return finish_suspendable(answer(req, st->ctx, st->res, st->received, true));
-        st->view.emplace(req);
-        auto* raw = st.get();
-        run_chain_async(*raw->cfg->filters, *raw->view, raw->ctx, raw->res, [self = shared_from_this(), st = std::move(st)] {
-            self->finish_suspendable(self->answer(st->view->raw(), st->ctx, st->res, st->received, false));
-        });
-    }
-
-    void finish_suspendable(std::vector<std::uint8_t> out) {
-        net::dispatch(sock_.get_executor(), [self = shared_from_this(), out = std::move(out)]() mutable {
-            --self->in_flight_;
-            self->enqueue(std::move(out));
-        });
-    }
-
-    static void prepare(context& ctx, const wire::FilterRequest& req, std::int64_t received) noexcept {
-        ctx.reset();
-        ctx.mono_ns = mono_ns();
-        ctx.wall_ns = wall_ns();
-        ctx.deadline_mono_ns = received + static_cast<std::int64_t>(req.budget_us()) * 1000;
-    }
-
-    /// The answer frame for a request whose chain ran (or that missed its deadline before it could).
-    /// Reads no session state but caps_, max_frame_ and id_, fixed at Hello, so any thread may call it.
-    std::vector<std::uint8_t> answer(const wire::FilterRequest& req, context& ctx, chain_result& res,
-                                     std::int64_t received, bool deadline_missed) {
-        std::vector<std::uint8_t> out;
-        errc err{};
-        bool failed = false;
-        if (deadline_missed) {
-            server_metrics::get().deadline_misses.inc();
-            err = errc::deadline_exceeded;
-            failed = true;
-        } else {
-            request_view view(req);
-            if (res.status == chain_status::unknown_route) {
-                err = errc::unknown_route;
-                failed = true;
-            } else if (res.status == chain_status::unknown_filter) {
-                err = errc::unknown_filter;
-                failed = true;
-            } else if (res.status == chain_status::filters_mismatch) {
-                err = errc::filters_mismatch;
-                failed = true;
-            } else {
-                out = encode_response(req.id(), ctx, res, caps_ & proto::cap_filter_timings);
-                if (out.size() > max_frame_ + proto::length_bytes) {
-                    log::error("response exceeds the frame limit", {{"conn", id_}, {"route", view.route()}});
-                    out = proto::encode_error(req.id(), wire::ErrorCode::Internal, "response too large");
-                }
-                auto& m = server_metrics::get();
-                (res.allowed ? m.responses_allow : m.responses_deny).inc();
-                std::uint64_t held = 0;
-                if (!res.allowed && deny_log.admit(ctx.mono_ns, held))
-                    log::info("request denied", {{"conn", id_},
-                                                 {"request_id", req.id()},
-                                                 {"route", view.route()},
-                                                 {"status", ctx.deny_status},
-                                                 {"reason", ctx.reason},
-                                                 {"denials_not_logged", held}});
-            }
-        }
-        if (failed) {
-            server_metrics::get().error_reply(err).inc();
-            std::string msg = make_error_code(err).message();
-            std::uint64_t held = 0;
-            if (err == errc::unknown_route && unknown_route_log.admit(ctx.mono_ns, held))
-                log::warn("unknown route", {{"conn", id_},
-                                            {"route", request_view::sv(req.route())},
-                                            {"lines_not_logged", held}});
-            else if (err == errc::unknown_filter && unknown_filter_log.admit(ctx.mono_ns, held))
-                log::warn("unknown filter for route", {{"conn", id_},
-                                                       {"route", request_view::sv(req.route())},
-                                                       {"filter", res.detail},
-                                                       {"lines_not_logged", held}});
-            else if (err == errc::filters_mismatch && filters_mismatch_log.admit(ctx.mono_ns, held))
-                log::warn("request leaves out a filter its route requires", {{"conn", id_},
-                                                                             {"route", request_view::sv(req.route())},
-                                                                             {"missing", res.detail},
-                                                                             {"lines_not_logged", held}});
-            out = proto::encode_error(req.id(), to_wire(err), msg);
-        }
-        server_metrics::get().request_duration.observe(static_cast<std::uint64_t>(mono_ns() - received));
-        return out;
     }
 
     void reply_error(std::uint64_t rid, errc e) {
@@ -563,61 +541,152 @@ private:
         enqueue(proto::encode_error(rid, to_wire(e), make_error_code(e).message()));
     }
 
-    /// Reports a connection-level error (request id 0), then closes once it is written.
+    /// Reports a connection-level error (request id 0); the connection closes once it is written.
     void fail_connection(errc e, std::string_view detail) {
         server_metrics::get().frame_error(e).inc();
         log::warn("closing connection after protocol error",
                   {{"conn", id_}, {"reason", errc_label(e)}, {"detail", detail}});
         enqueue(proto::encode_error(0, to_wire(e), make_error_code(e).message() + ": " + std::string(detail)));
-        closing_ = true;
-        closing_after_write_ = true;
-        room_signal_.cancel();
+        state_ = state::failing;
     }
 
-    /// Publishes whether the connection is idle, for eviction by the accept loop. Runs on the strand.
+    void begin_draining() {
+        if (!reading_state())
+            return;
+        state_ = state::draining;
+        read_cancel_.emit(net::cancellation_type::terminal);  // no-op when no read is pending
+    }
+
+    // ---- writing ----
+
+    void enqueue(std::vector<std::uint8_t> frame) {
+        if (state_ != state::closed)
+            writeq_.push_back(std::move(frame));
+    }
+
+    /// After every event: writes what is queued, closes a draining or failing connection that is done,
+    /// resumes reading, and publishes idleness.
+    void settle() {
+        flush();
+        bool written = writeq_.empty() && !writing_;
+        if ((state_ == state::failing && written) || (state_ == state::draining && written && in_flight_ == 0))
+            close_now();
+        start_read();
+        update_idle();
+    }
+
+    /// Writes the queued answers unless a write is in flight: first straight to the socket (no
+    /// wake-up); what it does not take goes out as the one asynchronous write.
+    void flush() {
+        if (writing_ || writeq_.empty() || state_ == state::closed)
+            return;
+        gather();
+        boost::system::error_code ec;
+        std::size_t n = sock_.write_some(write_bufs_, ec);
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+            ec = {};
+            n = 0;
+        }
+        if (ec)
+            return write_failed(ec);
+        consume(n);
+        if (writeq_.empty())
+            return;
+        gather();
+        writing_ = true;
+        write_started_ = clock_type::now();
+        net::async_write(sock_, write_bufs_,
+                         [self = shared_from_this()](const boost::system::error_code& wec, std::size_t wn) {
+                             self->on_written(wec, wn);
+                         });
+    }
+
+    void on_written(const boost::system::error_code& ec, std::size_t n) {
+        writing_ = false;
+        if (state_ == state::closed)
+            return;
+        if (ec)
+            return write_failed(ec);
+        consume(n);
+        settle();
+    }
+
+    void write_failed(const boost::system::error_code& ec) {
+        if (!benign_close(ec))
+            log::warn("write failed", {{"conn", id_}, {"error", ec.message()}});
+        close_now();
+    }
+
+    /// Points write_bufs_ at the unwritten bytes of up to 64 queued frames.
+    void gather() {
+        write_bufs_.clear();
+        std::size_t batch = std::min<std::size_t>(writeq_.size(), 64);
+        for (std::size_t i = 0; i < batch; ++i)
+            write_bufs_.emplace_back(net::buffer(writeq_[i]) + (i == 0 ? head_written_ : 0));
+    }
+
+    /// Drops the first `n` written bytes from the queue.
+    void consume(std::size_t n) noexcept {
+        while (n > 0 && !writeq_.empty()) {
+            std::size_t left = writeq_.front().size() - head_written_;
+            if (n < left) {
+                head_written_ += n;
+                return;
+            }
+            n -= left;
+            head_written_ = 0;
+            writeq_.pop_front();
+        }
+    }
+
+    // ---- watchdog and close ----
+
+    /// Closes peers that stall mid-frame, mid-handshake, or stop reading what we write.
+    void arm_watchdog() {
+        auto tick = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(5), cfg_->limits.stall_timeout / 4);
+        watchdog_.expires_after(tick);
+        watchdog_.async_wait([self = shared_from_this()](const boost::system::error_code&) { self->on_watchdog(); });
+    }
+
+    void on_watchdog() {
+        if (state_ == state::closed)
+            return;
+        auto stall = cfg_->limits.stall_timeout;
+        auto now = clock_type::now();
+        bool stalled_read = (state_ == state::handshake || (state_ == state::open && splitter_.mid_frame())) &&
+                            now - last_rx_ > stall;
+        bool stalled_write = writing_ && now - write_started_ > stall;
+        if (stalled_read || stalled_write) {
+            server_metrics::get().frame_error(errc::stalled).inc();
+            log::warn(
+                "closing stalled connection",
+                {{"conn", id_}, {"stage", stalled_write ? "write" : (state_ == state::handshake ? "hello" : "frame")}});
+            close_now();
+            return;
+        }
+        arm_watchdog();
+    }
+
+    /// Publishes whether the connection is idle, for eviction by the accept loop.
     void update_idle() noexcept {
-        bool idle = hello_done_ && !draining_ && !closing_ && in_flight_ == 0 && !splitter_.mid_frame() &&
-                    writeq_.empty() && !writing_;
+        bool idle = state_ == state::open && in_flight_ == 0 && !splitter_.mid_frame() && writeq_.empty() && !writing_;
         if (!idle)
             idle_since_ns_.store(-1, std::memory_order_relaxed);
         else if (idle_since_ns_.load(std::memory_order_relaxed) < 0)
             idle_since_ns_.store(mono_ns(), std::memory_order_relaxed);
     }
 
-    void enqueue(std::vector<std::uint8_t> frame) {
-        if (sock_closed_)
-            return;
-        writeq_.push_back(std::move(frame));
-        write_signal_.cancel();
-    }
-
+    /// Ends the connection: the pending read and write complete with operation_aborted and let go.
     void close_now() {
-        if (sock_closed_)
+        if (state_ == state::closed)
             return;
-        sock_closed_ = true;
-        closing_ = true;
+        state_ = state::closed;
         boost::system::error_code ec;
         sock_.shutdown(stream_protocol::socket::shutdown_both, ec);
         sock_.close(ec);
-        write_signal_.cancel();
-        room_signal_.cancel();
         watchdog_.cancel();
-        drain_poll_.cancel();
+        idle_since_ns_.store(-1, std::memory_order_relaxed);
     }
-
-public:
-    /// Runs once the reader, writer, watchdog and every posted completion have let go of the session.
-    ~session() {
-        boost::system::error_code ec;
-        sock_.close(ec);
-        server_metrics::get().connections_open.add(-1);
-        if (auto reg = registry_.lock()) {
-            std::lock_guard lock(reg->mu);
-            reg->sessions.erase(id_);
-        }
-    }
-
-private:
 
     server& srv_;
     std::weak_ptr<server::session_registry> registry_;
@@ -626,23 +695,20 @@ private:
     const std::uint32_t peer_uid_;
     std::shared_ptr<const daemon_config> cfg_;  ///< limits in force when the connection opened
     proto::frame_splitter splitter_;
-    std::deque<std::vector<std::uint8_t>> writeq_;
-    net::steady_timer write_signal_;  ///< cancelled to wake the writer
-    net::steady_timer room_signal_;   ///< cancelled to wake a reader waiting for queue room
+    request_env env_{};  ///< set at Hello
+    state state_ = state::handshake;
+    std::uint32_t in_flight_ = 0;  ///< requests accepted and not yet answered (off the reader's path)
+    // Operations in flight (at most one of each):
+    bool reading_ = false;                          ///< a read is pending, or its frames are being handled
+    bool writing_ = false;                          ///< an asynchronous write is pending
+    bool flush_scheduled_ = false;                  ///< a settle() is posted to write answers that completed together
+    std::deque<std::vector<std::uint8_t>> writeq_;  ///< whole frames; the first may be partly written
+    std::size_t head_written_ = 0;                  ///< bytes of writeq_.front() already written
+    std::vector<net::const_buffer> write_bufs_;     ///< the write in flight's view of writeq_
     net::steady_timer watchdog_;
-    net::steady_timer drain_poll_{sock_.get_executor()};
     net::cancellation_signal read_cancel_;
     clock_type::time_point last_rx_{};
     clock_type::time_point write_started_{};
-    std::uint32_t in_flight_ = 0;
-    std::uint32_t max_frame_ = proto::min_frame_limit;
-    std::uint64_t caps_ = 0;
-    bool hello_done_ = false;
-    bool writing_ = false;
-    bool draining_ = false;
-    bool closing_ = false;
-    bool closing_after_write_ = false;
-    bool sock_closed_ = false;
     std::atomic<std::int64_t> idle_since_ns_{-1};  ///< written on the strand, read by the accept loop
     std::atomic<bool> evicting_{false};
 };

@@ -2,13 +2,19 @@
 // The filter socket server: a Unix stream socket, one session per connection.
 //
 // Concurrency contract
-//  * Each session lives on its own strand: its reader, writer and watchdog coroutines, and every
-//    completion posted back to it, run there, so session state needs no locks.
+//  * Each session lives on its own strand: the completions of its read, its write and its watchdog,
+//    and every answer posted back to it, run there, so session state needs no locks. Its life is one
+//    state (handshake, open, draining, failing, closed) that only moves forward.
 //  * A verified FilterRequest that arrives alone (nothing in flight on its connection, no other frame
 //    buffered) runs on the strand at once: no cross-thread hop. One that arrives with others is copied
 //    and posted to the io_context (any I/O thread), so a pipelined connection's requests run in
 //    parallel and are answered out of order, matched by request id.
-//  * One write in flight per connection: responses queue behind it and are written in batches.
+//  * One write in flight per connection: responses queue behind it and are written in batches. A
+//    batch goes straight to the socket (no wake-up); only what the socket does not take becomes the
+//    write in flight.
+//  * System calls per lone request: one wake-up (epoll_wait), one read of everything available (every
+//    complete frame in it is handled before the next read), one write of all answers ready; no timer
+//    per read or write (one watchdog per connection ticks at a quarter of the stall timeout).
 //  * Bounds: the frame size (negotiated in Hello), in-flight requests per connection (past it:
 //    Overloaded error), queued responses (past it the reader stops: back-pressure), connections, and a
 //    stall timeout for peers that stop mid-frame, mid-handshake, or stop reading our writes.
@@ -17,7 +23,8 @@
 //    connections, hostile or forgotten, never lock a restarted gateway out.
 //
 // Reload: update_config() swaps the config atomically; each request holds the config it started with.
-// Drain: begin_drain() stops accepting; sessions stop reading, answer what they already accepted and close.
+// Drain: begin_drain() stops accepting; sessions stop reading, answer what they already accepted and
+// close when the last answer is written (counted, not polled).
 
 #include "daemon/config.hpp"
 #include "daemon/errc.hpp"

@@ -137,6 +137,60 @@ std::vector<std::uint8_t> encode_request(const request_spec& r) {
     return finish(b, wire::Body::FilterRequest, req);
 }
 
+std::vector<std::uint8_t> encode_response(const response_view& r) {
+    flatbuffers::FlatBufferBuilder b(256 + r.deny_body.size());
+    auto str = [&b](std::string_view s) { return b.CreateString(s.data(), s.size()); };
+    auto headers = [&](std::span<const header_view> hs) {
+        std::vector<flatbuffers::Offset<wire::Header>> out;
+        out.reserve(hs.size());
+        for (const auto& h : hs) {
+            flatbuffers::Offset<flatbuffers::String> v = str(h.value);
+            out.push_back(wire::CreateHeader(b, str(h.name), b.CreateVector(&v, 1)));
+        }
+        return b.CreateVector(out);
+    };
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::FilterResult>>> timings = 0;
+    if (r.with_timings) {
+        std::vector<flatbuffers::Offset<wire::FilterResult>> t;
+        t.reserve(r.timings.size());
+        for (const auto& ft : r.timings)
+            t.push_back(wire::CreateFilterResult(b, str(ft.filter), ft.outcome, ft.elapsed_ns));
+        timings = b.CreateVector(t);
+    }
+    flatbuffers::Offset<wire::FilterResponse> resp;
+    if (r.allowed) {
+        std::vector<flatbuffers::Offset<flatbuffers::String>> removes;
+        removes.reserve(r.remove_headers.size());
+        for (auto name : r.remove_headers)
+            removes.push_back(str(name));
+        auto sets = headers(r.set_headers);
+        auto rem = b.CreateVector(removes);
+        wire::FilterResponseBuilder rb(b);
+        rb.add_id(r.id);
+        rb.add_verdict(wire::Verdict::Allow);
+        rb.add_set_headers(sets);
+        rb.add_remove_headers(rem);
+        if (r.with_timings)
+            rb.add_filters(timings);
+        resp = rb.Finish();
+    } else {
+        auto dh = headers(r.deny_headers);
+        auto body = b.CreateVector(reinterpret_cast<const std::uint8_t*>(r.deny_body.data()), r.deny_body.size());
+        auto ct = str(r.deny_content_type);
+        wire::FilterResponseBuilder rb(b);
+        rb.add_id(r.id);
+        rb.add_verdict(wire::Verdict::Deny);
+        rb.add_status(r.deny_status);
+        rb.add_deny_headers(dh);
+        rb.add_deny_body(body);
+        rb.add_deny_content_type(ct);
+        if (r.with_timings)
+            rb.add_filters(timings);
+        resp = rb.Finish();
+    }
+    return finish(b, wire::Body::FilterResponse, resp);
+}
+
 std::vector<std::uint8_t> encode_hello(std::uint16_t vmin, std::uint16_t vmax, std::uint32_t max_frame,
                                        std::uint64_t caps, std::string_view client_name) {
     flatbuffers::FlatBufferBuilder b(128);

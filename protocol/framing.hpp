@@ -72,6 +72,18 @@ public:
     /// needs), valid until the next call to next() or prepare().
     next_result next(std::span<const std::uint8_t>& out, frame_status& err) noexcept;
 
+    /// Bytes still missing from the frame under way: 0 while its length prefix is incomplete, when the
+    /// frame is complete, or when the prefix is over the limit (next() reports that). A reader that
+    /// prepares this much room takes the rest of a large frame in one read when the socket holds it.
+    std::size_t missing() const noexcept {
+        std::size_t avail = end_ - begin_;
+        if (avail < length_bytes)
+            return 0;
+        std::uint32_t n = read_length(buf_.data() + begin_);
+        if (n > limit_ || avail - length_bytes >= n)
+            return 0;
+        return length_bytes + n - avail;
+    }
     /// True when bytes of an unfinished frame are buffered (a peer stalling here is timed out).
     bool mid_frame() const noexcept { return end_ > begin_; }
     /// True when next() would hand out a whole frame (or report an error) without more input.
@@ -109,8 +121,39 @@ struct request_spec {
     std::optional<std::string> body_sha256;  ///< raw digest bytes; sent as body_sha256 when set
 };
 
+/// A header of a response: views into the caller's strings, valid for the encode call only.
+struct header_view {
+    std::string_view name;
+    std::string_view value;
+};
+
+/// One filter's outcome and time, as the FilterResponse's `filters` list reports it.
+struct filter_timing_view {
+    std::string_view filter;
+    wire::FilterOutcome outcome = wire::FilterOutcome::Allow;
+    std::uint32_t elapsed_ns = 0;
+};
+
+/// Everything a FilterResponse carries. An allow carries set/remove headers and no deny fields; a deny
+/// carries status, headers, body and content type and no set/remove headers. `timings` is sent only
+/// when `with_timings` (the capability negotiated in Hello). Views: valid for the encode call only.
+struct response_view {
+    std::uint64_t id = 0;
+    bool allowed = false;
+    std::span<const header_view> set_headers;
+    std::span<const std::string_view> remove_headers;
+    std::uint16_t deny_status = 0;
+    std::span<const header_view> deny_headers;
+    std::string_view deny_body;
+    std::string_view deny_content_type;
+    bool with_timings = false;
+    std::span<const filter_timing_view> timings;
+};
+
 /// A whole frame, length prefix included.
 std::vector<std::uint8_t> encode_request(const request_spec& r);
+/// A FilterResponse frame. Each header goes out with one value.
+std::vector<std::uint8_t> encode_response(const response_view& r);
 std::vector<std::uint8_t> encode_hello(std::uint16_t vmin, std::uint16_t vmax, std::uint32_t max_frame,
                                        std::uint64_t caps, std::string_view client_name);
 std::vector<std::uint8_t> encode_hello_ack(std::uint16_t version, std::uint32_t max_frame, std::uint64_t caps,

@@ -75,6 +75,68 @@ TEST_CASE("hello, hello-ack and error round trip", "[protocol]") {
     CHECK(f->body_as_Error()->code() == wire::ErrorCode::Overloaded);
 }
 
+TEST_CASE("response round trip: an allow carries only its headers, a deny only its answer", "[protocol]") {
+    proto::frame_status st{};
+    const proto::header_view sets[] = {{"X-Gw-Merchant-Id", "m-1"}, {"X-Gw-Auth", "spv1"}};
+    const std::string_view removes[] = {"X-Debug"};
+    const proto::filter_timing_view timings[] = {{"merchant-auth", wire::FilterOutcome::Allow, 1200},
+                                                 {"rate-limit", wire::FilterOutcome::Deny, 300}};
+
+    proto::response_view allow;
+    allow.id = 7;
+    allow.allowed = true;
+    allow.set_headers = sets;
+    allow.remove_headers = removes;
+    allow.deny_body = "never sent on an allow";
+    allow.with_timings = true;
+    allow.timings = timings;
+    auto a = proto::encode_response(allow);
+    CHECK(proto::read_length(a.data()) == a.size() - proto::length_bytes);
+    const wire::Frame* f = proto::verify_frame(body_of(a), st);
+    REQUIRE(f != nullptr);
+    const wire::FilterResponse* r = f->body_as_FilterResponse();
+    REQUIRE(r != nullptr);
+    CHECK(r->id() == 7);
+    CHECK(r->verdict() == wire::Verdict::Allow);
+    REQUIRE(r->set_headers() != nullptr);
+    REQUIRE(r->set_headers()->size() == 2);
+    CHECK(r->set_headers()->Get(1)->name()->str() == "X-Gw-Auth");
+    CHECK(r->set_headers()->Get(1)->values()->Get(0)->str() == "spv1");
+    REQUIRE(r->remove_headers() != nullptr);
+    CHECK(r->remove_headers()->Get(0)->str() == "X-Debug");
+    CHECK(r->deny_body() == nullptr);
+    REQUIRE(r->filters() != nullptr);
+    REQUIRE(r->filters()->size() == 2);
+    CHECK(r->filters()->Get(1)->name()->str() == "rate-limit");
+    CHECK(r->filters()->Get(1)->outcome() == wire::FilterOutcome::Deny);
+    CHECK(r->filters()->Get(0)->elapsed_ns() == 1200);
+
+    proto::response_view deny;
+    deny.id = 8;
+    deny.allowed = false;
+    deny.set_headers = sets;  // ignored on a deny
+    deny.deny_status = 429;
+    const proto::header_view retry[] = {{"Retry-After", "1"}};
+    deny.deny_headers = retry;
+    deny.deny_body = R"({"status":429})";
+    deny.deny_content_type = "application/problem+json";
+    deny.timings = timings;  // not sent: with_timings is false
+    auto d = proto::encode_response(deny);
+    f = proto::verify_frame(body_of(d), st);
+    REQUIRE(f != nullptr);
+    r = f->body_as_FilterResponse();
+    REQUIRE(r != nullptr);
+    CHECK(r->verdict() == wire::Verdict::Deny);
+    CHECK(r->status() == 429);
+    CHECK(r->set_headers() == nullptr);
+    REQUIRE(r->deny_headers() != nullptr);
+    CHECK(r->deny_headers()->Get(0)->name()->str() == "Retry-After");
+    REQUIRE(r->deny_body() != nullptr);
+    CHECK(std::string(r->deny_body()->begin(), r->deny_body()->end()) == R"({"status":429})");
+    CHECK(r->deny_content_type()->str() == "application/problem+json");
+    CHECK(r->filters() == nullptr);
+}
+
 TEST_CASE("the Verifier rejects every truncation of a request", "[protocol][verifier]") {
     auto frame = proto::encode_request(sample());
     auto body = body_of(frame);
@@ -165,6 +227,38 @@ TEST_CASE("frame_splitter refuses oversized and empty frames from the length pre
     z.commit(4);
     CHECK(z.next(out, st) == proto::frame_splitter::next_result::error);
     CHECK(st == proto::frame_status::empty);
+}
+
+TEST_CASE("frame_splitter says how much of a frame is missing, so one read can take the rest", "[protocol]") {
+    auto big = sample();
+    big.body = std::string(100'000, 'b');
+    auto a = proto::encode_request(big);
+    proto::frame_splitter s(1 << 20);
+    CHECK(s.missing() == 0);  // nothing buffered
+    auto buf = s.prepare(2);
+    std::memcpy(buf.data(), a.data(), 2);
+    s.commit(2);
+    CHECK(s.missing() == 0);  // the length prefix is not complete yet
+    buf = s.prepare(1000);
+    std::memcpy(buf.data(), a.data() + 2, 998);
+    s.commit(998);
+    REQUIRE(s.missing() == a.size() - 1000);
+    buf = s.prepare(s.missing());
+    REQUIRE(buf.size() >= a.size() - 1000);
+    std::memcpy(buf.data(), a.data() + 1000, a.size() - 1000);
+    s.commit(a.size() - 1000);
+    CHECK(s.missing() == 0);
+    std::span<const std::uint8_t> out;
+    proto::frame_status st{};
+    REQUIRE(s.next(out, st) == proto::frame_splitter::next_result::frame);
+    CHECK(out.size() == a.size() - proto::length_bytes);
+
+    proto::frame_splitter small(4096);  // a prefix over the limit asks for nothing: next() refuses it
+    buf = small.prepare(1000);
+    std::memcpy(buf.data(), a.data(), 1000);
+    small.commit(1000);
+    CHECK(small.missing() == 0);
+    CHECK(small.next(out, st) == proto::frame_splitter::next_result::error);
 }
 
 TEST_CASE("frame_splitter reassembles frames fed one byte at a time", "[protocol]") {

@@ -4,14 +4,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <poll.h>
 #include <random>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <unistd.h>
-#include <cstring>
 
 using namespace filterd;
 using namespace filterd::testing;
@@ -311,6 +313,62 @@ TEST_CASE("in-flight requests per connection are bounded", "[server][bounds]") {
         REQUIRE(r->response() != nullptr);
         CHECK(r->response()->verdict() == wire::Verdict::Allow);
     }
+}
+
+TEST_CASE("a client that does not read its answers is not read either, and loses none of them", "[server][bounds]") {
+    daemon_fixture d(cfg(temp_socket_path("backpressure"), R"("limits": {"max_in_flight_per_connection": 4}, )"), 2);
+    client c(d.socket_path());
+    REQUIRE(c.handshake());
+    // About 2.5 MB of requests: far more than the socket buffers of both directions hold, so the sender
+    // can finish only if the daemon keeps reading while its answers go unread.
+    constexpr std::uint64_t n = 10'000;
+    std::atomic<bool> sent_all{false};
+    std::thread sender([&] {
+        std::vector<std::uint8_t> burst;
+        for (std::uint64_t id = 1; id <= n; ++id) {
+            auto f = proto::encode_request(req(id, "allow", {"test-allow"}));
+            burst.insert(burst.end(), f.begin(), f.end());
+            if (id % 100 == 0) {
+                if (!c.send(burst))
+                    return;
+                burst.clear();
+            }
+        }
+        sent_all = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    CHECK_FALSE(sent_all);  // the daemon stopped reading
+
+    // Every request gets exactly one answer: a decision, or Overloaded past the in-flight bound.
+    std::vector<int> seen(n + 1, 0);
+    std::uint64_t decisions = 0;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        auto r = c.recv(10s);
+        REQUIRE(r);
+        std::uint64_t id = 0;
+        if (r->response() != nullptr) {
+            id = r->response()->id();
+            CHECK(r->response()->verdict() == wire::Verdict::Allow);
+            ++decisions;
+        } else {
+            REQUIRE(r->error() != nullptr);
+            id = r->error()->id();
+            CHECK(r->error()->code() == wire::ErrorCode::Overloaded);
+        }
+        REQUIRE(id >= 1);
+        REQUIRE(id <= n);
+        ++seen[id];
+    }
+    sender.join();
+    CHECK(sent_all);
+    CHECK(std::count(seen.begin() + 1, seen.end(), 1) == static_cast<std::ptrdiff_t>(n));
+    CHECK(decisions > 0);
+    // The connection is still in service.
+    REQUIRE(c.send(proto::encode_request(req(n + 1, "allow", {"test-allow"}))));
+    auto last = c.recv();
+    REQUIRE(last);
+    REQUIRE(last->response() != nullptr);
+    CHECK(last->response()->id() == n + 1);
 }
 
 TEST_CASE("an oversized frame is refused from its length prefix", "[server][bounds]") {

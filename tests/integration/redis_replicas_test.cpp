@@ -493,3 +493,44 @@ TEST_CASE("Redis Cluster failover: the merchant's master killed under load, nonc
     CHECK(downs >= 1);
     CHECK(downs <= 4);  // once per state change, not once per request
 }
+
+TEST_CASE("a Redis host name that does not resolve: nonce checks fail closed, the log says why, filterd keeps running",
+          "[redis][integration][resolve]") {
+    temp_dir d;
+    replica a(d, "a", "no-such-host.invalid:6379", 1000);
+    client ca(a.proc.socket_path());
+    REQUIRE(ca.handshake());
+    for (int i = 0; i < 5; ++i) {
+        REQUIRE(ca.send(proto::encode_request(signed_payment(static_cast<std::uint64_t>(i + 1),
+                                                             "unresolved-" + std::to_string(i), 300'000))));
+        auto r = ca.recv(5s);
+        REQUIRE(r.has_value());
+        const bool deadline_error = r->error() != nullptr && r->error()->code() == wire::ErrorCode::DeadlineExceeded;
+        CHECK((status_of(r) == 503 || deadline_error));
+    }
+    CHECK(a.proc.alive());
+    auto log = a.proc.log_text();
+    CHECK(log.find("redis node down") != std::string::npos);
+    CHECK(log.find("no-such-host.invalid:6379") != std::string::npos);
+    CHECK(log.find("resolve:") != std::string::npos);
+}
+
+TEST_CASE("a malformed Redis seed stops filterd at start-up with a non-zero exit naming the key",
+          "[redis][integration][config]") {
+    temp_dir d;
+    struct bad_seed {
+        std::string redis;
+        std::string key;
+    };
+    for (const auto& [redis_addr, key] :
+         {bad_seed{R"(["127.0.0.1:7000", "redis-b"])", "filters.merchant-auth.redis.cluster_seeds[1]"},
+          bad_seed{R"(["127.0.0.1:7000", "redis-b:0"])", "filters.merchant-auth.redis.cluster_seeds[1]"},
+          bad_seed{"localhost:99999", "filters.merchant-auth.redis.address"},
+          bad_seed{":6379", "filters.merchant-auth.redis.address"}}) {
+        const std::string cfg = write_config(d, "bad", redis_addr, 10);
+        const std::string out = run_capture(std::string(FILTERD_BINARY) + " --config " + cfg + " 2>&1; echo rc=$?");
+        INFO(redis_addr << " -> " << out);
+        CHECK(out.find("rc=2") != std::string::npos);
+        CHECK(out.find(key) != std::string::npos);
+    }
+}

@@ -122,6 +122,8 @@ struct redis_metrics {
     counter* moved;
     counter* ask;
     counter* reconnects;
+    counter* map_ok;
+    counter* map_failed;
     static redis_metrics& get() {
         static redis_metrics m = [] {
             auto& r = metrics_registry::global();
@@ -136,6 +138,10 @@ struct redis_metrics {
                                      {{"kind", "ask"}});
             out.reconnects = &r.get_counter("filterd_redis_reconnects_total",
                                             "Redis connection attempts after a failure.");
+            const char* map_help = "Redis Cluster slot map reads (CLUSTER SLOTS) by result.";
+            out.map_ok = &r.get_counter("filterd_redis_slot_map_refreshes_total", map_help, {{"result", "ok"}});
+            out.map_failed =
+                &r.get_counter("filterd_redis_slot_map_refreshes_total", map_help, {{"result", "failed"}});
             return out;
         }();
         return m;
@@ -298,6 +304,7 @@ public:
         node_state state = node_state::unknown;
         bool in_map = true;  ///< cluster: serves a slot in the current map (standalone: always)
         gauge* connected = nullptr;
+        gauge* masters = nullptr;  ///< cluster: filterd_redis_slot_map_master{node}
     };
     std::vector<node> nodes_;
     std::size_t node_for(const endpoint& ep);
@@ -676,6 +683,11 @@ std::size_t client_impl::node_for(const endpoint& ep) {
     n.ep = ep;
     n.connected = &metrics_registry::global().get_gauge(
         "filterd_redis_connected", "1 while filterd has a ready connection to the Redis node.", {{"node", ep.str()}});
+    if (opts_.cluster)
+        n.masters = &metrics_registry::global().get_gauge(
+            "filterd_redis_slot_map_master",
+            "1 while the Redis node is a master in filterd's Redis Cluster slot map (a failed master drops to 0).",
+            {{"node", ep.str()}});
     nodes_.push_back(std::move(n));
     std::size_t idx = nodes_.size() - 1;
     for (std::size_t i = 0; i < opts_.pool_size; ++i)
@@ -861,11 +873,21 @@ void client_impl::ask_for_slots() {
                     if (s >= 0)
                         fresh[static_cast<std::size_t>(s)] = idx;
             }
+            redis_metrics::get().map_ok->inc();
             for (auto& n : self->nodes_)
                 n.in_map = false;
             for (auto idx : fresh)
                 if (idx >= 0)
                     self->nodes_[static_cast<std::size_t>(idx)].in_map = true;
+            std::string masters;
+            for (auto& n : self->nodes_) {
+                n.masters->set(n.in_map ? 1 : 0);
+                if (n.in_map)
+                    masters += (masters.empty() ? "" : ",") + n.ep.str();
+            }
+            // Logged when the map changes (first load, failover, resharding), not on every read.
+            if (!self->have_map_ || fresh != self->slots_)
+                log::info("redis cluster slot map loaded", {{"masters", masters}});
             self->slots_ = std::move(fresh);
             self->have_map_ = true;
             auto waiting = std::move(self->waiting_map_);
@@ -875,6 +897,7 @@ void client_impl::ask_for_slots() {
             return;
         }
         // This node gave no map: the next candidate is asked now, each known node at most once.
+        redis_metrics::get().map_failed->inc();
         if (self->refresh_tries_ < candidates)
             return self->ask_for_slots();
         self->refreshing_ = false;

@@ -492,6 +492,14 @@ TEST_CASE("Redis Cluster failover: the merchant's master killed under load, nonc
         ++downs;
     CHECK(downs >= 1);
     CHECK(downs <= 4);  // once per state change, not once per request
+    // The failover in the log: the first map, the map naming the promoted replica, and the new master up.
+    std::size_t maps = 0;
+    for (std::size_t p = log.find("redis cluster slot map loaded"); p != std::string::npos;
+         p = log.find("redis cluster slot map loaded", p + 1))
+        ++maps;
+    CHECK(maps >= 2);
+    CHECK(maps <= 6);
+    CHECK(log.find(R"("msg":"redis node up","node":")" + cl.node(r).address() + "\"") != std::string::npos);
 }
 
 TEST_CASE("a Redis host name that does not resolve: nonce checks fail closed, the log says why, filterd keeps running",

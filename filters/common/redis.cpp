@@ -140,8 +140,7 @@ struct redis_metrics {
                                             "Redis connection attempts after a failure.");
             const char* map_help = "Redis Cluster slot map reads (CLUSTER SLOTS) by result.";
             out.map_ok = &r.get_counter("filterd_redis_slot_map_refreshes_total", map_help, {{"result", "ok"}});
-            out.map_failed =
-                &r.get_counter("filterd_redis_slot_map_refreshes_total", map_help, {{"result", "failed"}});
+            out.map_failed = &r.get_counter("filterd_redis_slot_map_refreshes_total", map_help, {{"result", "failed"}});
             return out;
         }();
         return m;

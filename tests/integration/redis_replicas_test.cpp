@@ -363,9 +363,9 @@ TEST_CASE("Redis Cluster failover: the merchant's master killed under load, nonc
                 return;
             for (std::uint64_t i = 1; !stop; ++i) {
                 sent_request s;
-                s.frame = proto::encode_request(
-                    signed_payment(i, "fo-" + std::to_string(t) + "-" + std::to_string(i),
-                                   static_cast<std::uint32_t>(budget.count() * 1000), t == 0 ? "pay" : "status"));
+                s.frame = proto::encode_request(signed_payment(i, "fo-" + std::to_string(t) + "-" + std::to_string(i),
+                                                               static_cast<std::uint32_t>(budget.count() * 1000),
+                                                               t == 0 ? "pay" : "status"));
                 s.at = sc::now();
                 bool written = c.send(s.frame);
                 auto rep = written ? c.recv(10s) : std::nullopt;
@@ -431,7 +431,8 @@ TEST_CASE("Redis Cluster failover: the merchant's master killed under load, nonc
                 ++unexpected;
             if (s.at >= killed && s.answered <= still_replica)
                 ++(s.status == 200 ? allowed_in_outage : closed_in_outage);
-            if (s.status == 200 && s.at >= killed && (first_after_kill == sc::time_point{} || s.answered < first_after_kill))
+            if (s.status == 200 && s.at >= killed &&
+                (first_after_kill == sc::time_point{} || s.answered < first_after_kill))
                 first_after_kill = s.answered;
         }
     INFO("requests " << total << ", failed closed during the outage " << closed_in_outage << ", promotion seen "
@@ -483,7 +484,7 @@ TEST_CASE("Redis Cluster failover: the merchant's master killed under load, nonc
     CHECK(after_kill_reaccepted == 0);
     CHECK(replay_other == 0);
     WARN("nonces lost with the old master (accepted in the last moments before the kill): " << window_reaccepted
-                                                                                             << " of " << window);
+                                                                                            << " of " << window);
 
     CHECK(a.proc.alive());
     auto log = a.proc.log_text();
@@ -509,8 +510,8 @@ TEST_CASE("a Redis host name that does not resolve: nonce checks fail closed, th
     client ca(a.proc.socket_path());
     REQUIRE(ca.handshake());
     for (int i = 0; i < 5; ++i) {
-        REQUIRE(ca.send(proto::encode_request(signed_payment(static_cast<std::uint64_t>(i + 1),
-                                                             "unresolved-" + std::to_string(i), 300'000))));
+        REQUIRE(ca.send(proto::encode_request(
+            signed_payment(static_cast<std::uint64_t>(i + 1), "unresolved-" + std::to_string(i), 300'000))));
         auto r = ca.recv(5s);
         REQUIRE(r.has_value());
         const bool deadline_error = r->error() != nullptr && r->error()->code() == wire::ErrorCode::DeadlineExceeded;

@@ -759,7 +759,7 @@ void client_impl::dispatch(const request_ptr& r) {
             }
     }
     auto& nd = nodes_[n];
-    auto& c = nd.conns[nd.next++ % nd.conns.size()];
+    auto c = nd.conns[nd.next++ % nd.conns.size()];  // a copy: a map read below may add nodes
     // A slot whose master cannot be reached: the cluster may be failing over to a replica. The map is
     // asked for again (at most every 100 ms) so requests move to the new master as soon as it exists;
     // this request fails at once.

@@ -49,31 +49,26 @@ metrics_registry::family& metrics_registry::family_for(const std::string& name, 
     return it->second;
 }
 
-counter& metrics_registry::get_counter(const std::string& name, const std::string& help, const labels& l) {
+template <class T>
+T& metrics_registry::get_series(std::map<std::string, std::unique_ptr<T>> family::*series, kind k,
+                                const std::string& name, const std::string& help, const labels& l) {
     std::lock_guard lock(mu_);
-    auto& f = family_for(name, help, kind::counter);
-    auto& p = f.counters[render_labels(l)];
+    auto& p = (family_for(name, help, k).*series)[render_labels(l)];
     if (!p)
-        p = std::make_unique<counter>();
+        p = std::make_unique<T>();
     return *p;
+}
+
+counter& metrics_registry::get_counter(const std::string& name, const std::string& help, const labels& l) {
+    return get_series(&family::counters, kind::counter, name, help, l);
 }
 
 gauge& metrics_registry::get_gauge(const std::string& name, const std::string& help, const labels& l) {
-    std::lock_guard lock(mu_);
-    auto& f = family_for(name, help, kind::gauge);
-    auto& p = f.gauges[render_labels(l)];
-    if (!p)
-        p = std::make_unique<gauge>();
-    return *p;
+    return get_series(&family::gauges, kind::gauge, name, help, l);
 }
 
 histogram& metrics_registry::get_histogram(const std::string& name, const std::string& help, const labels& l) {
-    std::lock_guard lock(mu_);
-    auto& f = family_for(name, help, kind::histogram);
-    auto& p = f.histograms[render_labels(l)];
-    if (!p)
-        p = std::make_unique<histogram>();
-    return *p;
+    return get_series(&family::histograms, kind::histogram, name, help, l);
 }
 
 std::uint64_t metrics_registry::counter_value(const std::string& name, const labels& l) const {

@@ -79,6 +79,10 @@ private:
         std::map<std::string, std::unique_ptr<histogram>> histograms;
     };
     family& family_for(const std::string& name, const std::string& help, kind k);
+    /// get_counter, get_gauge and get_histogram: the series `l` of family `name`, created on first use.
+    template <class T>
+    T& get_series(std::map<std::string, std::unique_ptr<T>> family::*series, kind k, const std::string& name,
+                  const std::string& help, const labels& l);
 
     mutable std::mutex mu_;
     std::map<std::string, family> families_;

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -63,9 +65,9 @@ func fixedDeny(status int) *DenyError {
 var probeReady = &DenyError{status: http.StatusOK, body: `{"status":"ready"}`, encoding: "application/json"}
 
 // Counters of one endpoint; Counters() sums them per route.
-const cAllowed, cDenied, cFailed, cTooLarge, cPanics, cShadowAllowed, cShadowDenied, cShadowFailed, nCounters = 0, 1, 2, 3, 4, 5, 6, 7, 8
+const cAllowed, cDenied, cFailed, cTooLarge, cPanics, cShadowAllowed, cShadowDenied, cShadowFailed, cDeadlineMissed, cReadLate, nCounters = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
-var counterNames = [nCounters]string{"allowed", "denied", "failed", "too_large", "panics", "shadow_allowed", "shadow_denied", "shadow_failed"}
+var counterNames = [nCounters]string{"allowed", "denied", "failed", "too_large", "panics", "shadow_allowed", "shadow_denied", "shadow_failed", "deadline_missed", "read_after_deadline"}
 
 // bridge is one endpoint's modifier; everything in it is safe for concurrent requests.
 type bridge struct {
@@ -133,7 +135,7 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 	}()
 	req, ok := in.(requestWrapper)
 	if !ok || req.Context() == nil {
-		return b.fail(nil, nil, errInput, false)
+		return b.answer(nil, nil, cFailed, errInput, b.failDeny)
 	}
 	shadow := b.cfg.Mode == "shadow" && time.Now().Before(b.cfg.ShadowUntil)
 	if b.cfg.Mode == "shadow" && !shadow && b.enforcing.CompareAndSwap(false, true) {
@@ -145,12 +147,13 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 		body = getBody()
 		tooLarge, rerr := body.fill(orig, b.cfg.MaxBodyBytes)
 		if orig.Close(); tooLarge {
-			return b.fail(req, body, errTooLarge, false)
+			return b.answer(req, body, cTooLarge, errTooLarge, b.bigDeny)
 		} else if rerr != nil {
-			return b.fail(req, body, errBodyRead, false)
+			return b.answer(req, body, cFailed, errBodyRead, b.failDeny)
 		}
 		digest = body.sum
 	}
+	// The clock starts once the body is read: reading it waits on the client, not on filterd.
 	deadline := time.Now().Add(b.cfg.Deadline)
 	if d, ok := req.Context().Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -161,35 +164,35 @@ func (b *bridge) modify(in interface{}) (out interface{}, err error) {
 		fr.Path = u.EscapedPath()
 	}
 	c, f := b.pool.roundTrip(req.Context(), &fr, deadline)
-	if f != "" {
-		return b.fail(req, body, f, shadow)
+	if f == errTimeout {
+		b.stats[cDeadlineMissed].Add(1)
+	} else if f == "" {
+		defer b.pool.put(c, true)
+		if c.late {
+			b.stats[cReadLate].Add(1)
+		}
+		if c.r.kind == wire.BodyError {
+			f = failure("daemon answered with error " + c.r.code.String())
+		}
 	}
-	defer b.pool.put(c, true)
-	switch r := &c.r; {
-	case r.kind == wire.BodyError:
-		return b.fail(req, body, failure("daemon answered with error "+r.code.String()), shadow)
-	case r.verdict != wire.VerdictAllow && shadow:
+	switch allow := f == "" && c.r.verdict == wire.VerdictAllow; {
+	case f == errFrameLimit:
+		return b.answer(req, body, cTooLarge, f, b.bigDeny)
+	case f != "" && shadow:
+		return b.answer(req, body, cShadowFailed, f, nil)
+	case f != "":
+		return b.answer(req, body, cFailed, f, b.failDeny)
+	case shadow && allow:
+		return b.answer(req, body, cShadowAllowed, "", nil)
+	case shadow:
 		return b.answer(req, body, cShadowDenied, "", nil)
-	case r.verdict != wire.VerdictAllow:
-		return b.answer(req, body, cDenied, "", b.denyFrom(r))
+	case !allow:
+		return b.answer(req, body, cDenied, "", b.denyFrom(&c.r))
 	case b.cfg.Mode == "probe":
 		return b.answer(req, body, cAllowed, "", probeReady)
-	case shadow:
-		return b.answer(req, body, cShadowAllowed, "", nil)
 	}
 	applyHeaders(headers, &c.r.resp)
 	return b.answer(req, body, cAllowed, "", nil)
-}
-
-// fail answers a request without a verdict: 413 over a size limit, else a deny (in shadow mode, a pass).
-func (b *bridge) fail(req requestWrapper, body *bodyBuf, f failure, shadow bool) (interface{}, error) {
-	switch {
-	case f == errTooLarge || f == errFrameLimit:
-		return b.answer(req, body, cTooLarge, f, b.bigDeny)
-	case !shadow:
-		return b.answer(req, body, cFailed, f, b.failDeny)
-	}
-	return b.answer(req, body, cShadowFailed, f, nil)
 }
 
 // answer counts outcome i, then returns deny or hands on the request (an empty body: http.NoBody).
@@ -200,7 +203,7 @@ func (b *bridge) answer(req requestWrapper, body *bodyBuf, i int, why failure, d
 		return nil, deny
 	}
 	r := &request{requestWrapper: req, body: req.Body()}
-	if body != nil && len(body.b) == 0 {
+	if body != nil && body.Len() == 0 {
 		body.release()
 		r.body = http.NoBody
 	} else if body != nil {
@@ -218,8 +221,7 @@ func (b *bridge) count(i int, why failure) {
 	s := &b.sum
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.why = cmp.Or(why, s.why)
-	if time.Now().Before(s.next) {
+	if s.why = cmp.Or(why, s.why); time.Now().Before(s.next) {
 		return
 	}
 	parts, level := []string{}, Logger.Info
@@ -249,42 +251,36 @@ func clientIP(h map[string][]string) string {
 }
 
 // applyHeaders applies an allow's remove_headers, then set_headers (replacing every value), in
-// place, case-insensitively. Value slices, which lura may share, are not written to.
+// place, case-insensitively. Value slices, which lura may share, are not written to. The set
+// names and values are copied into one string and one slice.
 func applyHeaders(h map[string][]string, resp *wire.FilterResponse) {
 	drop := func(name []byte) {
-		for k := range h {
-			if strings.EqualFold(string(name), k) {
-				delete(h, k)
-			}
-		}
+		maps.DeleteFunc(h, func(k string, _ []string) bool { return strings.EqualFold(string(name), k) })
 	}
-	for i := 0; i < resp.RemoveHeadersLength(); i++ {
+	for i := range resp.RemoveHeadersLength() {
 		drop(resp.RemoveHeaders(i))
 	}
 	var hd wire.Header
+	var sb strings.Builder
 	size, nv := 0, 0
-	for i := 0; i < resp.SetHeadersLength(); i++ {
+	for i := range resp.SetHeadersLength() {
 		resp.SetHeaders(&hd, i)
 		drop(hd.Name())
-		size, nv = size+len(hd.Name()), nv+hd.ValuesLength()
-		for j := 0; j < hd.ValuesLength(); j++ {
-			size += len(hd.Values(j))
+		for j := range hd.ValuesLength() {
+			size, nv = size+len(hd.Values(j)), nv+1
 		}
+		size += len(hd.Name())
 	}
-	var sb strings.Builder
 	sb.Grow(size)
+	str := func(b []byte) string { sb.Write(b); return sb.String()[sb.Len()-len(b):] }
 	vals := make([]string, nv)
-	for i := 0; i < resp.SetHeadersLength(); i++ {
+	for i := range resp.SetHeadersLength() {
 		resp.SetHeaders(&hd, i)
-		start, m := sb.Len(), hd.ValuesLength()
-		sb.Write(hd.Name())
-		name := textproto.CanonicalMIMEHeaderKey(sb.String()[start:])
-		for j := 0; j < m; j++ {
-			start = sb.Len()
-			sb.Write(hd.Values(j))
-			vals[j] = sb.String()[start:]
+		m := hd.ValuesLength()
+		name, v := textproto.CanonicalMIMEHeaderKey(str(hd.Name())), vals[:m:m]
+		for j := range v {
+			v[j] = str(hd.Values(j))
 		}
-		v := vals[:m:m]
 		if old, ok := h[name]; ok { // the reply sets this name twice
 			v = append(old[:len(old):len(old)], v...)
 		}
@@ -298,14 +294,14 @@ func (b *bridge) denyFrom(r *reply) *DenyError {
 	if d.status < 400 || d.status > 599 {
 		d.status = b.cfg.ErrorStatus
 	}
-	if n := r.resp.DenyHeadersLength(); n > 0 {
-		d.headers = make(map[string][]string, n)
+	if r.resp.DenyHeadersLength() > 0 {
+		d.headers = map[string][]string{}
 	}
 	var hd wire.Header
-	for i := 0; i < r.resp.DenyHeadersLength(); i++ {
+	for i := range r.resp.DenyHeadersLength() {
 		r.resp.DenyHeaders(&hd, i)
 		name := textproto.CanonicalMIMEHeaderKey(string(hd.Name()))
-		for j := 0; j < hd.ValuesLength(); j++ {
+		for j := range hd.ValuesLength() {
 			d.headers[name] = append(d.headers[name], string(hd.Values(j)))
 		}
 	}
@@ -317,12 +313,13 @@ var emptySHA256 = sha256.Sum256(nil)
 // bodyBuf holds a body and its SHA-256: the backend reads the very bytes that were hashed, and
 // the pooled buffer is reused once the backend closes the body.
 type bodyBuf struct {
-	b   []byte
+	bytes.Buffer
+	lr  io.LimitedReader
 	sum [sha256.Size]byte
 }
 
 // bodyPool keeps up to 16 body buffers across garbage collections (a sync.Pool would drop a
-// 1 MiB buffer at every GC): memory stays below 16 times the largest max_body_bytes.
+// 1 MiB buffer at every GC): memory stays below 16 times twice the largest max_body_bytes.
 var bodyPool = make(chan *bodyBuf, 16)
 
 func getBody() *bodyBuf {
@@ -330,24 +327,17 @@ func getBody() *bodyBuf {
 	case bb := <-bodyPool:
 		return bb
 	default:
-		return &bodyBuf{b: make([]byte, 0, 4096)}
+		return &bodyBuf{}
 	}
 }
 
 // fill reads r, up to limit bytes, and hashes them. tooLarge reports that r had more.
 func (bb *bodyBuf) fill(r io.Reader, limit int) (tooLarge bool, err error) {
-	bb.b = bb.b[:0]
-	for n := 0; err == nil && len(bb.b) <= limit; bb.b = bb.b[:len(bb.b)+n] {
-		if len(bb.b) == cap(bb.b) {
-			bb.b = append(bb.b, 0)[:len(bb.b)] // grows as append does: about 1.25x when large
-		}
-		n, err = r.Read(bb.b[len(bb.b):min(cap(bb.b), limit+1)])
-	}
-	bb.sum = sha256.Sum256(bb.b)
-	if err == io.EOF {
-		err = nil
-	}
-	return len(bb.b) > limit, err
+	bb.Reset()
+	bb.lr = io.LimitedReader{R: r, N: int64(limit) + 1}
+	_, err = bb.ReadFrom(&bb.lr)
+	bb.lr.R, bb.sum = nil, sha256.Sum256(bb.Bytes())
+	return bb.Len() > limit, err
 }
 
 func (bb *bodyBuf) release() {
@@ -364,7 +354,6 @@ func (bb *bodyBuf) release() {
 type bodyReader struct {
 	mu  sync.Mutex
 	buf *bodyBuf
-	off int
 }
 
 var errBodyClosed = errors.New("request body already closed")
@@ -379,12 +368,8 @@ func (r *bodyReader) Read(p []byte) (n int, err error) {
 	defer r.mu.Unlock()
 	if r.buf == nil {
 		return 0, errBodyClosed
-	} else if r.off == len(r.buf.b) {
-		return 0, io.EOF
 	}
-	n = copy(p, r.buf.b[r.off:])
-	r.off += n
-	return n, nil
+	return r.buf.Read(p)
 }
 
 func (r *bodyReader) Close() error {

@@ -321,7 +321,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r reply
 		if err := decodeReply(data, &r); err != nil {
-			if _, ok := err.(decodeError); !ok {
+			if _, ok := err.(failure); !ok {
 				t.Fatalf("error of type %T", err)
 			}
 			return

@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -22,12 +26,9 @@ import (
 // Connection mechanics; the route's deadline bounds every request whatever these are.
 const (
 	minBackoff, maxBackoff = 5 * time.Millisecond, 50 * time.Millisecond // reconnect delays while down
-	dialTimeout            = 50 * time.Millisecond
-	helloTimeout           = 250 * time.Millisecond
-	stallLimit             = 16 // timeouts in a row that mark the daemon as stalled (e.g. SIGSTOPped)
-	maxConns               = 32 // connections per pool, each with at most one request in flight
+	stallLimit, stallTime  = 16, 100 * time.Millisecond                  // timeouts in a row, and time without a reply, of a stalled daemon
+	maxConns               = 32                                          // connections per pool, each with at most one request in flight
 	proposedMaxFrame       = 1 << 20
-	maxHelloAck            = 64 << 10
 	maxReplyItems          = 1024 // header names and values in one reply: reading one stays linear
 	clientName             = "simpaisa-plugin-filter-bridge/2"
 	fileIdentifier         = "SPF1"
@@ -36,6 +37,10 @@ const (
 
 // failure is why a request got no verdict. The texts are fixed and carry no request data.
 type failure string
+
+func (f failure) Error() string   { return string(f) }
+func (f failure) Timeout() bool   { return f == errTimeout }
+func (f failure) Temporary() bool { return false }
 
 const (
 	errDown        failure = "daemon not connected"
@@ -55,6 +60,13 @@ const (
 	errBodyRead    failure = "request body could not be read"
 	errTooLarge    failure = "request body above max_body_bytes"
 	errInput       failure = "request of unexpected type"
+	// Why decodeReply refused a frame (readReply then fails with errMalformed).
+	errShort       failure = "frame shorter than root offset and file identifier, or not SPF1"
+	errBounds      failure = "frame offset or length out of bounds"
+	errUnionType   failure = "frame body is missing or not a reply type"
+	errHeaderName  failure = "header name is missing or not an HTTP token"
+	errHeaderValue failure = "header value contains CR, LF or NUL"
+	errTooMany     failure = "too many header names and values"
 )
 
 // poolKey identifies a pool: endpoints naming the same socket and expected peer share one.
@@ -64,19 +76,19 @@ type poolKey struct {
 	gid  int64 // -1: not checked
 }
 
-// pool holds the connections to one filterd socket, each carrying one request at a time. While
-// the daemon is down (lastErr set), requests are denied at once but one per backoff interval.
+// pool: the connections to one socket, one request in flight each. While down (lastErr set), requests
+// are denied at once, but one per backoff interval tries again.
 type pool struct {
 	key      poolKey
 	ctx      context.Context
 	log      func(func(Logger, ...interface{}), ...interface{})
 	timeouts atomic.Int32  // request timeouts in a row
+	replied  atomic.Int64  // when the latest reply came (UnixNano)
 	connects atomic.Uint64 // successful handshakes
 	lastErr  atomic.Pointer[string]
 	mu       sync.Mutex
 	idle     []*conn
-	open     int    // connections, idle or busy
-	gen      uint64 // connections of an older generation are closed when they come back
+	open     int // connections, idle or busy
 	backoff  time.Duration
 	retryAt  time.Time
 }
@@ -84,12 +96,13 @@ type pool struct {
 // conn is one checked connection; while a request holds it, nothing else touches it.
 type conn struct {
 	c        net.Conn
-	gen      uint64
+	raw      syscall.RawConn
 	maxFrame uint32
 	nextID   uint64
 	enc      *encoder
 	buf      []byte
 	r        reply
+	late     bool // r was read after the deadline, from the socket buffer
 }
 
 func newPool(ctx context.Context, key poolKey, log func(func(Logger, ...interface{}), ...interface{})) *pool {
@@ -113,36 +126,35 @@ func (p *pool) flush() {
 	defer p.mu.Unlock()
 	for _, c := range p.idle {
 		c.c.Close()
-		p.open--
 	}
-	p.idle, p.gen = p.idle[:0], p.gen+1
+	p.open, p.idle = p.open-len(p.idle), p.idle[:0]
 }
 
-// get hands out an idle connection, or opens one: while the daemon is down, once per backoff.
+// get hands out an idle connection (most recent first), or opens one: while down, once per backoff.
 func (p *pool) get(deadline time.Time) (c *conn, f failure) {
 	p.mu.Lock()
+	down := p.lastErr.Load() != nil
 	if n := len(p.idle); n > 0 {
 		c, p.idle = p.idle[n-1], p.idle[:n-1]
-		p.mu.Unlock()
-		return c, ""
 	} else if p.open >= maxConns {
-		p.mu.Unlock()
-		return nil, errOverloaded
-	} else if down := p.lastErr.Load() != nil; down && time.Now().Before(p.retryAt) {
-		p.mu.Unlock()
-		return nil, errDown
-	} else if down {
+		f = errOverloaded
+	} else if down && time.Now().Before(p.retryAt) {
+		f = errDown
+	} else if p.open++; down {
 		p.retryAt, p.backoff = time.Now().Add(p.backoff), min(2*p.backoff, maxBackoff)
 	}
-	p.open++
-	gen := p.gen
 	p.mu.Unlock()
+	if c != nil || f != "" {
+		return c, f
+	}
 	c, err := p.dial(deadline)
-	if err != nil {
+	if f = ioFailure(err, errDown); f == errTimeout { // the request's deadline: no sign that the daemon is down
+		return nil, p.lost(nil, f)
+	} else if f != "" {
 		p.put(nil, false)
 		p.setDown(err)
-		return nil, errDown
-	} else if c.gen = gen; p.lastErr.Swap(nil) != nil {
+		return nil, f
+	} else if p.lastErr.Swap(nil) != nil {
 		p.mu.Lock()
 		p.backoff = minBackoff
 		p.mu.Unlock()
@@ -151,11 +163,11 @@ func (p *pool) get(deadline time.Time) (c *conn, f failure) {
 	return c, ""
 }
 
-// put takes back a connection: kept when ok and current, else closed (nil: never opened).
+// put takes back a connection: kept when ok, else closed (nil: never opened).
 func (p *pool) put(c *conn, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if ok && c.gen == p.gen && p.ctx.Err() == nil {
+	if ok && p.ctx.Err() == nil {
 		p.idle = append(p.idle, c)
 		return
 	} else if c != nil {
@@ -166,29 +178,23 @@ func (p *pool) put(c *conn, ok bool) {
 
 // dial connects, checks the peer's credentials and completes the HELLO exchange by deadline.
 func (p *pool) dial(deadline time.Time) (c *conn, err error) {
-	d := net.Dialer{Timeout: dialTimeout, Deadline: deadline}
+	d := net.Dialer{Deadline: deadline}
 	nc, err := d.DialContext(p.ctx, "unix", p.key.path)
-	if op := (*net.OpError)(nil); errors.As(err, &op) && op.Err != nil {
-		err = op.Err
-	}
 	if err != nil {
-		return nil, fmt.Errorf("dial: %v", err)
+		return nil, err
 	}
-	c = &conn{c: nc, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: maxHelloAck}
-	if err = peerCheck(nc.(*net.UnixConn), p.key); err != nil {
+	raw, _ := nc.(*net.UnixConn).SyscallConn() // never fails on a connected socket
+	c = &conn{c: nc, raw: raw, enc: newEncoder(), buf: make([]byte, 4096), maxFrame: proposedMaxFrame}
+	if err = c.peerCheck(p.key); err != nil {
 		err = fmt.Errorf("peer check: %v", err)
 	} else if _, err = c.write(c.enc.hello(), deadline); err != nil {
-		err = fmt.Errorf("hello: write: %v", err)
+		err = fmt.Errorf("hello: write: %w", err)
 	} else if f := c.readReply(0); f != "" && f != errConnError {
-		err = fmt.Errorf("hello: %s", f)
+		err = fmt.Errorf("hello: %w", f) // readReply(0) accepts only a HelloAck or an Error
 	} else if a := &c.r.ack; c.r.kind == wire.BodyError {
 		err = fmt.Errorf("hello refused: %s", c.r.code)
-	} else if c.r.kind != wire.BodyHelloAck {
-		err = errors.New("hello: first reply is not a HelloAck")
-	} else if a.Version() != 1 {
-		err = fmt.Errorf("hello: daemon chose protocol version %d, bridge speaks 1", a.Version())
-	} else if a.MaxFrameBytes() < 64 {
-		err = fmt.Errorf("hello: daemon max_frame_bytes %d is unusable", a.MaxFrameBytes())
+	} else if a.Version() != 1 || a.MaxFrameBytes() < 64 {
+		err = fmt.Errorf("hello: daemon chose protocol version %d, max_frame_bytes %d: unusable (bridge speaks 1)", a.Version(), a.MaxFrameBytes())
 	}
 	if err != nil {
 		nc.Close()
@@ -200,16 +206,12 @@ func (p *pool) dial(deadline time.Time) (c *conn, err error) {
 }
 
 // peerCheck requires the SO_PEERCRED uid (and gid, if set) of the daemon: anyone else could allow.
-func peerCheck(uc *net.UnixConn, key poolKey) error {
+func (c *conn) peerCheck(key poolKey) (err error) {
 	var cred *syscall.Ucred
-	raw, err := uc.SyscallConn()
-	if err == nil {
-		cerr := raw.Control(func(fd uintptr) {
-			cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-		})
-		err = errors.Join(cerr, err)
-	}
-	switch {
+	cerr := c.raw.Control(func(fd uintptr) {
+		cred, err = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	switch err = cmp.Or(cerr, err); {
 	case err != nil:
 		return fmt.Errorf("SO_PEERCRED: %v", err)
 	case cred.Uid != key.uid:
@@ -220,8 +222,7 @@ func peerCheck(uc *net.UnixConn, key poolKey) error {
 	return nil
 }
 
-// roundTrip sends req on a connection of its own and reads the reply until deadline; on
-// success the caller owns the connection, whose r is the reply, and puts it back.
+// roundTrip sends req and reads its reply (c.r) by deadline; on success the caller puts c back.
 func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.Time) (*conn, failure) {
 	if p.ctx.Err() != nil {
 		return nil, errShutdown
@@ -234,7 +235,7 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 			return nil, f
 		}
 		wait := time.Until(deadline)
-		c.nextID++
+		c.nextID, c.late = c.nextID+1, false
 		req.ID, req.BudgetUS = c.nextID, uint32(min(max(wait.Microseconds(), 0), 1<<32-1))
 		frame := c.enc.filterRequest(req)
 		if len(frame)-4 > int(c.maxFrame) {
@@ -246,8 +247,7 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 		}
 		n, err := c.write(frame, deadline)
 		if f = ioFailure(err, errWrite); f == errWrite && n == 0 && retry {
-			// Nothing delivered: the daemon had closed this connection. A new one may take it.
-			p.put(c, false)
+			p.put(c, false) // nothing delivered: the daemon had closed it, and so the idle ones
 			p.flush()
 			continue
 		} else if f == "" {
@@ -257,6 +257,7 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 			return nil, p.lost(c, f)
 		}
 		p.timeouts.Store(0)
+		p.replied.Store(time.Now().UnixNano())
 		return c, ""
 	}
 }
@@ -268,14 +269,15 @@ func (c *conn) write(frame []byte, deadline time.Time) (int, error) {
 	return c.c.Write(frame)
 }
 
-// lost closes a failed connection; stallLimit timeouts in a row mark the daemon as stalled.
+// lost closes a failed connection. stallLimit timeouts in a row with no reply for stallTime mark the
+// daemon as stalled (e.g. SIGSTOPped); a burst of late replies on a busy node does not.
 func (p *pool) lost(c *conn, f failure) failure {
 	p.put(c, false)
-	if f == errTimeout && p.timeouts.Add(1) >= stallLimit && p.lastErr.Load() == nil {
+	if f == errTimeout && p.timeouts.Add(1) >= stallLimit && time.Now().UnixNano()-p.replied.Load() > int64(stallTime) && p.lastErr.Load() == nil {
 		p.mu.Lock()
 		p.retryAt = time.Now().Add(p.backoff)
 		p.mu.Unlock()
-		p.setDown(errors.New(string(errStalled)))
+		p.setDown(errStalled)
 	}
 	return f
 }
@@ -290,14 +292,16 @@ func ioFailure(err error, other failure) failure {
 	return other
 }
 
-// readReply reads one length-prefixed frame (usually in one read) answering request id. A
-// length outside 8..maxFrame is refused unread; bytes after the frame are a protocol error.
+// readReply reads the frame answering id (usually in one read); a length outside 8..maxFrame or bytes after it fail.
 func (c *conn) readReply(id uint64) failure {
 	if cap(c.buf) > 64<<10 {
 		c.buf = make([]byte, 4096)
 	}
 	for have := 0; ; {
 		n, err := c.c.Read(c.buf[have:])
+		if ioFailure(err, "") == errTimeout {
+			n, err = c.readNow(c.buf[have:])
+		}
 		if have += n; have >= 4 {
 			size := binary.BigEndian.Uint32(c.buf)
 			if total := 4 + int(size); size < 8 || size > c.maxFrame {
@@ -326,6 +330,18 @@ func (c *conn) readReply(id uint64) failure {
 	}
 }
 
+// readNow reads what the socket already holds, without waiting: Go's poller reports an expired
+// deadline without reading, which would deny a descheduled request whose verdict came in time.
+func (c *conn) readNow(b []byte) (n int, err error) {
+	if cerr := c.raw.Control(func(fd uintptr) { n, err = syscall.Read(int(fd), b) }); err == syscall.EAGAIN || cerr != nil {
+		return 0, os.ErrDeadlineExceeded // nothing received: the verdict is late
+	} else if n <= 0 {
+		return 0, cmp.Or(err, io.EOF)
+	}
+	c.late = true
+	return n, nil
+}
+
 // filterRequest is one FilterRequest (maps sorted by name); the body never crosses the socket.
 type filterRequest struct {
 	ID                            uint64
@@ -337,8 +353,7 @@ type filterRequest struct {
 	PathParams                    map[string]string
 }
 
-// encoder builds frames (a big-endian length, then a FlatBuffers Frame, docs/protocol.md) in a
-// reused builder, without allocating once warm; a frame is valid until the next call.
+// encoder builds length-prefixed frames (docs/protocol.md) in a reused builder, allocation-free once warm.
 type encoder struct {
 	b    *flatbuffers.Builder
 	offs []flatbuffers.UOffsetT
@@ -415,10 +430,7 @@ func (e *encoder) pairs(keys []string, multi map[string][]string, single map[str
 }
 
 func sortedKeys[V any](e *encoder, m map[string]V) []string {
-	e.keys = e.keys[:0]
-	for k := range m {
-		e.keys = append(e.keys, k)
-	}
+	e.keys = slices.AppendSeq(e.keys[:0], maps.Keys(m))
 	slices.Sort(e.keys)
 	return e.keys
 }
@@ -457,25 +469,15 @@ type reply struct {
 	ack     wire.HelloAck
 }
 
-type decodeError string
-
-func (e decodeError) Error() string { return "malformed frame: " + string(e) }
-
-const (
-	errShort       = decodeError("shorter than root offset and file identifier, or not SPF1")
-	errBounds      = decodeError("offset or length out of bounds")
-	errUnionType   = decodeError("frame body is missing or not a reply type")
-	errHeaderName  = decodeError("header name is missing or not an HTTP token")
-	errHeaderValue = decodeError("header value contains CR, LF or NUL")
-	errTooMany     = decodeError("too many header names and values")
-)
-
-// decodeReply reads a frame with flatc's accessors under recover(): a hostile offset panics, the
-// bounds check. It checks header names and values and the content type, and reads every field used.
+// decodeReply reads every field used with flatc's accessors under recover() (a hostile offset
+// panics in the bounds check), and checks header names, values and the content type.
 func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
-		if recover() != nil {
+		if p := recover(); p != nil {
 			err = errBounds
+			if e, ok := p.(failure); ok {
+				err = e
+			}
 		}
 	}()
 	var f wire.Frame
@@ -502,35 +504,29 @@ func decodeReply(buf []byte, r *reply) (err error) {
 	default:
 		return errUnionType
 	}
-	if _ = r.resp.DenyBodyBytes(); checkValue(r.resp.DenyContentType()) != nil {
-		return errHeaderValue
-	}
-	items := r.resp.RemoveHeadersLength()
-	for i := 0; i < items && items <= maxReplyItems; i++ {
-		if checkToken(r.resp.RemoveHeaders(i)) != nil {
-			return errHeaderName
+	items := 0
+	check := func(err error) { // panics out of decodeReply at the first bad item
+		if items++; err != nil || items > maxReplyItems {
+			panic(cmp.Or(err, error(errTooMany)))
 		}
+	}
+	_ = r.resp.DenyBodyBytes()
+	check(checkValue(r.resp.DenyContentType()))
+	for i := range r.resp.RemoveHeadersLength() {
+		check(checkToken(r.resp.RemoveHeaders(i)))
 	}
 	var h wire.Header
 	deny := r.resp.DenyHeadersLength() // deny_headers, then set_headers
-	for i := 0; i < deny+r.resp.SetHeadersLength() && items <= maxReplyItems; i++ {
+	for i := range deny + r.resp.SetHeadersLength() {
 		if i < deny {
 			r.resp.DenyHeaders(&h, i)
 		} else {
 			r.resp.SetHeaders(&h, i-deny)
 		}
-		if checkToken(h.Name()) != nil {
-			return errHeaderName
+		check(checkToken(h.Name()))
+		for j := range h.ValuesLength() {
+			check(checkValue(h.Values(j)))
 		}
-		items += 1 + h.ValuesLength()
-		for j := 0; j < h.ValuesLength() && items <= maxReplyItems; j++ {
-			if checkValue(h.Values(j)) != nil {
-				return errHeaderValue
-			}
-		}
-	}
-	if items > maxReplyItems {
-		return errTooMany
 	}
 	return nil
 }

@@ -65,11 +65,8 @@ func (registerer) RegisterContext(ctx context.Context) {
 
 // Counters returns per-route counters keyed "<route_id>/<counter>" (docs/bridge.md).
 func Counters() (m map[string]uint64) {
-	defer func() {
-		if recover() != nil {
-			m = map[string]uint64{}
-		}
-	}()
+	defer recoverEntry("Counters")
+	m = map[string]uint64{} // the answer if counting panics
 	return defaultPlugin.counters()
 }
 
@@ -137,11 +134,10 @@ func (p *pluginState) counters() map[string]uint64 {
 // panicText: errors and strings (fixed texts) capped, anything else only by type (no request data).
 func panicText(r any) string {
 	s := fmt.Sprintf("%T", r)
-	switch v := r.(type) {
-	case error:
-		s = v.Error()
-	case string:
-		s = v
+	if e, ok := r.(error); ok {
+		s = e.Error()
+	} else if t, ok := r.(string); ok {
+		s = t
 	}
 	return s[:min(len(s), 200)]
 }
@@ -200,17 +196,14 @@ func ParseConfig(block map[string]interface{}) (*Config, error) {
 	c.Deadline, _ = time.ParseDuration(s.Deadline)
 	c.ShadowUntil, _ = time.Parse(time.RFC3339, s.ShadowUntil)
 	c.DaemonUID = uint32(s.DaemonUID)
-	set := func(key string) bool { return m[key] != nil }
 	inRange := func(n, lo, hi int64) bool { return n >= lo && n <= hi }
 	for _, r := range []struct {
 		bad         bool
 		key, reason string
 	}{
-		{!set("socket_path"), "socket_path", "is required"},
-		{!filepath.IsAbs(c.SocketPath) || len(c.SocketPath) > 107, "socket_path", "must be an absolute path of at most 107 bytes (sun_path)"},
-		{!set("route_id"), "route_id", "is required"},
-		{strings.TrimSpace(c.RouteID) == "" || len(c.RouteID) > 256, "route_id", "must be a non-empty string of at most 256 bytes"},
-		{!set("filters"), "filters", "is required (use [] for a route without filters)"},
+		{!filepath.IsAbs(c.SocketPath) || len(c.SocketPath) > 107, "socket_path", "is required: an absolute path of at most 107 bytes (sun_path)"},
+		{strings.TrimSpace(c.RouteID) == "" || len(c.RouteID) > 256, "route_id", "is required: a non-empty string of at most 256 bytes"},
+		{c.Filters == nil, "filters", "is required (use [] for a route without filters)"},
 		{len(c.Filters) > MaxFilters, "filters", fmt.Sprintf("must have at most %d entries (filterd's chain limit)", MaxFilters)},
 		{slices.ContainsFunc(c.Filters, func(f string) bool { return f == "" || len(f) > 128 }), "filters", "entries must be non-empty strings of at most 128 bytes"},
 		{len(slices.Compact(slices.Sorted(slices.Values(c.Filters)))) != len(c.Filters), "filters", "must not name a filter twice"},
@@ -218,9 +211,9 @@ func ParseConfig(block map[string]interface{}) (*Config, error) {
 		{!inRange(int64(c.MaxBodyBytes), 0, MaxMaxBodyBytes), "max_body_bytes", fmt.Sprintf("must be a whole number from 0 to %d", MaxMaxBodyBytes)},
 		{!inRange(int64(c.ErrorStatus), 400, 599), "error_status", "must be an HTTP error status from 400 to 599"},
 		{!inRange(s.DaemonUID, 0, math.MaxUint32-1), "daemon_uid", "must be a uid from 0 to 4294967294"},
-		{set("daemon_gid") && !inRange(c.DaemonGID, 0, math.MaxUint32-1), "daemon_gid", "must be a gid from 0 to 4294967294"},
+		{m["daemon_gid"] != nil && !inRange(c.DaemonGID, 0, math.MaxUint32-1), "daemon_gid", "must be a gid from 0 to 4294967294"},
 		{c.Mode != "enforce" && c.Mode != "shadow" && c.Mode != "probe", "mode", `must be "enforce", "shadow" or "probe"`},
-		{set("shadow_until") && c.Mode != "shadow", "shadow_until", `is only valid with "mode": "shadow"`},
+		{m["shadow_until"] != nil && c.Mode != "shadow", "shadow_until", `is only valid with "mode": "shadow"`},
 		{c.Mode == "shadow" && c.ShadowUntil.IsZero(), "shadow_until", `is required with "mode": "shadow": an RFC 3339 time such as "2026-12-31T23:59:59Z"`},
 	} {
 		if r.bad {

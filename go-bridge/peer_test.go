@@ -295,6 +295,8 @@ func (l *recLogger) all() []string {
 	return append([]string(nil), l.lines...)
 }
 
+const helloTimeout = 250 * time.Millisecond
+
 // ready checks that the daemon answers: an idle connection is still open, or a new one
 // completes the HELLO exchange (nil), or says why not.
 func (p *pool) ready() error {

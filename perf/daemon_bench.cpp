@@ -9,7 +9,7 @@
 #include "daemon/server.hpp"
 #include "filters/common/chain.hpp"
 #include "protocol/framing.hpp"
-#include "tools/fd_io.hpp"
+#include "tools/frame_io.hpp"
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
@@ -52,8 +52,8 @@ void set_percentiles(benchmark::State& state, std::vector<double>& us) {
     state.counters["p99_us"] = us[std::min(us.size() - 1, us.size() * 99 / 100)];
 }
 
-using tools::read_all;
-using tools::write_all;
+using fd_io::recv_all;
+using fd_io::send_all;
 
 // ---- floor --------------------------------------------------------------------------------------
 
@@ -64,7 +64,7 @@ void BM_floor_socketpair(benchmark::State& state) {
     ::socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
     std::thread echo([&] {
         std::vector<std::uint8_t> in(req_size), out(resp_size, 1);
-        while (read_all(sv[1], in.data(), in.size()) && write_all(sv[1], out.data(), out.size())) {
+        while (recv_all(sv[1], in.data(), in.size()) && send_all(sv[1], out.data(), out.size())) {
         }
     });
     std::vector<std::uint8_t> out(req_size, 2), in(resp_size);
@@ -72,8 +72,8 @@ void BM_floor_socketpair(benchmark::State& state) {
     us.reserve(1 << 16);
     for (auto _ : state) {
         auto t0 = std::chrono::steady_clock::now();
-        write_all(sv[0], out.data(), out.size());
-        read_all(sv[0], in.data(), in.size());
+        send_all(sv[0], out.data(), out.size());
+        recv_all(sv[0], in.data(), in.size());
         us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
     }
     ::shutdown(sv[0], SHUT_RDWR);
@@ -202,7 +202,7 @@ public:
         if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
             return -1;
         auto hello = proto::encode_hello(1, 1, 0, 0, "bench");
-        write_all(fd, hello.data(), hello.size());
+        send_all(fd, hello.data(), hello.size());
         std::vector<std::uint8_t> buf;
         read_frame(fd, buf);
         return fd;
@@ -238,7 +238,7 @@ void BM_roundtrip_unix(benchmark::State& state) {
         frame_size = frame.size();
         state.ResumeTiming();
         auto t0 = std::chrono::steady_clock::now();
-        write_all(fd, frame.data(), frame.size());
+        send_all(fd, frame.data(), frame.size());
         bench_server::read_frame(fd, resp);
         us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
         resp_size = resp.size() + 4;
@@ -269,7 +269,7 @@ void BM_pipelined(benchmark::State& state) {
     for (auto _ : state) {
         std::thread writer([&] {
             for (auto& f : frames)
-                write_all(fd, f.data(), f.size());
+                send_all(fd, f.data(), f.size());
         });
         std::vector<std::uint8_t> buf;
         for (int i = 0; i < window; ++i)

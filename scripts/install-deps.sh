@@ -9,7 +9,7 @@ PKGS=(
   flatbuffers-compiler libflatbuffers-dev
   libfmt-dev catch2 libbenchmark-dev libssl-dev
   clang-14 libclang-rt-14-dev clang-format-14 gcovr
-  openssl python3 curl jq
+  openssl python3 curl jq cloc
   redis-server redis-tools libhiredis-dev
 )
 

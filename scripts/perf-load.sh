@@ -231,11 +231,13 @@ wait "$LOADED_PID" || log "the (a) load under the loaded floor failed (see $RUN/
 kill -0 "$FD_PID" 2>/dev/null || { log "filterd died during the run"; exit 1; }
 kill -0 "$GW_PID" 2>/dev/null || { log "the gateway died during the run"; exit 1; }
 
-# Hand-written Go of the plugin: every .go file of go-bridge except tests and flatc's output.
-BRIDGE_LINES="$(cd "$ROOT/go-bridge" && find . -name '*.go' ! -name '*_test.go' ! -path './internal/wire/*' -print0 | xargs -0 cat | wc -l)"
+# Hand-written Go of the plugin: every .go file of go-bridge except tests and flatc's output, as
+# lines of code (cloc: blank and comment lines excluded) and as physical lines.
+BRIDGE_LINES="$(cd "$ROOT/go-bridge" && cloc --include-lang=Go --exclude-dir=wire --not-match-f='_test\.go$' --quiet --csv . | awk -F, '$2 == "Go" { print $5 }')"
+BRIDGE_PHYSICAL="$(cd "$ROOT/go-bridge" && find . -name '*.go' ! -name '*_test.go' ! -path './internal/wire/*' -print0 | xargs -0 cat | wc -l)"
 REPORT_ARGS=(-in "$OUT/result.json" -floor "$OUT/floor-1.json,$OUT/floor-2.json,$OUT/floor-3.json" -loadgen "$OUT/loadgen.json"
   -paced-floor "$OUT/paced-floor.json" -paced-loadgen "$OUT/paced-filterd.json" -loaded-floor "$OUT/loaded-floor.json"
-  -bridge-lines "$BRIDGE_LINES")
+  -bridge-lines "$BRIDGE_LINES" -bridge-physical-lines "$BRIDGE_PHYSICAL")
 [[ -s "$OUT/go-bench.txt" ]] && REPORT_ARGS+=(-gobench "$OUT/go-bench.txt")
 "$GOOUT/bin/perfreport" "${REPORT_ARGS[@]}"
 grep -A8 '^## Targets' "$OUT/report.md" >&2 || true

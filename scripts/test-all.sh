@@ -5,8 +5,8 @@
 #   2. C++ build (warnings as errors), Catch2 tests and fuzz-corpus replays (ctest)
 #   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer, then ThreadSanitizer
 #   4. C++ line coverage of daemon/, filters/, protocol/ (at least 80%)
-#   5. Go: go-bridge (race, coverage, build.sh checks), gateway harness, gateway-lint, kubecheck,
-#      perf tooling unit tests
+#   5. Go: go-bridge (race, coverage, build.sh checks), gateway harness, gateway-lint, the Go SPV1
+#      signer (shared vectors), kubecheck, perf tooling unit tests
 #   6. gateway configs: KrakenD's own v2.12 schema (gateway-harness check --lint-no-network) and
 #      gateway-lint on every shipped gateway config and deployment file
 #   7. end-to-end: gateway harness + plugin + filterd + backend (+ Redis) on loopback (test-e2e.sh)
@@ -90,7 +90,7 @@ go_unit_tests() {
   rm -f "$cover"
   # vet, gofmt, go mod tidy and the generated wire code against protocol/filterd.fbs
   bash go-bridge/build.sh checks || rc=1
-  for m in gateway tools/gateway-lint perf/load deploy/kubernetes/check; do
+  for m in gateway tools/gateway-lint tools/spv1 perf/load deploy/kubernetes/check; do
     if [[ -f "$m/go.mod" ]]; then
       (cd "$m" && go vet ./... && go test -count=1 ./...) || rc=1
     fi

@@ -23,12 +23,10 @@
 // Output is one JSON object (the shapes of result.Floor and result.Loadgen in perf/load).
 
 #include "protocol/framing.hpp"
-#include "tools/fd_io.hpp"
+#include "tests/support/spv1.hpp"
+#include "tools/frame_io.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include <fmt/format.h>
 #include <sys/socket.h>
@@ -67,9 +65,8 @@ namespace wire = filterd::wire;
     std::exit(2);
 }
 
-using filterd::tools::read_all;
+using filterd::fd_io::send_all;
 using filterd::tools::read_frame;
-using filterd::tools::write_all;
 
 double cpu_seconds(int pid) {
     if (pid <= 0)
@@ -134,34 +131,21 @@ void emit(const std::string& out, const std::string& path) {
     std::fprintf(stderr, "filterd-loadgen: wrote %s\n", path.c_str());
 }
 
-// ---- SPV1 signing (the SPV1 canonical string; no query) -----------------------------------------
+// ---- SPV1 signing (the project's C++ signer, tests/support/spv1.hpp) ------------------------------
 
-std::string hex(const unsigned char* p, std::size_t n) {
-    static constexpr char d[] = "0123456789abcdef";
-    std::string s(n * 2, '0');
-    for (std::size_t i = 0; i < n; ++i) {
-        s[2 * i] = d[p[i] >> 4];
-        s[2 * i + 1] = d[p[i] & 15];
-    }
-    return s;
-}
-
-std::string b64(const unsigned char* p, std::size_t n, bool url) {
-    std::string s(4 * ((n + 2) / 3) + 1, '\0');
-    int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(s.data()), p, static_cast<int>(n));
-    s.resize(static_cast<std::size_t>(len));
-    if (url) {
-        for (char& c : s)
-            c = c == '+' ? '-' : c == '/' ? '_' : c;
-        while (!s.empty() && s.back() == '=')
-            s.pop_back();
-    }
+/// base64url without padding (the nonce alphabet).
+std::string b64url(const unsigned char* p, std::size_t n) {
+    std::string s = filterd::testing::spv1_base64(p, n);
+    for (char& c : s)
+        c = c == '+' ? '-' : c == '/' ? '_' : c;
+    while (!s.empty() && s.back() == '=')
+        s.pop_back();
     return s;
 }
 
 struct signer {
     std::string merchant, key_id, secret;
-    std::string body_hash;  // hex SHA-256 of the fixed body
+    std::string body_hash;  // hex SHA-256 of the fixed body, hashed once
     unsigned char prefix[8]{};
     std::atomic<std::uint64_t> counter{0};
 
@@ -171,31 +155,12 @@ struct signer {
         std::memcpy(raw, prefix, 8);
         std::uint64_t c = counter.fetch_add(1, std::memory_order_relaxed);
         std::memcpy(raw + 8, &c, 8);
-        return b64(raw, sizeof raw, true);
+        return b64url(raw, sizeof raw);
     }
 
+    /// Sets the SPV1 headers of `r` (body: the fixed one) for a request made now.
     void sign(proto::request_spec& r) {
-        std::string ts = std::to_string(std::time(nullptr));
-        std::string n = nonce();
-        std::string canonical = "SPV1\n" + r.method + "\n" + r.path + "\n\n" + merchant + "\n" + key_id + "\n" + ts + "\n" +
-                                n + "\n" + body_hash;
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-        HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-             reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), mac, &mac_len);
-        auto set = [&](const char* name, std::string v) {
-            for (auto& h : r.headers)
-                if (h.name == name) {
-                    h.values = {std::move(v)};
-                    return;
-                }
-            r.headers.push_back({name, {std::move(v)}});
-        };
-        set("X-Merchant-Id", merchant);
-        set("X-Key-Id", key_id);
-        set("X-Timestamp", ts);
-        set("X-Nonce", n);
-        set("X-Signature", "v1=" + b64(mac, mac_len, false));
+        filterd::testing::spv1_sign_hmac(r, merchant, key_id, secret, nonce(), std::time(nullptr), body_hash);
     }
 };
 
@@ -312,7 +277,7 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, do
         ::close(sv[0]);
         std::vector<std::uint8_t> body;
         while (read_frame(sv[1], body, proto::max_frame_limit))
-            if (!write_all(sv[1], reply_frame.data(), reply_frame.size()))
+            if (!send_all(sv[1], reply_frame.data(), reply_frame.size()))
                 break;
         ::_exit(0);
     }
@@ -335,7 +300,7 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, do
             next = clock_type::now();
         }
         auto t0 = clock_type::now();
-        if (!write_all(sv[0], req_frame.data(), req_frame.size()) || !read_frame(sv[0], body, proto::max_frame_limit))
+        if (!send_all(sv[0], req_frame.data(), req_frame.size()) || !read_frame(sv[0], body, proto::max_frame_limit))
             die("floor: echo process went away");
         auto t1 = clock_type::now();
         if (i >= warmup)
@@ -399,7 +364,7 @@ void drive(const std::string& socket_path, proto::request_spec base, signer& s, 
     auto hello = proto::encode_hello(proto::protocol_version, proto::protocol_version, 1u << 20, proto::cap_filter_timings,
                                      "filterd-loadgen/1");
     std::vector<std::uint8_t> body;
-    if (!write_all(fd, hello.data(), hello.size()) || !read_frame(fd, body, proto::max_frame_limit)) {
+    if (!send_all(fd, hello.data(), hello.size()) || !read_frame(fd, body, proto::max_frame_limit)) {
         out.failure = "HELLO exchange failed";
         ::close(fd);
         return;
@@ -422,7 +387,7 @@ void drive(const std::string& socket_path, proto::request_spec base, signer& s, 
         s.sign(base);
         auto frame = proto::encode_request(base);
         out.req_bytes += static_cast<std::int64_t>(frame.size());
-        return write_all(fd, frame.data(), frame.size());
+        return send_all(fd, frame.data(), frame.size());
     };
     auto count_reply = [&](const std::vector<std::uint8_t>& b) {
         out.reply_bytes += static_cast<std::int64_t>(b.size() + proto::length_bytes);
@@ -521,8 +486,10 @@ int run_load(const std::map<std::string, std::string>& opt) {
     std::string secret_file = get("secret-file", "");
     std::string secret_value = secret ? secret : "";
     if (!secret_file.empty()) {
-        std::ifstream sf(secret_file);
-        std::getline(sf, secret_value);
+        auto from_file = filterd::testing::spv1_read_secret_file(secret_file);
+        if (!from_file)
+            die("cannot read --secret-file " + secret_file);
+        secret_value = *from_file;
     }
 
     auto base = representative_request(get("route", "perf"), split(get("filters", "merchant-auth,rate-limit,enrichment"), ','),
@@ -531,9 +498,8 @@ int run_load(const std::map<std::string, std::string>& opt) {
     // A throughput run queues up to connections x pipeline requests at the daemon; the budget must
     // cover that queue, or the figure would count deadline errors instead of decisions.
     base.budget_us = static_cast<std::uint32_t>(std::stoul(get("budget-us", "1000000")));
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(base.body.data()), base.body.size(), digest);
-    signer s{get("merchant", "m-perf"), get("key-id", "k-perf"), secret_value, hex(digest, sizeof digest), {}, {}};
+    std::string body_hash = filterd::testing::spv1_sha256_hex(base.body);
+    signer s{get("merchant", "m-perf"), get("key-id", "k-perf"), secret_value, body_hash, {}, {}};
     if (RAND_bytes(s.prefix, sizeof s.prefix) != 1)
         die("RAND_bytes failed");
 

@@ -1,5 +1,6 @@
 #include "filters/common/chain.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 namespace filterd {
@@ -168,6 +169,19 @@ const route* resolve(const filter_set& set, const request_view& req, chain_resul
     return r;
 }
 
+/// The chain's own deny (problem+json). When the body cannot be allocated the request is still denied:
+/// status and reason are set, and the body is left empty.
+void chain_deny(context& ctx, std::uint16_t status, std::string_view title, std::string_view reason) noexcept {
+    try {
+        ctx.deny_problem(status, title, reason);
+    } catch (...) {
+        ctx.deny_status = status;
+        ctx.reason = reason;
+        ctx.deny_body.clear();
+        ctx.deny_content_type.clear();
+    }
+}
+
 /// Records one filter's outcome. Returns true when the chain goes on.
 bool account(const route_filter* f, outcome o, std::int64_t t0, context& ctx, chain_result& out) noexcept {
     std::int64_t t1 = mono_now_ns();
@@ -179,11 +193,11 @@ bool account(const route_filter* f, outcome o, std::int64_t t0, context& ctx, ch
     if (o == outcome::error) {
         f->errored->inc();
         if (ctx.deny_status == 0)
-            ctx.deny_problem(500, "Internal Server Error", ctx.reason.empty() ? "filter_error" : ctx.reason);
+            chain_deny(ctx, 500, "Internal Server Error", ctx.reason.empty() ? "filter_error" : ctx.reason);
     } else {
         f->denied->inc();
         if (ctx.deny_status == 0)  // a filter that denies without a status still denies
-            ctx.deny_problem(403, "Forbidden", ctx.reason.empty() ? "denied" : ctx.reason);
+            chain_deny(ctx, 403, "Forbidden", ctx.reason.empty() ? "denied" : ctx.reason);
     }
     return false;
 }
@@ -213,9 +227,16 @@ struct async_run : std::enable_shared_from_this<async_run> {
             const route_filter* f = resolved[i];
             t0 = mono_now_ns();
             if (f->impl->is_async()) {
-                // resume() carries on, whether the filter answers before returning or later.
-                auto self = shared_from_this();
-                f->impl->on_request_async(*req, *ctx, [self](outcome o) { self->resume(o); });
+                // resume() carries on, whether the filter answers before returning or later. The
+                // callback keeps the run alive until the filter lets go of it.
+                resume_fn resume_cb;
+                try {
+                    resume_cb = [self = shared_from_this()](outcome o) { self->resume(o); };
+                } catch (...) {  // the callback could not be allocated: the filter never runs
+                    chain_deny(*ctx, 500, "Internal Server Error", "out_of_memory");
+                    return end(false);
+                }
+                f->impl->on_request_async(*req, *ctx, std::move(resume_cb));
                 return;
             }
             outcome o = f->impl->on_request(*req, *ctx);
@@ -266,10 +287,22 @@ void run_chain(const filter_set& set, const request_view& req, context& ctx, cha
 
 void run_chain_async(const filter_set& set, const request_view& req, context& ctx, chain_result& out,
                      std::function<void()> done) noexcept {
-    auto run = std::make_shared<async_run>();
-    run->r = resolve(set, req, out, run->resolved, run->n);
-    if (run->r == nullptr)
+    const route_filter* resolved[max_filters_per_route];
+    std::size_t n = 0;
+    const route* r = resolve(set, req, out, resolved, n);
+    if (r == nullptr)
         return done();
+    std::shared_ptr<async_run> run;
+    try {
+        run = std::make_shared<async_run>();
+    } catch (...) {
+        chain_deny(ctx, 500, "Internal Server Error", "out_of_memory");
+        finish(r, mono_now_ns(), false, out);
+        return done();
+    }
+    run->r = r;
+    std::copy(resolved, resolved + n, run->resolved);
+    run->n = n;
     // One round trip: a nonce of an earlier filter rides with a later filter on the same store.
     for (std::size_t j = 0; j < run->n && ctx.fused_store == nullptr; ++j) {
         const void* store = run->resolved[j]->impl->shared_store();

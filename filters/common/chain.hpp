@@ -14,6 +14,7 @@
 #include "filters/common/filter.hpp"
 #include "core/metrics.hpp"
 
+#include <array>
 #include <cstddef>
 #include <map>
 #include <memory>
@@ -83,17 +84,40 @@ struct filter_timing {
     std::uint32_t elapsed_ns;
 };
 
+/// The timings of one chain run, one per filter that ran: at most max_filters_per_route, held inline so
+/// that recording them never allocates.
+class filter_timings {
+public:
+    void clear() noexcept { n_ = 0; }
+    /// Ignored past max_filters_per_route (the chain never runs more).
+    void push_back(const filter_timing& t) noexcept {
+        if (n_ < items_.size())
+            items_[n_++] = t;
+    }
+    std::size_t size() const noexcept { return n_; }
+    bool empty() const noexcept { return n_ == 0; }
+    const filter_timing& operator[](std::size_t i) const noexcept { return items_[i]; }
+    const filter_timing* begin() const noexcept { return items_.data(); }
+    const filter_timing* end() const noexcept { return items_.data() + n_; }
+
+private:
+    std::array<filter_timing, max_filters_per_route> items_{};
+    std::size_t n_ = 0;
+};
+
 struct chain_result {
     chain_status status = chain_status::done;
     bool allowed = false;
     std::string_view detail;               ///< unknown_filter: the offending name (points into the request);
                                            ///< filters_mismatch: a required filter left out (points into the set)
-    std::vector<filter_timing> timings;    ///< cleared and refilled by run_chain
+    filter_timings timings;                ///< cleared and refilled by run_chain
 };
 
 /// Runs the filters named in `req` in order and stops at the first deny or error. A filter error
 /// becomes a deny with 500 unless the filter chose a status. An empty list allows only on a route that
-/// requires no filter. Never throws.
+/// requires no filter. Never throws, and allocates nothing itself: the only allocation is the deny body
+/// it writes when a filter denied without one (context::deny_problem); if that fails, the request is
+/// still denied, with the status and reason and no body.
 void run_chain(const filter_set& set, const request_view& req, context& ctx, chain_result& out) noexcept;
 
 /// The same chain for routes where route::may_suspend: a filter may suspend the request while it waits
@@ -101,7 +125,10 @@ void run_chain(const filter_set& set, const request_view& req, context& ctx, cha
 /// `done` is called exactly once when the chain has ended (before returning, or later on the thread
 /// that resumed it); `set`, `req`, `ctx` and `out` must stay valid until then. Same verdicts, metrics
 /// and timings as run_chain. Before the first filter it sets ctx.fused_store when an earlier filter
-/// can hand its nonce to a later one on the same store (one round trip for the request).
+/// can hand its nonce to a later one on the same store (one round trip for the request). It allocates
+/// the suspended run's state once per request and a resume callback per suspending filter; when one
+/// of them cannot be allocated, the request is denied 500 "out_of_memory" and the filters after that
+/// point never run.
 void run_chain_async(const filter_set& set, const request_view& req, context& ctx, chain_result& out,
                      std::function<void()> done) noexcept;
 

@@ -1,26 +1,9 @@
 #include "filters/enrichment/config.hpp"
 
 #include "filters/common/filter.hpp"
+#include "filters/common/syntax.hpp"
 
 namespace filterd::enrichment {
-
-bool is_header_token(std::string_view s) noexcept {
-    if (s.empty())
-        return false;
-    for (unsigned char c : s) {
-        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        if (!ok) {
-            switch (c) {
-            case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
-            case '^': case '_': case '`': case '|': case '~': ok = true; break;
-            default: break;
-            }
-        }
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 
 namespace {
 char fold(char c) noexcept {
@@ -54,7 +37,7 @@ std::vector<std::string> read_strip_list(config_object& o, std::string_view key,
     for (std::size_t i = 0; i < names.size(); ++i) {
         const std::string item = o.key_path(key) + "[" + std::to_string(i) + "]";
         const std::string& n = names[i];
-        if (n.size() > max_header_name || !is_header_token(n))
+        if (!syntax::is_token(n, max_header_name))
             throw config_error(item, "must be a header name (RFC 9110 token, 1-" + std::to_string(max_header_name) +
                                          " characters)");
         for (std::size_t j = 0; j < i; ++j)
@@ -69,15 +52,15 @@ std::vector<std::string> read_strip_list(config_object& o, std::string_view key,
 
 }  // namespace
 
-config config::from_json(const boost::json::value* cfg, const std::string& path) {
+config config::load(const boost::json::value* cfg, const std::string& path) {
     config c;
     for (auto n : fixed_strip_headers)
         c.strip_headers.emplace_back(n);
     if (cfg != nullptr) {
         config_object o(*cfg, path);
         c.internal_prefix = o.get_string("internal_prefix", std::string(default_internal_prefix));
-        if (c.internal_prefix.size() < 2 || c.internal_prefix.size() > max_prefix ||
-            !is_header_token(c.internal_prefix) || c.internal_prefix.back() != '-')
+        if (c.internal_prefix.size() < 2 || !syntax::is_token(c.internal_prefix, max_prefix) ||
+            c.internal_prefix.back() != '-')
             o.fail("internal_prefix", "must be a header-name token of 2-" + std::to_string(max_prefix) +
                                           " characters ending in '-'");
         for (auto& n : read_strip_list(o, "strip_headers", c.strip_headers))
@@ -93,7 +76,8 @@ config config::from_json(const boost::json::value* cfg, const std::string& path)
     return c;
 }
 
-route_config route_config::from_json(const boost::json::value* cfg, const std::string& path) {
+route_config route_config::load(const config&, std::string_view, const boost::json::value* cfg,
+                                const std::string& path) {
     route_config r;
     if (cfg == nullptr)
         return r;

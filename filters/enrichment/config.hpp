@@ -14,8 +14,9 @@
 //                        (sampled), false = "00".
 // Route section `routes.<id>.enrichment` (null or an object):
 //   "strip_headers":     extra names removed on this route only; same rules as above.
-// Unknown keys are errors. Every rule throws config_error naming the offending key; nothing here runs on the
-// request path.
+// Entry points (the same in every filter folder): config::load for the global section, route_config::load
+// for a route's section. Unknown keys are errors. Every rule throws config_error naming the offending key;
+// nothing here runs on the request path.
 
 #include "filters/common/config_reader.hpp"
 
@@ -36,9 +37,6 @@ inline constexpr std::size_t max_prefix = 32;
 /// Headers removed on every request whatever the config says (URL / method override headers).
 inline constexpr std::string_view fixed_strip_headers[] = {"X-Original-URL", "X-Rewrite-URL",
                                                            "X-HTTP-Method-Override"};
-
-/// True for an RFC 9110 token (tchar+), the syntax of a header field name.
-bool is_header_token(std::string_view s) noexcept;
 
 /// Header-name equality as backends see it: ASCII case-insensitive, and '_' equal to '-'. CGI, WSGI
 /// and PHP-style servers expose both `X-Gw-Merchant-Id` and `X_Gw_Merchant_Id` as HTTP_X_GW_MERCHANT_ID,
@@ -61,17 +59,19 @@ struct config {
     std::string request_id_header;   ///< <prefix>Request-Id
     std::string received_at_header;  ///< <prefix>Received-At
 
-    /// Validates `filters.enrichment`. @param cfg the section, nullptr when absent (all defaults).
+    /// Validates `filters.enrichment`. @param section the section, nullptr when absent (all defaults).
     /// @param path "filters.enrichment", for errors. @throws config_error naming the offending key.
-    static config from_json(const boost::json::value* cfg, const std::string& path);
+    static config load(const boost::json::value* section, const std::string& path);
 };
 
 /// The validated route section.
 struct route_config {
     std::vector<std::string> strip_headers;
 
-    /// @param cfg `routes.<id>.enrichment`, nullptr when absent or null. @throws config_error.
-    static route_config from_json(const boost::json::value* cfg, const std::string& path);
+    /// Validates `routes.<id>.enrichment` (the route's names are checked against the fixed list only).
+    /// @param section nullptr when absent or null (no extra names). @throws config_error.
+    static route_config load(const config& global, std::string_view route_id, const boost::json::value* section,
+                             const std::string& path);
 };
 
 }  // namespace filterd::enrichment

@@ -245,4 +245,11 @@ outcome enrichment_filter::do_request(const request_view& req, context& ctx) con
     return outcome::allow;
 }
 
+std::shared_ptr<const filter> enrichment_instance::for_route(std::string_view route_id,
+                                                             const boost::json::value* route_cfg,
+                                                             const std::string& path) const {
+    return std::make_shared<enrichment_filter>(cfg_, route_config::load(*cfg_, route_id, route_cfg, path),
+                                               events::for_route(route_id));
+}
+
 }  // namespace filterd::enrichment

@@ -89,4 +89,19 @@ private:
     events events_;
 };
 
+/// One config generation: the validated global section, shared by every route's filter.
+class enrichment_instance final : public filter_instance {
+public:
+    explicit enrichment_instance(std::shared_ptr<const config> cfg) : cfg_(std::move(cfg)) {}
+
+    /// @throws config_error (see route_config::load).
+    std::shared_ptr<const filter> for_route(std::string_view route_id, const boost::json::value* route_cfg,
+                                            const std::string& path) const override;
+
+    const std::shared_ptr<const config>& cfg() const noexcept { return cfg_; }
+
+private:
+    std::shared_ptr<const config> cfg_;
+};
+
 }  // namespace filterd::enrichment

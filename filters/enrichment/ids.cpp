@@ -1,5 +1,7 @@
 #include "filters/enrichment/ids.hpp"
 
+#include "filters/common/syntax.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -181,16 +183,6 @@ bool format_rfc3339_ms(std::int64_t unix_ns, char (&out)[rfc3339_ms_size]) noexc
     return true;
 }
 
-bool valid_request_id(std::string_view v) noexcept {
-    if (v.empty() || v.size() > 64)
-        return false;
-    for (char c : v) {
-        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' ||
-                  c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
+bool valid_request_id(std::string_view v) noexcept { return syntax::is_identifier(v, 64, "._-"); }
 
 }  // namespace filterd::enrichment

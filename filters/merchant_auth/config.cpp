@@ -1,6 +1,7 @@
 #include "filters/merchant_auth/config.hpp"
 
 #include "filters/common/secret.hpp"
+#include "filters/common/syntax.hpp"
 
 #include <arpa/inet.h>
 
@@ -26,13 +27,8 @@ constexpr reason_info reason_table[] = {
 };
 static_assert(std::size(reason_table) == reason_count);
 
-bool valid_id(std::string_view s) noexcept {
-    if (s.empty() || s.size() > 64)
-        return false;
-    return std::all_of(s.begin(), s.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    });
-}
+/// Merchant and key ids: [A-Za-z0-9_-]{1,64}.
+bool valid_id(std::string_view s) noexcept { return syntax::is_identifier(s, 64, "_-"); }
 
 constexpr std::int64_t max_unix_s = 9'000'000'000;  // year 2255: times 1e9 still fits in int64 ns
 
@@ -194,18 +190,18 @@ const merchant_record* config::find_merchant(std::string_view id) const noexcept
     return it == merchants.end() ? nullptr : &it->second;
 }
 
-std::shared_ptr<config> config::load(const json::value* section, const std::string& path) {
+config config::load(const json::value* section, const std::string& path) {
     if (section == nullptr)
         throw config_error(path, "is required when a route uses merchant-auth (it holds the merchants and keys)");
     config_object o(*section, path);
-    auto c = std::make_shared<config>();
-    c->skew_s = o.get_int("skew_seconds", 300, 1, 3600);
-    c->redis_store = o.get_enum("store", "local", {"local", "redis"}) == "redis";
-    if (c->redis_store) {
+    config c;
+    c.skew_s = o.get_int("skew_seconds", 300, 1, 3600);
+    c.redis_store = o.get_enum("store", "local", {"local", "redis"}) == "redis";
+    if (c.redis_store) {
         auto r = o.optional_object("redis");
         if (!r)
             o.fail("redis", "is required when store is \"redis\"");
-        c->redis = redis::parse_options(*r);
+        c.redis = redis::parse_options(*r);
         r->finish();
         for (const char* k : {"nonce_capacity", "nonce_merchant_share_percent", "nonce_journal"})
             if (o.has(k))
@@ -213,8 +209,8 @@ std::shared_ptr<config> config::load(const json::value* section, const std::stri
     } else if (o.has("redis")) {
         o.fail("redis", "is only allowed when store is \"redis\"");
     }
-    c->nonce_capacity = static_cast<std::size_t>(o.get_int("nonce_capacity", 1'000'000, 1, 100'000'000));
-    c->nonce_merchant_share_percent = static_cast<unsigned>(o.get_int("nonce_merchant_share_percent", 25, 1, 100));
+    c.nonce_capacity = static_cast<std::size_t>(o.get_int("nonce_capacity", 1'000'000, 1, 100'000'000));
+    c.nonce_merchant_share_percent = static_cast<unsigned>(o.get_int("nonce_merchant_share_percent", 25, 1, 100));
     if (auto j = o.optional_object("nonce_journal")) {
         journal_options jo;
         jo.dir = j->require_string("dir");
@@ -223,10 +219,10 @@ std::shared_ptr<config> config::load(const json::value* section, const std::stri
         jo.max_bytes = static_cast<std::uint64_t>(j->get_int("max_bytes", 256ll << 20, 1ll << 20, 16ll << 30));
         jo.fsync = j->get_bool("fsync", false);
         j->finish();
-        c->nonce_journal = std::move(jo);
+        c.nonce_journal = std::move(jo);
     }
-    c->max_body_bytes = static_cast<std::size_t>(o.get_int("max_body_bytes", 1 << 20, 0, 16 << 20));
-    c->max_query_params = static_cast<std::size_t>(o.get_int("max_query_params", 256, 0, 10'000));
+    c.max_body_bytes = static_cast<std::size_t>(o.get_int("max_body_bytes", 1 << 20, 0, 16 << 20));
+    c.max_query_params = static_cast<std::size_t>(o.get_int("max_query_params", 256, 0, 10'000));
 
     config_object ms = o.require_object("merchants");
     const auto& mobj = section->as_object().at("merchants").as_object();
@@ -257,28 +253,29 @@ std::shared_ptr<config> config::load(const json::value* section, const std::stri
             rec.keys.push_back(std::move(k));
         }
         m.finish();
-        c->merchants.emplace(mid, std::move(rec));
+        c.merchants.emplace(mid, std::move(rec));
     }
     ms.finish();
     o.finish();
 
     // The first key in config order sets the algorithm whose work an unknown merchant costs.
-    algorithm first = c->merchants.find(std::string_view(mobj.begin()->key()))->second.keys.front()->key.alg();
+    algorithm first = c.merchants.find(std::string_view(mobj.begin()->key()))->second.keys.front()->key.alg();
     try {
-        c->unknown_merchant_key = &dummy_key(first);
+        c.unknown_merchant_key = &dummy_key(first);
     } catch (const std::exception& e) {
         throw config_error(path, e.what());
     }
 
     auto& reg = metrics_registry::global();
     for (std::size_t i = 0; i < reason_count; ++i)
-        c->denied[i] = &reg.get_counter("filterd_merchant_auth_denied_total", "merchant-auth denials by reason.",
-                                        {{"reason", std::string(reason_table[i].token)}});
-    c->allowed = &reg.get_counter("filterd_merchant_auth_allowed_total", "Requests merchant-auth authenticated.");
+        c.denied[i] = &reg.get_counter("filterd_merchant_auth_denied_total", "merchant-auth denials by reason.",
+                                       {{"reason", std::string(reason_table[i].token)}});
+    c.allowed = &reg.get_counter("filterd_merchant_auth_allowed_total", "Requests merchant-auth authenticated.");
     return c;
 }
 
-route_config route_config::load(std::string_view route_id, const json::value* section, const std::string& path) {
+route_config route_config::load(const config&, std::string_view route_id, const json::value* section,
+                                const std::string& path) {
     route_config r;
     r.route_id = std::string(route_id);
     if (section == nullptr)

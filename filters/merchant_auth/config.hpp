@@ -37,7 +37,8 @@
 // A "retiring" key must have not_after. Per route, `routes.<id>.merchant-auth` may be null/absent or
 //   { "merchant_path_param": "<name>" }   // the gateway path parameter that must equal the merchant id
 //
-// Every rule failure throws config_error naming the key path, e.g.
+// Entry points (the same in every filter folder): config::load for the global section, route_config::load
+// for a route's section. Every rule failure throws config_error naming the key path, e.g.
 // "filters.merchant-auth.merchants.acme.keys[1].public_key". Unknown keys are errors.
 
 #include "filters/common/config_reader.hpp"
@@ -163,8 +164,8 @@ struct config {
 
     /// Validates `section` (the `filters.merchant-auth` value, nullptr when absent) and reads the
     /// referenced secrets and public keys. @throws config_error naming the offending key.
-    /// Returned mutable so that the factory can attach the nonce store's owner indexes before sharing it.
-    static std::shared_ptr<config> load(const boost::json::value* section, const std::string& path);
+    /// The factory attaches the nonce store's owner indexes to the result before sharing it.
+    static config load(const boost::json::value* section, const std::string& path);
 };
 
 /// The checked `routes.<id>.merchant-auth` section.
@@ -172,8 +173,10 @@ struct route_config {
     std::string route_id;
     std::string merchant_path_param;  ///< empty: no path parameter check
 
+    /// @param section nullptr when absent or null (no path parameter check).
     /// @throws config_error naming the offending key.
-    static route_config load(std::string_view route_id, const boost::json::value* section, const std::string& path);
+    static route_config load(const config& global, std::string_view route_id, const boost::json::value* section,
+                             const std::string& path);
 };
 
 }  // namespace filterd::merchant_auth

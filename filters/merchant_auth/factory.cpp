@@ -67,7 +67,7 @@ std::shared_ptr<nonce_store> make_store(const config& c, const std::string& path
     return nonces;
 }
 
-class auth_factory final : public filter_factory {
+class merchant_auth_factory final : public filter_factory {
 public:
     std::string_view name() const override { return "merchant-auth"; }
 
@@ -77,9 +77,9 @@ public:
     /// nonce_journal is refused; nonce_merchant_share_percent applies at once.
     std::shared_ptr<filter_instance> create(const boost::json::value* cfg, const std::string& path,
                                             const std::shared_ptr<filter_instance>& previous) const override {
-        auto c = config::load(cfg, path);
+        auto c = std::make_shared<config>(config::load(cfg, path));
         std::shared_ptr<nonce_store> nonces;
-        if (auto* prev = dynamic_cast<auth_instance*>(previous.get()); prev != nullptr) {
+        if (auto* prev = dynamic_cast<merchant_auth_instance*>(previous.get()); prev != nullptr) {
             nonces = prev->nonces();
             if (prev->cfg()->redis_store != c->redis_store)
                 throw config_error(path + ".store", "cannot change on reload; restart filterd to change it");
@@ -105,11 +105,11 @@ public:
         std::shared_ptr<redis::client> shared;
         if (c->redis_store)
             shared = redis::shared_client(c->redis);
-        return std::make_shared<auth_instance>(std::move(c), std::move(nonces), std::move(shared));
+        return std::make_shared<merchant_auth_instance>(std::move(c), std::move(nonces), std::move(shared));
     }
 };
 
-const registrar reg{std::make_shared<auth_factory>()};
+const registrar reg{std::make_shared<merchant_auth_factory>()};
 
 }  // namespace
 

@@ -22,8 +22,8 @@ scratch& tls() {
 
 }  // namespace
 
-outcome auth_filter::deny(const request_view& req, context& ctx, reason r, std::string_view merchant_id,
-                          std::string_view key_id) const noexcept {
+outcome merchant_auth_filter::deny(const request_view& req, context& ctx, reason r, std::string_view merchant_id,
+                                   std::string_view key_id) const noexcept {
     const config& c = *cfg_;
     c.denied[static_cast<std::size_t>(r)]->inc();
     std::uint16_t status = reason_status(r);
@@ -40,7 +40,7 @@ outcome auth_filter::deny(const request_view& req, context& ctx, reason r, std::
     return r == reason::internal_error ? outcome::error : outcome::deny;
 }
 
-outcome auth_filter::on_request(const request_view& req, context& ctx) const noexcept {
+outcome merchant_auth_filter::on_request(const request_view& req, context& ctx) const noexcept {
     verified v;
     if (outcome o = verify(req, ctx, v); o != outcome::allow)
         return o;
@@ -58,7 +58,7 @@ outcome auth_filter::on_request(const request_view& req, context& ctx) const noe
     return authorise(req, ctx, v, true);
 }
 
-void auth_filter::on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept {
+void merchant_auth_filter::on_request_async(const request_view& req, context& ctx, resume_fn done) const noexcept {
     auto v = std::make_shared<verified>();
     if (outcome o = verify(req, ctx, *v); o != outcome::allow)
         return done(o);
@@ -102,7 +102,7 @@ void auth_filter::on_request_async(const request_view& req, context& ctx, resume
         1);
 }
 
-outcome auth_filter::verify(const request_view& req, context& ctx, verified& out) const noexcept {
+outcome merchant_auth_filter::verify(const request_view& req, context& ctx, verified& out) const noexcept {
     const config& c = *cfg_;
     auto& h = out.h;
 
@@ -180,8 +180,8 @@ outcome auth_filter::verify(const request_view& req, context& ctx, verified& out
     return outcome::allow;
 }
 
-outcome auth_filter::authorise(const request_view& req, context& ctx, const verified& v,
-                               bool count_allow) const noexcept {
+outcome merchant_auth_filter::authorise(const request_view& req, context& ctx, const verified& v,
+                                        bool count_allow) const noexcept {
     const config& c = *cfg_;
     const auto& h = v.h;
     const merchant_record* m = v.m;
@@ -224,9 +224,11 @@ outcome auth_filter::authorise(const request_view& req, context& ctx, const veri
     return outcome::allow;
 }
 
-std::shared_ptr<const filter> auth_instance::for_route(std::string_view route_id, const boost::json::value* route_cfg,
-                                                       const std::string& path) const {
-    return std::make_shared<auth_filter>(cfg_, route_config::load(route_id, route_cfg, path), nonces_, redis_);
+std::shared_ptr<const filter> merchant_auth_instance::for_route(std::string_view route_id,
+                                                                const boost::json::value* route_cfg,
+                                                                const std::string& path) const {
+    return std::make_shared<merchant_auth_filter>(cfg_, route_config::load(*cfg_, route_id, route_cfg, path), nonces_,
+                                                  redis_);
 }
 
 }  // namespace filterd::merchant_auth

@@ -34,11 +34,11 @@
 
 namespace filterd::merchant_auth {
 
-class auth_filter final : public filter {
+class merchant_auth_filter final : public filter {
 public:
     /// @param redis  the shared nonce store (store "redis"), or nullptr (store "local")
-    auth_filter(std::shared_ptr<const config> cfg, route_config route, std::shared_ptr<nonce_store> nonces,
-                std::shared_ptr<redis::client> redis = nullptr)
+    merchant_auth_filter(std::shared_ptr<const config> cfg, route_config route, std::shared_ptr<nonce_store> nonces,
+                         std::shared_ptr<redis::client> redis = nullptr)
         : cfg_(std::move(cfg)),
           route_(std::move(route)),
           nonces_(std::move(nonces)),
@@ -82,10 +82,10 @@ private:
 
 /// The filter_instance of one config generation: the config plus the nonce store, which is shared
 /// with (carried over from) the previous generation.
-class auth_instance final : public filter_instance {
+class merchant_auth_instance final : public filter_instance {
 public:
-    auth_instance(std::shared_ptr<const config> cfg, std::shared_ptr<nonce_store> nonces,
-                  std::shared_ptr<redis::client> redis = nullptr)
+    merchant_auth_instance(std::shared_ptr<const config> cfg, std::shared_ptr<nonce_store> nonces,
+                           std::shared_ptr<redis::client> redis = nullptr)
         : cfg_(std::move(cfg)),
           nonces_(std::move(nonces)),
           redis_(std::move(redis)) {}

@@ -1,5 +1,7 @@
 #include "filters/merchant_auth/nonce_journal.hpp"
 
+#include "core/fd_io.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -57,19 +59,6 @@ std::size_t encode_into(unsigned char* out, std::string_view merchant, std::stri
     for (int i = 0; i < 4; ++i)
         out[body + static_cast<std::size_t>(i)] = static_cast<unsigned char>(c >> (8 * i));
     return body + crc_bytes;
-}
-
-bool write_all(int fd, const unsigned char* p, std::size_t n) noexcept {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
 }
 
 std::string sys_error(const std::string& what, int err) { return what + ": " + std::strerror(err); }
@@ -262,7 +251,7 @@ bool nonce_journal::append(std::string_view merchant, std::string_view nonce, st
         return false;
     if (fd_ < 0 && !open_segment(now_s))
         return false;
-    if (!write_all(fd_, rec, n) || (opt_.fsync && ::fdatasync(fd_) != 0)) {
+    if (!fd_io::write_all(fd_, rec, n) || (opt_.fsync && ::fdatasync(fd_) != 0)) {
         // A partial record may be on disk: start a new segment, so later records do not follow it.
         ::close(fd_);
         fd_ = -1;

@@ -1,6 +1,7 @@
 #include "filters/rate_limit/config.hpp"
 
 #include "core/log.hpp"
+#include "filters/common/syntax.hpp"
 
 #include <charconv>
 #include <cstdlib>
@@ -10,31 +11,6 @@ namespace filterd::rate_limit {
 namespace json = boost::json;
 
 namespace {
-
-bool valid_policy_name(std::string_view s) noexcept {
-    if (s.empty() || s.size() > 64)
-        return false;
-    for (char c : s) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                  c == '-' || c == '.';
-        if (!ok)
-            return false;
-    }
-    return true;
-}
-
-// RFC 9110 token characters: a header name.
-bool valid_header_name(std::string_view s) noexcept {
-    if (s.empty() || s.size() > 128)
-        return false;
-    for (char c : s) {
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 
 std::int64_t parse_replicas(config_object& obj) {
     const json::value* v = obj.get("replicas");
@@ -88,7 +64,7 @@ policy_config parse_policy(const json::value& v, const std::string& name, const 
     if (p.key == key_kind::header) {
         if (!header)
             o.fail("header", "is required when key is \"header\"");
-        if (!valid_header_name(*header))
+        if (!syntax::is_token(*header, 128))
             o.fail("header", "must be a header name (1-128 token characters)");
         p.header = *header;
     } else if (header) {
@@ -118,8 +94,8 @@ policy_config parse_policy(const json::value& v, const std::string& name, const 
 
 }  // namespace
 
-global_config parse_global(const json::value* v, const std::string& path) {
-    global_config g;
+config config::load(const json::value* v, const std::string& path) {
+    config g;
     if (v == nullptr)
         return g;
     config_object root(*v, path);
@@ -147,7 +123,7 @@ global_config parse_global(const json::value* v, const std::string& path) {
     for (const auto& kv : raw) {
         std::string name(kv.key());
         std::string ppath = policies.key_path(name);
-        if (!valid_policy_name(name))
+        if (!syntax::is_identifier(name, 64, "._-"))
             throw config_error(ppath, "policy name must match [A-Za-z0-9_.-]{1,64}");
         policies.get(name);  // mark known
         auto p = parse_policy(kv.value(), name, ppath, g.replicas);
@@ -161,7 +137,7 @@ global_config parse_global(const json::value* v, const std::string& path) {
     return g;
 }
 
-std::vector<const policy_config*> parse_route(const global_config& g, const json::value* v, const std::string& path) {
+route_config route_config::load(const config& g, std::string_view, const json::value* v, const std::string& path) {
     if (v == nullptr)
         throw config_error(path, "must be an object {\"policies\": [\"<name>\", ...]}");
     config_object o(*v, path);
@@ -173,7 +149,8 @@ std::vector<const policy_config*> parse_route(const global_config& g, const json
         o.fail("policies", "must name at least one policy");
     if (names.size() > max_policies_per_route)
         o.fail("policies", "at most " + std::to_string(max_policies_per_route) + " policies per route");
-    std::vector<const policy_config*> out;
+    route_config r;
+    std::vector<const policy_config*>& out = r.policies;
     for (const auto& [e, epath] : names) {
         if (!e->is_string())
             throw config_error(epath, "must be a policy name (string)");
@@ -200,7 +177,7 @@ std::vector<const policy_config*> parse_route(const global_config& g, const json
                 o.fail("policies", "with Redis Cluster, a route's policies must share their key (policy \"" + p->name +
                                        "\" is keyed differently from \"" + out.front()->name + "\")");
         }
-    return out;
+    return r;
 }
 
 }  // namespace filterd::rate_limit

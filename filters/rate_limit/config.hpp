@@ -21,8 +21,9 @@
 //   }
 // Route section `routes.<id>.rate-limit`: {"policies": ["<name>", ...]} (1..8 names, known, no repeats).
 //
-// Every rule throws config_error naming the offending key, at load only. The request path reads these
-// structures and never validates anything.
+// Entry points (the same in every filter folder): config::load for the global section, route_config::load
+// for a route's section. Every rule throws config_error naming the offending key, at load only. The
+// request path reads these structures and never validates anything.
 
 #include "filters/common/config_reader.hpp"
 #include "filters/common/redis.hpp"
@@ -33,6 +34,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace filterd::rate_limit {
@@ -89,28 +91,33 @@ enum class clock_kind : std::uint8_t {
     filterd,  ///< the requesting filterd's wall clock (ctx.wall_ns)
 };
 
+/// Largest tau + T the redis script computes exactly (Lua numbers are doubles: 2^53 ns, about 104 days).
+inline constexpr std::int64_t max_shared_span_ns = std::int64_t{1} << 53;
+
 /// The validated `filters.rate-limit` section.
-struct global_config {
+struct config {
     std::int64_t replicas = 1;
     std::map<std::string, policy_config, std::less<>> policies;
     store_kind store = store_kind::local;
     redis::options redis;           ///< store == redis only
     on_error on_redis_error = on_error::local;
     clock_kind clock = clock_kind::redis;
+
+    /// Validates `filters.rate-limit`. @param section the section, nullptr when absent (no policies, so
+    /// any route that uses the filter fails to load). @param path the section's key path. Environment
+    /// references ({"env": NAME}) are read here, once. @throws config_error naming the offending key.
+    static config load(const boost::json::value* section, const std::string& path);
 };
 
-/// Largest tau + T the redis script computes exactly (Lua numbers are doubles: 2^53 ns, about 104 days).
-inline constexpr std::int64_t max_shared_span_ns = std::int64_t{1} << 53;
+/// The validated `routes.<id>.rate-limit` section.
+struct route_config {
+    std::vector<const policy_config*> policies;  ///< in route order; point into the global config
 
-/// Validates `filters.rate-limit`. `v` may be nullptr (section absent: no policies, so any route that
-/// uses the filter fails to load). `path` is the section's key path. Environment references
-/// ({"env": NAME}) are read here, once. @throws config_error naming the offending key.
-global_config parse_global(const boost::json::value* v, const std::string& path);
-
-/// Validates `routes.<id>.rate-limit` against `g` and returns the policy names in route order.
-/// `v` nullptr (absent or null) is an error: a route that runs the filter must say which policies apply.
-/// @throws config_error, e.g. naming `routes.<id>.rate-limit.policies[1]` for an unknown policy.
-std::vector<const policy_config*> parse_route(const global_config& g, const boost::json::value* v,
-                                              const std::string& path);
+    /// Validates the route section against `global`. @param section nullptr (absent or null) is an
+    /// error: a route that runs the filter must say which policies apply. @throws config_error, e.g.
+    /// naming `routes.<id>.rate-limit.policies[1]` for an unknown policy.
+    static route_config load(const config& global, std::string_view route_id, const boost::json::value* section,
+                             const std::string& path);
+};
 
 }  // namespace filterd::rate_limit

@@ -10,9 +10,8 @@ public:
 
     std::shared_ptr<filter_instance> create(const boost::json::value* cfg, const std::string& path,
                                             const std::shared_ptr<filter_instance>& previous) const override {
-        global_config g = parse_global(cfg, path);
         const auto* prev = dynamic_cast<const rate_limit_instance*>(previous.get());
-        return std::make_shared<rate_limit_instance>(std::move(g), prev);
+        return std::make_shared<rate_limit_instance>(config::load(cfg, path), prev);
     }
 };
 

@@ -230,8 +230,7 @@ void rate_limit_filter::on_request_async(const request_view& req, context& ctx, 
     });
 }
 
-rate_limit_instance::rate_limit_instance(global_config cfg, const rate_limit_instance* previous)
-    : cfg_(std::move(cfg)) {
+rate_limit_instance::rate_limit_instance(config cfg, const rate_limit_instance* previous) : cfg_(std::move(cfg)) {
     if (cfg_.store == store_kind::redis) {
         store_ = std::make_shared<redis_link>();
         store_->client = redis::shared_client(cfg_.redis);
@@ -256,11 +255,12 @@ rate_limit_instance::rate_limit_instance(global_config cfg, const rate_limit_ins
     }
 }
 
-std::shared_ptr<const filter> rate_limit_instance::for_route(std::string_view, const boost::json::value* route_cfg,
+std::shared_ptr<const filter> rate_limit_instance::for_route(std::string_view route_id,
+                                                             const boost::json::value* route_cfg,
                                                              const std::string& path) const {
     std::vector<bound_policy> bound;
     bool merchant_keyed = true;
-    for (const policy_config* p : parse_route(cfg_, route_cfg, path)) {
+    for (const policy_config* p : route_config::load(cfg_, route_id, route_cfg, path).policies) {
         bound.push_back(policies_.find(p->name)->second);
         merchant_keyed = merchant_keyed && needs_auth(p->key);
     }

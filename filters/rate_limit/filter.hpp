@@ -106,18 +106,18 @@ public:
     /// Builds the tables, reusing from `previous` (may be nullptr) every table whose policy keeps the
     /// same name and the same limits (policy_config::same_limits): a reload does not reset buckets.
     /// A policy whose limits changed starts with an empty table.
-    rate_limit_instance(global_config cfg, const rate_limit_instance* previous);
+    rate_limit_instance(config cfg, const rate_limit_instance* previous);
 
-    /// @throws config_error (see parse_route).
+    /// @throws config_error (see route_config::load).
     std::shared_ptr<const filter> for_route(std::string_view route_id, const boost::json::value* route_cfg,
                                             const std::string& path) const override;
 
     /// The table of policy `name`, or nullptr. For tests and diagnostics.
     std::shared_ptr<policy_table> table(std::string_view name) const;
-    const global_config& config() const noexcept { return cfg_; }
+    const config& cfg() const noexcept { return cfg_; }
 
 private:
-    global_config cfg_;
+    config cfg_;
     std::map<std::string, bound_policy, std::less<>> policies_;
     std::shared_ptr<redis_link> store_;
 };

@@ -6,33 +6,17 @@
 // Target: enrichment <= 2 us per request. The floor BM_floor_header_kv builds the same header_kv
 // strings into the same context without any logic: the difference is the cost of the filter's decisions
 // (header scan, UUIDv7, traceparent, timestamp, ip check). "allocs" is heap allocations per iteration.
-#include "filters/common/filter.hpp"
 #include "core/scrub.hpp"
+#include "filters/common/filter.hpp"
 #include "filters/enrichment/config.hpp"
 #include "filters/enrichment/filter.hpp"
+#include "perf/support/alloc_counter.hpp"
 #include "protocol/framing.hpp"
+#include "tests/support/request.hpp"
 
 #include <benchmark/benchmark.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <new>
 #include <stdexcept>
-
-// ---- allocation counter ----------------------------------------------------------------------------------
-// GCC cannot see that this operator new uses malloc, and warns on the matching free.
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
-std::atomic<std::uint64_t> g_allocs{0};
-}
-void* operator new(std::size_t n) {
-    g_allocs.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n ? n : 1))
-        return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -70,20 +54,6 @@ proto::request_spec realistic_request() {
     return r;
 }
 
-struct request_fixture {
-    std::vector<std::uint8_t> frame;
-    const wire::FilterRequest* req = nullptr;
-
-    request_fixture() : frame(proto::encode_request(realistic_request())) {
-        proto::frame_status st{};
-        const wire::Frame* f =
-            proto::verify_frame(std::span<const std::uint8_t>(frame).subspan(proto::length_bytes), st);
-        if (f == nullptr || f->body_as_FilterRequest() == nullptr)
-            throw std::runtime_error("bench request failed verification");
-        req = f->body_as_FilterRequest();
-    }
-};
-
 std::shared_ptr<const filter> make_filter() {
     const filter_factory* f = registry::builtin().find("enrichment");
     if (f == nullptr)
@@ -98,50 +68,55 @@ void authenticate(context& ctx) {
     ctx.key_id = "k_2026_11";
 }
 
+/// Runs `one()` once per iteration and reports "allocs", heap allocations per iteration.
+template <class F>
+void count_allocs(benchmark::State& state, F&& one) {
+    const std::uint64_t a0 = alloc_counter::now();
+    for (auto _ : state)
+        one();
+    state.counters["allocs"] = benchmark::Counter(static_cast<double>(alloc_counter::now() - a0),
+                                                  benchmark::Counter::kAvgIterations);
+}
+
+/// One authenticated request through the filter on `ctx`.
+void filter_once(const filter& f, const request_view& view, context& ctx) {
+    authenticate(ctx);
+    outcome o = f.on_request(view, ctx);
+    benchmark::DoNotOptimize(o);
+    benchmark::DoNotOptimize(ctx.set_headers.data());
+}
+
 /// The filter on a context reused across requests (reset() keeps vector capacity), as a daemon worker would.
 void BM_enrichment(benchmark::State& state) {
-    request_fixture rf;
-    request_view view(*rf.req);
+    const auto req = filterd::testing::make_request(realistic_request());
+    const request_view view = req.view();
     auto f = make_filter();
     context ctx;
-    std::uint64_t a0 = g_allocs.load();
-    for (auto _ : state) {
+    count_allocs(state, [&] {
         ctx.reset();
-        authenticate(ctx);
-        outcome o = f->on_request(view, ctx);
-        benchmark::DoNotOptimize(o);
-        benchmark::DoNotOptimize(ctx.set_headers.data());
-    }
-    state.counters["allocs"] =
-        benchmark::Counter(static_cast<double>(g_allocs.load() - a0), benchmark::Counter::kAvgIterations);
+        filter_once(*f, view, ctx);
+    });
 }
 BENCHMARK(BM_enrichment);
 
 /// The same with a fresh context per request (vector growth included).
 void BM_enrichment_fresh_context(benchmark::State& state) {
-    request_fixture rf;
-    request_view view(*rf.req);
+    const auto req = filterd::testing::make_request(realistic_request());
+    const request_view view = req.view();
     auto f = make_filter();
-    std::uint64_t a0 = g_allocs.load();
-    for (auto _ : state) {
+    count_allocs(state, [&] {
         context ctx;
-        authenticate(ctx);
-        outcome o = f->on_request(view, ctx);
-        benchmark::DoNotOptimize(o);
-        benchmark::DoNotOptimize(ctx.set_headers.data());
-    }
-    state.counters["allocs"] =
-        benchmark::Counter(static_cast<double>(g_allocs.load() - a0), benchmark::Counter::kAvgIterations);
+        filter_once(*f, view, ctx);
+    });
 }
 BENCHMARK(BM_enrichment_fresh_context);
 
 /// Floor: the same 8 header_kv sets and 3 removes, with values of the same sizes, and no logic.
 void BM_floor_header_kv(benchmark::State& state) {
-    request_fixture rf;
-    request_view view(*rf.req);
+    const auto req = filterd::testing::make_request(realistic_request());
+    const request_view view = req.view();
     context ctx;
-    std::uint64_t a0 = g_allocs.load();
-    for (auto _ : state) {
+    count_allocs(state, [&] {
         ctx.reset();
         authenticate(ctx);
         ctx.remove_headers.emplace_back("X-Request-Id");
@@ -158,9 +133,7 @@ void BM_floor_header_kv(benchmark::State& state) {
         s.push_back({"X-Gw-Merchant-Id", ctx.merchant_id});
         s.push_back({"X-Gw-Key-Id", ctx.key_id});
         benchmark::DoNotOptimize(ctx.set_headers.data());
-    }
-    state.counters["allocs"] =
-        benchmark::Counter(static_cast<double>(g_allocs.load() - a0), benchmark::Counter::kAvgIterations);
+    });
 }
 BENCHMARK(BM_floor_header_kv);
 

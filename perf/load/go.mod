@@ -3,6 +3,7 @@ module filterd.local/perf/load
 go 1.25.3
 
 require (
+	filterd.local/tools/spv1 v0.0.0
 	github.com/tsenart/vegeta/v12 v12.13.0
 	gonum.org/v1/plot v0.17.0
 )
@@ -23,3 +24,5 @@ require (
 	golang.org/x/sync v0.16.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
 )
+
+replace filterd.local/tools/spv1 => ../../tools/spv1

@@ -33,15 +33,6 @@ std::string cfg(const std::string& path, const std::string& extra = "") {
     return config_with_socket(path, extra + routes_json);
 }
 
-proto::request_spec req(std::uint64_t id, std::string route, std::vector<std::string> filters = {}) {
-    proto::request_spec r;
-    r.id = id;
-    r.budget_us = 2'000'000;  // generous: these tests are not about deadlines, and the box may be busy
-    r.route = std::move(route);
-    r.filters = std::move(filters);
-    return r;
-}
-
 std::string header_value(const flatbuffers::Vector<flatbuffers::Offset<wire::Header>>* hs, std::string_view name) {
     if (hs == nullptr)
         return {};

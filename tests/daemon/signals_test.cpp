@@ -50,15 +50,6 @@ struct running_daemon {
     }
 };
 
-proto::request_spec req(std::uint64_t id, std::string route, std::vector<std::string> filters = {}) {
-    proto::request_spec r;
-    r.id = id;
-    r.budget_us = 2'000'000;  // generous: these tests are not about deadlines, and the box may be busy
-    r.route = std::move(route);
-    r.filters = std::move(filters);
-    return r;
-}
-
 bool route_answers(client& c, std::uint64_t id, const std::string& route) {
     if (!c.send(proto::encode_request(req(id, route))))
         return false;

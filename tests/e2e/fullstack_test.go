@@ -40,41 +40,16 @@ const (
 	failBudgetMax  = time.Second
 )
 
-type stack struct {
-	dir, socket, secretFile string
-	be                      *backend
-	fd                      *daemon
-	g                       *gateway
-	payAllowed              int // validly signed /v1/pay requests that the gateway answered 200
-}
-
-const merchant, keyID = "acme", "k1"
-
-// newStack starts backend, (optionally) filterd, and the harness with the plugin. The invariant "no
-// request without a valid signature ever reaches the backend on a merchant-auth route" is checked
-// when the test ends, on every stack.
+// newStack starts the full stack (every filter, and a route for each combination the tests need),
+// with or without the daemon. The invariant "no request without a valid signature ever reaches the
+// backend on a merchant-auth route" is checked when the test ends, on every stack.
 func newStack(t *testing.T, withDaemon bool) *stack {
 	t.Helper()
-	b := binaries(t)
-	need(t, b.plugin, b.harness, b.backend, b.filterd)
-	s := &stack{dir: tmpDir(t)}
-	s.socket = filepath.Join(s.dir, "filterd.sock")
-	s.secretFile = filepath.Join(s.dir, "acme-k1.secret")
-	// A test-only HMAC key, written to a 0600 file: filterd and the signing tool both take a file
-	// reference, never the secret itself.
-	if err := os.WriteFile(s.secretFile, []byte("e2e-test-only-secret-0123456789abcdef"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.be = startBackend(t, s.dir)
+	spec := stackSpec{endpoints: (*stack).endpoints}
 	if withDaemon {
-		s.fd = startFilterd(t, s.dir, s.socket, s.daemonConfig())
+		spec.daemon = (*stack).daemonConfig
 	}
-	s.g = startHarness(t, s.dir, s.gatewayConfig(b.pluginDir))
-	if withDaemon {
-		// The harness listens before the plugin has connected to filterd; until then plugin routes
-		// (correctly) deny. Traffic starts when the readiness probe says so, as in Kubernetes.
-		s.waitReady(t)
-	}
+	s := startStack(t, spec)
 	t.Cleanup(func() {
 		got := s.be.counts(t).ByPath["/v1/pay"]
 		if got != int64(s.payAllowed) {
@@ -90,9 +65,7 @@ func (s *stack) daemonConfig() map[string]interface{} {
 		map[string]interface{}{
 			"merchant-auth": map[string]interface{}{
 				"merchants": map[string]interface{}{
-					merchant: map[string]interface{}{"status": "active", "keys": []interface{}{
-						map[string]interface{}{"id": keyID, "alg": "hmac-sha256", "secret": map[string]interface{}{"file": s.secretFile}, "state": "active"},
-					}},
+					merchant: map[string]interface{}{"status": "active", "keys": s.keys()},
 				},
 			},
 			"rate-limit": map[string]interface{}{"policies": map[string]interface{}{
@@ -110,9 +83,14 @@ func (s *stack) daemonConfig() map[string]interface{} {
 		})
 }
 
+// gatewayConfig is the full stack's gateway config with the plugins of pluginDir.
 func (s *stack) gatewayConfig(pluginDir string) map[string]interface{} {
+	return gatewayConfig(pluginDir, s.endpoints(), nil)
+}
+
+func (s *stack) endpoints() []interface{} {
 	a := s.be.addr
-	return gatewayConfig(pluginDir, []interface{}{
+	return []interface{}{
 		endpoint("/v1/baseline", "GET", a, nil),
 		endpoint("/v1/open", "GET", a, bridge(s.socket, "open", []string{}, nil)),
 		endpoint("/v1/limited", "GET", a, bridge(s.socket, "limited", []string{"rate-limit"}, nil)),
@@ -121,37 +99,7 @@ func (s *stack) gatewayConfig(pluginDir string) map[string]interface{} {
 		// A bad plugin config (deadline above the bridge's 5 ms maximum): the plugin must deny.
 		endpoint("/v1/bad-config", "GET", a, bridge(s.socket, "open", []string{}, map[string]interface{}{"deadline": "50ms"})),
 		probeEndpoint(s.socket, "open"),
-	}, nil)
-}
-
-// sign returns the SPV1 headers for a request, made by the signing tool (an independent Python
-// implementation), never by the code under test.
-func (s *stack) sign(t *testing.T, method, url string, body []byte) map[string]string {
-	t.Helper()
-	root := repoRoot(t)
-	tool := envOr("E2E_SIGN", filepath.Join(root, "tools", "spv1_sign.py"))
-	need(t, tool)
-	args := []string{"--method", method, "--url", url, "--merchant", merchant, "--key-id", keyID,
-		"--alg", "hmac-sha256", "--secret-file", s.secretFile, "--json"}
-	if body != nil {
-		bf := filepath.Join(s.dir, "body.bin")
-		if err := os.WriteFile(bf, body, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--body-file", bf)
 	}
-	out, err := exec.Command(tool, args...).Output()
-	if err != nil {
-		t.Fatalf("signing tool: %v", err)
-	}
-	h := map[string]string{}
-	if err := json.Unmarshal(out, &h); err != nil {
-		t.Fatalf("signing tool output: %v: %s", err, out)
-	}
-	if h["X-Signature"] == "" {
-		t.Fatalf("signing tool gave no X-Signature: %s", out)
-	}
-	return h
 }
 
 // paySigned sends a validly signed POST /v1/pay and records an allowed one for the invariant.
@@ -168,37 +116,6 @@ func (s *stack) paySigned(t *testing.T, body []byte, extra map[string]string) re
 		s.payAllowed++
 	}
 	return r
-}
-
-// settle sends a request and repeats it while it is denied with 503, bounded (20 tries, 2 s).
-// On this 2-core box, with other builds running, the bridge's 3 ms deadline is sometimes missed;
-// the bridge then denies with 503, which is the correct, fail-closed answer. Tests about what the
-// filters do (not about failures) use settle so that they test the filters; every retry is logged.
-// The failure tests never use it, and a 503 can never turn into a pass of the invariant: only 200s
-// count as allowed.
-func (s *stack) settle(t *testing.T, method, path string, hdr func() map[string]string, body []byte) reply {
-	t.Helper()
-	t0 := time.Now()
-	var r reply
-	for i := 0; i < 20; i++ {
-		var h map[string]string
-		if hdr != nil {
-			h = hdr()
-		}
-		r = s.g.do(t, method, path, h, body)
-		if r.status != 503 || time.Since(t0) > 2*time.Second {
-			if i > 0 {
-				t.Logf("%s %s: %d after %d retr(y/ies) on 503 (deadline missed under load)", method, path, r.status, i)
-			}
-			return r
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return r
-}
-
-func fixed(h map[string]string) func() map[string]string {
-	return func() map[string]string { return h }
 }
 
 // payForged sends /v1/pay requests that are NOT validly signed; none may be allowed. With settle
@@ -583,19 +500,6 @@ func TestStackDaemonSIGSTOP(t *testing.T) {
 	if !s.g.alive() {
 		t.Fatal("gateway harness died")
 	}
-}
-
-// waitReady polls /__filterd/ready until 200, bounded.
-func (s *stack) waitReady(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(startWait)
-	for time.Now().Before(deadline) {
-		if r := s.g.do(t, "GET", "/__filterd/ready", nil, nil); r.status == 200 {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("/__filterd/ready did not pass within %v", startWait)
 }
 
 // waitAllowed polls path until it answers 200, bounded, and returns how long that took.

@@ -5,9 +5,7 @@ package e2e
 
 import (
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -39,76 +37,48 @@ func startRedis(t *testing.T, dir string) string {
 	return ""
 }
 
-// replicaPair is one pod: filterd with Redis-backed nonces and rate limits, and the gateway with the
-// plugin, on their own directory and socket.
-type replicaPair struct {
-	s *stack
-}
-
-func startReplica(t *testing.T, redisAddr, secret string) *replicaPair {
+// startReplica starts one pod: filterd with Redis-backed nonces and rate limits, and the gateway
+// with the plugin, on their own directory and socket. Replicas share the merchant key (e2eSecret).
+func startReplica(t *testing.T, redisAddr string) *stack {
 	t.Helper()
-	b := binaries(t)
-	need(t, b.plugin, b.harness, b.backend, b.filterd)
-	s := &stack{dir: tmpDir(t)}
-	s.socket = filepath.Join(s.dir, "filterd.sock")
-	s.secretFile = filepath.Join(s.dir, "acme-k1.secret")
-	if err := os.WriteFile(s.secretFile, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s.be = startBackend(t, s.dir)
-	redis := map[string]interface{}{"address": redisAddr, "timeout_ms": 100}
-	s.fd = startFilterd(t, s.dir, s.socket, filterdConfig(s.socket,
-		map[string]interface{}{
-			"merchant-auth": map[string]interface{}{
-				"store": "redis", "redis": redis,
-				"merchants": map[string]interface{}{
-					merchant: map[string]interface{}{"status": "active", "keys": []interface{}{
-						map[string]interface{}{"id": keyID, "alg": "hmac-sha256", "secret": map[string]interface{}{"file": s.secretFile}, "state": "active"},
-					}},
+	return startStack(t, stackSpec{
+		daemon: func(s *stack) map[string]interface{} {
+			redis := map[string]interface{}{"address": redisAddr, "timeout_ms": 100}
+			return filterdConfig(s.socket,
+				map[string]interface{}{
+					"merchant-auth": map[string]interface{}{
+						"store": "redis", "redis": redis,
+						"merchants": map[string]interface{}{
+							merchant: map[string]interface{}{"status": "active", "keys": s.keys()},
+						},
+					},
+					"rate-limit": map[string]interface{}{
+						"store": "redis", "redis": redis,
+						"policies": map[string]interface{}{
+							"pay": map[string]interface{}{"quota": 100000, "window_ms": 1000, "burst": 100000, "key": "merchant_id"},
+						}},
 				},
-			},
-			"rate-limit": map[string]interface{}{
-				"store": "redis", "redis": redis,
-				"policies": map[string]interface{}{
-					"pay": map[string]interface{}{"quota": 100000, "window_ms": 1000, "burst": 100000, "key": "merchant_id"},
-				}},
+				map[string]interface{}{
+					"open": map[string]interface{}{},
+					"pay":  map[string]interface{}{"merchant-auth": nil, "rate-limit": map[string]interface{}{"policies": []string{"pay"}}},
+				})
 		},
-		map[string]interface{}{
-			"open": map[string]interface{}{},
-			"pay":  map[string]interface{}{"merchant-auth": nil, "rate-limit": map[string]interface{}{"policies": []string{"pay"}}},
-		}))
-	s.g = startHarness(t, s.dir, gatewayConfig(b.pluginDir, []interface{}{
-		// 4.5 ms (just below the bridge's 5 ms limit): room for one Redis round trip on a loaded machine.
-		endpoint("/v1/pay", "POST", s.be.addr, bridge(s.socket, "pay", []string{"merchant-auth", "rate-limit"},
-			map[string]interface{}{"deadline": "4500us"})),
-		probeEndpoint(s.socket, "open"),
-	}, nil))
-	s.waitReady(t)
-	return &replicaPair{s: s}
-}
-
-// replayed sends a request that another replica already accepted, retrying only on a 503 (a busy
-// test machine can miss the bridge's deadline). A retry cannot turn a replay into an allow: the nonce
-// is recorded.
-func (p *replicaPair) replayed(t *testing.T, h map[string]string, body []byte) reply {
-	t.Helper()
-	var r reply
-	for i := 0; i < 20; i++ {
-		r = p.s.g.do(t, "POST", "/v1/pay", h, body)
-		if r.status != 503 {
-			return r
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return r
+		endpoints: func(s *stack) []interface{} {
+			return []interface{}{
+				// 4.5 ms (just below the bridge's 5 ms limit): room for one Redis round trip on a loaded machine.
+				endpoint("/v1/pay", "POST", s.be.addr, bridge(s.socket, "pay", []string{"merchant-auth", "rate-limit"},
+					map[string]interface{}{"deadline": "4500us"})),
+				probeEndpoint(s.socket, "open"),
+			}
+		},
+	})
 }
 
 func TestRedisTwoReplicasReplayThroughHTTP(t *testing.T) {
 	dir := tmpDir(t)
 	redisAddr := startRedis(t, dir)
-	secret := "e2e-test-only-secret-0123456789abcdef"
-	a := startReplica(t, redisAddr, secret)
-	b := startReplica(t, redisAddr, secret)
+	a := startReplica(t, redisAddr)
+	b := startReplica(t, redisAddr)
 	body := []byte(`{"amount":"10.00","currency":"PKR"}`)
 	allowed := 0
 
@@ -117,8 +87,8 @@ func TestRedisTwoReplicasReplayThroughHTTP(t *testing.T) {
 	// request until one is accepted.
 	var h map[string]string
 	for i := 0; i < 20; i++ {
-		h = a.s.sign(t, "POST", "/v1/pay", body)
-		r := a.s.g.do(t, "POST", "/v1/pay", h, body)
+		h = a.sign(t, "POST", "/v1/pay", body)
+		r := a.g.do(t, "POST", "/v1/pay", h, body)
 		if r.status == 200 {
 			allowed++
 			break
@@ -130,7 +100,9 @@ func TestRedisTwoReplicasReplayThroughHTTP(t *testing.T) {
 	if allowed != 1 {
 		t.Fatal("replica A never accepted a signed request")
 	}
-	if r := b.replayed(t, h, body); r.status != 401 {
+	// Retried only on a 503 (a busy test machine can miss the bridge's deadline): a retry cannot turn
+	// a replay into an allow, the nonce is recorded.
+	if r := b.settle(t, "POST", "/v1/pay", fixed(h), body); r.status != 401 {
 		t.Fatalf("replay on replica B: %d %s, want 401", r.status, r.body)
 	}
 
@@ -138,12 +110,12 @@ func TestRedisTwoReplicasReplayThroughHTTP(t *testing.T) {
 	// its deadline (503) must be exactly one 200 and one 401.
 	clean := 0
 	for i := 0; i < 50; i++ {
-		h := a.s.sign(t, "POST", "/v1/pay", body)
+		h := a.sign(t, "POST", "/v1/pay", body)
 		var wg sync.WaitGroup
 		var ra, rb reply
 		wg.Add(2)
-		go func() { defer wg.Done(); ra = a.s.g.do(t, "POST", "/v1/pay", h, body) }()
-		go func() { defer wg.Done(); rb = b.s.g.do(t, "POST", "/v1/pay", h, body) }()
+		go func() { defer wg.Done(); ra = a.g.do(t, "POST", "/v1/pay", h, body) }()
+		go func() { defer wg.Done(); rb = b.g.do(t, "POST", "/v1/pay", h, body) }()
 		wg.Wait()
 		if ra.status == 200 && rb.status == 200 {
 			t.Fatalf("round %d: both replicas accepted the same signed request", i)
@@ -166,7 +138,7 @@ func TestRedisTwoReplicasReplayThroughHTTP(t *testing.T) {
 		t.Fatalf("only %d of 50 rounds ended within the bridge's deadline on both replicas: the machine is too busy for this test", clean)
 	}
 	// The backends saw exactly the allowed requests.
-	got := a.s.be.counts(t).ByPath["/v1/pay"] + b.s.be.counts(t).ByPath["/v1/pay"]
+	got := a.be.counts(t).ByPath["/v1/pay"] + b.be.counts(t).ByPath["/v1/pay"]
 	if got != int64(allowed) {
 		t.Fatalf("backends received %d payment(s), but %d were allowed", got, allowed)
 	}

@@ -1,13 +1,11 @@
 // The whole chain with the three real filters (merchant-auth -> rate-limit -> enrichment), built from
-// config by the builtin registry, as filterd runs it. Signatures are made here with OpenSSL directly
-// from the canonical string of the SPV1 spec, not with the filter's code.
+// config by the builtin registry, as filterd runs it. Signatures are made by the test signer
+// (tests/support/spv1.hpp: OpenSSL directly, from the SPV1 spec), not with the filter's code.
 #include "filters/common/chain.hpp"
 #include "tests/support/request.hpp"
+#include "tests/support/spv1.hpp"
 
 #include <catch2/catch.hpp>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 
 #include <cstdlib>
 
@@ -18,34 +16,9 @@ namespace {
 constexpr const char* secret = "chain-test-secret-0123456789abcdef0123";
 constexpr std::int64_t now_s = 1764158400;
 
-std::string hex(const unsigned char* p, std::size_t n) {
-    static const char* d = "0123456789abcdef";
-    std::string s;
-    for (std::size_t i = 0; i < n; ++i) {
-        s += d[p[i] >> 4];
-        s += d[p[i] & 15];
-    }
-    return s;
-}
-
-std::string b64(const unsigned char* p, std::size_t n) {
-    std::string out(4 * ((n + 2) / 3), '\0');
-    int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), p, static_cast<int>(n));
-    out.resize(static_cast<std::size_t>(len));
-    return out;
-}
-
+/// A POST /v1/payments signed by acme's k1 (the test signer); `tamper` changes one bit-group of the
+/// signature, so the request carries a well-formed but wrong X-Signature.
 proto::request_spec signed_request(const std::string& nonce, const std::string& body, bool tamper = false) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
-    std::string canonical = "SPV1\nPOST\n/v1/payments\n\nacme\nk1\n" + std::to_string(now_s) + "\n" + nonce + "\n" +
-                            hex(digest, sizeof digest);
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    HMAC(EVP_sha256(), secret, static_cast<int>(std::strlen(secret)),
-         reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size(), mac, &mac_len);
-    if (tamper)
-        mac[0] ^= 1;
     proto::request_spec r;
     r.id = 1;
     r.route = "payments";
@@ -54,13 +27,14 @@ proto::request_spec signed_request(const std::string& nonce, const std::string& 
     r.path = "/v1/payments";
     r.client_ip = "10.1.2.3";
     r.body = body;
-    r.headers = {{"X-Merchant-Id", {"acme"}},
-                 {"X-Key-Id", {"k1"}},
-                 {"X-Timestamp", {std::to_string(now_s)}},
-                 {"X-Nonce", {nonce}},
-                 {"X-Signature", {"v1=" + b64(mac, mac_len)}},
-                 {"X-Gw-Merchant-Id", {"spoofed"}},
-                 {"Content-Type", {"application/json"}}};
+    r.headers = {{"X-Gw-Merchant-Id", {"spoofed"}}, {"Content-Type", {"application/json"}}};
+    testing::spv1_sign_hmac(r, "acme", "k1", secret, nonce, now_s);
+    if (tamper)
+        for (auto& h : r.headers)
+            if (h.name == "X-Signature") {
+                char& first = h.values.at(0).at(3);  // after "v1="
+                first = first == 'A' ? 'B' : 'A';
+            }
     return r;
 }
 

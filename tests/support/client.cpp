@@ -13,6 +13,19 @@
 
 namespace filterd::testing {
 
+namespace {
+
+/// Waits until `fd` has bytes (or EOF) to read, at most until `deadline`. False on timeout or error.
+bool readable_by(int fd, std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+        return false;
+    pollfd pfd{fd, POLLIN, 0};
+    return ::poll(&pfd, 1, static_cast<int>(left.count())) > 0;
+}
+
+}  // namespace
+
 client::client(const std::string& path) {
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
@@ -45,11 +58,7 @@ bool client::send(const std::vector<std::uint8_t>& bytes) { return send_raw(byte
 
 bool client::read_exact(std::uint8_t* p, std::size_t n, std::chrono::steady_clock::time_point deadline) {
     while (n > 0) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            return false;
-        pollfd pfd{fd_, POLLIN, 0};
-        if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
+        if (!readable_by(fd_, deadline))
             return false;
         ssize_t r = ::recv(fd_, p, n, 0);
         if (r <= 0)
@@ -83,11 +92,7 @@ bool client::wait_closed(std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     std::uint8_t buf[4096];
     for (;;) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0)
-            return false;
-        pollfd pfd{fd_, POLLIN, 0};
-        if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0)
+        if (!readable_by(fd_, deadline))
             return false;
         ssize_t r = ::recv(fd_, buf, sizeof buf, 0);
         if (r <= 0)

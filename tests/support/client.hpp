@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace filterd::testing {
@@ -81,5 +82,16 @@ private:
 
 /// Config JSON with the socket path filled in: `body` is the rest of the top-level object.
 std::string config_with_socket(const std::string& path, const std::string& body);
+
+/// A FilterRequest for `route` naming `filters`, with a 2 s budget: generous, for tests that are not
+/// about deadlines on a busy box.
+inline proto::request_spec req(std::uint64_t id, std::string route, std::vector<std::string> filters = {}) {
+    proto::request_spec r;
+    r.id = id;
+    r.budget_us = 2'000'000;
+    r.route = std::move(route);
+    r.filters = std::move(filters);
+    return r;
+}
 
 }  // namespace filterd::testing

@@ -3,6 +3,7 @@ module github.com/simpaisa/filterd/deploy/kubernetes/check
 go 1.24.0
 
 require (
+	filterd.local/tools/spv1 v0.0.0
 	k8s.io/api v0.34.2
 	k8s.io/apimachinery v0.34.2
 	sigs.k8s.io/yaml v1.6.0
@@ -27,3 +28,5 @@ require (
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.3.0 // indirect
 )
+
+replace filterd.local/tools/spv1 => ../../../tools/spv1

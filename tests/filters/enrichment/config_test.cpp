@@ -12,7 +12,7 @@ void expect_global_error(const std::string& text, const std::string& key) {
     CAPTURE(text);
     auto v = parse_json_text(text, "test");
     try {
-        config::from_json(&v, "filters.enrichment");
+        config::load(&v, "filters.enrichment");
         FAIL("accepted a bad config");
     } catch (const config_error& e) {
         CHECK(e.key() == key);
@@ -23,7 +23,7 @@ void expect_route_error(const std::string& text, const std::string& key) {
     CAPTURE(text);
     auto v = parse_json_text(text, "test");
     try {
-        route_config::from_json(&v, "routes.pay.enrichment");
+        route_config::load(config{}, "r", &v, "routes.pay.enrichment");
         FAIL("accepted a bad route config");
     } catch (const config_error& e) {
         CHECK(e.key() == key);
@@ -33,7 +33,7 @@ void expect_route_error(const std::string& text, const std::string& key) {
 }  // namespace
 
 TEST_CASE("enrichment config: an absent section means the safe defaults", "[config]") {
-    config c = config::from_json(nullptr, "filters.enrichment");
+    config c = config::load(nullptr, "filters.enrichment");
     CHECK(c.internal_prefix == "X-Gw-");
     CHECK(c.strip_headers == std::vector<std::string>{"X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override"});
     CHECK(c.sample_new_traces);
@@ -129,7 +129,7 @@ TEST_CASE("enrichment config: sample_new_traces must be a bool", "[config]") {
 }
 
 TEST_CASE("enrichment route config: absent or null is allowed", "[config]") {
-    CHECK(route_config::from_json(nullptr, "routes.pay.enrichment").strip_headers.empty());
+    CHECK(route_config::load(config{}, "r", nullptr, "routes.pay.enrichment").strip_headers.empty());
 }
 
 TEST_CASE("enrichment route config: must be an object", "[config]") {
@@ -143,9 +143,9 @@ TEST_CASE("enrichment route config: unknown keys are errors", "[config]") {
 TEST_CASE("enrichment route config: strip_headers follows the same rules", "[config]") {
     expect_route_error(R"({"strip_headers": ["ok", "bad name"]})", "routes.pay.enrichment.strip_headers[1]");
     expect_route_error(R"({"strip_headers": ["X-A", "x-a"]})", "routes.pay.enrichment.strip_headers[1]");
-    CHECK(route_config::from_json(nullptr, "r").strip_headers.empty());
+    CHECK(route_config::load(config{}, "r", nullptr, "r").strip_headers.empty());
     auto v = parse_json_text(R"({"strip_headers": ["X-Route-Only"]})", "t");
-    CHECK(route_config::from_json(&v, "r").strip_headers == std::vector<std::string>{"X-Route-Only"});
+    CHECK(route_config::load(config{}, "r", &v, "r").strip_headers == std::vector<std::string>{"X-Route-Only"});
 }
 
 TEST_CASE("enrichment config: the factory is registered as \"enrichment\" and reports errors by key", "[config]") {

@@ -32,7 +32,7 @@ inline std::string unique_route(const char* base) {
 
 inline config parse_config(const std::string& text) {
     auto v = parse_json_text(text, "test");
-    return config::from_json(&v, "filters.enrichment");
+    return config::load(&v, "filters.enrichment");
 }
 
 /// A filter built like the factory builds it; `route_json` is the route section or "" for none.
@@ -43,14 +43,14 @@ struct fixture {
     explicit fixture(const std::string& global_json = "", const std::string& route_json = "") {
         std::shared_ptr<const config> cfg;
         if (global_json.empty()) {
-            cfg = std::make_shared<const config>(config::from_json(nullptr, "filters.enrichment"));
+            cfg = std::make_shared<const config>(config::load(nullptr, "filters.enrichment"));
         } else {
             cfg = std::make_shared<const config>(parse_config(global_json));
         }
         route_config rc;
         if (!route_json.empty()) {
             auto v = parse_json_text(route_json, "test");
-            rc = route_config::from_json(&v, "routes." + route + ".enrichment");
+            rc = route_config::load(*cfg, route, &v, "routes." + route + ".enrichment");
         }
         f = std::make_shared<enrichment_filter>(cfg, rc, events::for_route(route));
     }

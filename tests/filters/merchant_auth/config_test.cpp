@@ -32,12 +32,12 @@ TEST_CASE("the base config loads and applies its values", "[config]") {
     auto b = build(base_config());
     REQUIRE(b.impl != nullptr);
     json::value cfg = base_config();
-    auto c = config::load(&cfg, P);
-    CHECK(c->skew_s == 300);
-    CHECK(c->max_body_bytes == 4096);
-    CHECK(c->merchants.size() == 3);
-    CHECK(c->find_merchant("acme")->keys.size() == 4);
-    CHECK(c->find_merchant("acme")->find_key("r1")->key.alg() == algorithm::rsa_sha256);
+    const config c = config::load(&cfg, P);
+    CHECK(c.skew_s == 300);
+    CHECK(c.max_body_bytes == 4096);
+    CHECK(c.merchants.size() == 3);
+    CHECK(c.find_merchant("acme")->keys.size() == 4);
+    CHECK(c.find_merchant("acme")->find_key("r1")->key.alg() == algorithm::rsa_sha256);
 }
 
 TEST_CASE("defaults are the documented safe values", "[config]") {
@@ -45,11 +45,11 @@ TEST_CASE("defaults are the documented safe values", "[config]") {
     cfg.as_object().erase("skew_seconds");
     cfg.as_object().erase("nonce_capacity");
     cfg.as_object().erase("max_body_bytes");
-    auto c = config::load(&cfg, P);
-    CHECK(c->skew_s == 300);
-    CHECK(c->nonce_capacity == 1'000'000);
-    CHECK(c->max_body_bytes == 1u << 20);
-    CHECK(c->max_query_params == 256);
+    const config c = config::load(&cfg, P);
+    CHECK(c.skew_s == 300);
+    CHECK(c.nonce_capacity == 1'000'000);
+    CHECK(c.max_body_bytes == 1u << 20);
+    CHECK(c.max_query_params == 256);
 }
 
 TEST_CASE("config rule: the section is required", "[config]") {
@@ -282,7 +282,7 @@ TEST_CASE("config rule: nonce_journal cannot change on reload, the merchant shar
     json::value with_journal = base_config();
     with_journal.as_object()["nonce_journal"] = json::object{{"dir", std::string(tmpl)}};
     auto first = build(with_journal);
-    auto* inst = dynamic_cast<auth_instance*>(first.instance.get());
+    auto* inst = dynamic_cast<merchant_auth_instance*>(first.instance.get());
     REQUIRE(inst != nullptr);
     REQUIRE(inst->nonces()->journal() != nullptr);
     CHECK(config_error_key([&] { build(base_config(), nullptr, "pay", first.instance); }) == P + ".nonce_journal");
@@ -318,12 +318,12 @@ TEST_CASE("cidr matching covers IPv4, IPv6 and IPv4-mapped clients", "[config]")
 
 TEST_CASE("every deny reason has a token, a status and a counter", "[config]") {
     json::value cfg = base_config();
-    auto c = config::load(&cfg, P);
+    const config c = config::load(&cfg, P);
     for (std::size_t i = 0; i < reason_count; ++i) {
         auto r = static_cast<reason>(i);
         CHECK_FALSE(reason_token(r).empty());
         CHECK(reason_status(r) >= 400);
         CHECK_FALSE(reason_title(r).empty());
-        CHECK(c->denied[i] != nullptr);
+        CHECK(c.denied[i] != nullptr);
     }
 }

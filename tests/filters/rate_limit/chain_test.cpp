@@ -57,12 +57,7 @@ std::shared_ptr<const filter_set> build(std::string_view filters, std::string_vi
 struct chain_run {
     chain_result result;
     context ctx;
-    std::optional<std::string> header(std::string_view name) const {
-        for (const auto& h : ctx.deny_headers)
-            if (iequals(h.name, name))
-                return h.value;
-        return std::nullopt;
-    }
+    std::optional<std::string> header(std::string_view name) const { return deny_header(ctx, name); }
 };
 
 chain_run run_on(const filter_set& set, std::string route, std::vector<std::string> filters, std::int64_t now,

@@ -15,9 +15,9 @@ using namespace filterd::rate_limit;
 
 namespace {
 
-global_config parse(std::string_view text) {
+config parse(std::string_view text) {
     boost::json::value v = boost::json::parse(text);
-    return parse_global(&v, "filters.rate-limit");
+    return config::load(&v, "filters.rate-limit");
 }
 
 // The key named by the config_error that parsing `text` throws ("" if it does not throw).
@@ -31,10 +31,10 @@ std::string error_key(std::string_view text) {
 }
 
 std::string route_error_key(std::string_view global, std::string_view route) {
-    global_config g = parse(global);
+    config g = parse(global);
     boost::json::value r = boost::json::parse(route);
     try {
-        parse_route(g, &r, "routes.r.rate-limit");
+        route_config::load(g, "r", &r, "routes.r.rate-limit");
     } catch (const config_error& e) {
         return e.key();
     }
@@ -54,7 +54,7 @@ constexpr std::string_view two_policies =
 }  // namespace
 
 TEST_CASE("a valid section parses with defaults", "[config]") {
-    global_config g = parse(with_policy(base));
+    config g = parse(with_policy(base));
     REQUIRE(g.policies.size() == 1);
     const policy_config& p = g.policies.at("p");
     CHECK(g.replicas == 1);
@@ -69,7 +69,7 @@ TEST_CASE("a valid section parses with defaults", "[config]") {
 }
 
 TEST_CASE("an absent section has no policies", "[config]") {
-    global_config g = parse_global(nullptr, "filters.rate-limit");
+    config g = config::load(nullptr, "filters.rate-limit");
     CHECK(g.policies.empty());
 }
 
@@ -148,7 +148,7 @@ TEST_CASE("key is required and one of the known kinds", "[config]") {
 TEST_CASE("header is required for key \"header\"", "[config]") {
     CHECK(error_key(with_policy(R"("quota":5,"window_ms":1000,"key":"header")")) ==
           "filters.rate-limit.policies.p.header");
-    global_config g = parse(with_policy(R"("quota":5,"window_ms":1000,"key":"header","header":"X-Api-Client")"));
+    config g = parse(with_policy(R"("quota":5,"window_ms":1000,"key":"header","header":"X-Api-Client")"));
     CHECK(g.policies.at("p").header == "X-Api-Client");
     CHECK(g.policies.at("p").key == key_kind::header);
 }
@@ -186,7 +186,7 @@ TEST_CASE("replicas is an integer between 1 and 1000", "[config]") {
 }
 
 TEST_CASE("replicas divides the quota per pod, never below 1", "[config]") {
-    global_config g = parse(R"({"replicas":3,"policies":{
+    config g = parse(R"({"replicas":3,"policies":{
         "a":{"quota":100,"window_ms":60000,"burst":10,"key":"client_ip"},
         "b":{"quota":2,"window_ms":1000,"key":"client_ip"}}})");
     const policy_config& a = g.policies.at("a");
@@ -204,7 +204,7 @@ TEST_CASE("replicas from the environment", "[config]") {
                R"("},"policies":{"p":{"quota":10,"window_ms":1000,"key":"client_ip"}}})";
     };
     ::setenv("RL_TEST_REPLICAS_OK", "2", 1);
-    global_config g = parse(doc("RL_TEST_REPLICAS_OK"));
+    config g = parse(doc("RL_TEST_REPLICAS_OK"));
     CHECK(g.replicas == 2);
     CHECK(g.policies.at("p").pod_quota == 5);
 
@@ -222,8 +222,8 @@ TEST_CASE("a replicas reference takes exactly one env key", "[config]") {
 }
 
 TEST_CASE("a route must configure the filter with an object", "[config]") {
-    global_config g = parse(two_policies);
-    CHECK_THROWS_AS(parse_route(g, nullptr, "routes.r.rate-limit"), config_error);
+    config g = parse(two_policies);
+    CHECK_THROWS_AS(route_config::load(g, "r", nullptr, "routes.r.rate-limit"), config_error);
     CHECK(route_error_key(two_policies, "[]") == "routes.r.rate-limit");
 }
 
@@ -262,9 +262,9 @@ TEST_CASE("unknown keys in a route section are errors", "[config]") {
 }
 
 TEST_CASE("route order is kept", "[config]") {
-    global_config g = parse(two_policies);
+    config g = parse(two_policies);
     boost::json::value r = boost::json::parse(R"({"policies":["b","a"]})");
-    auto ps = parse_route(g, &r, "routes.r.rate-limit");
+    auto ps = route_config::load(g, "r", &r, "routes.r.rate-limit").policies;
     REQUIRE(ps.size() == 2);
     CHECK(ps[0]->name == "b");
     CHECK(ps[1]->name == "a");
@@ -296,14 +296,15 @@ TEST_CASE("filter_set::build refuses a route that uses rate-limit with no sectio
 TEST_CASE("the example fragment conf/filters/rate-limit.example.json is valid", "[config]") {
     boost::json::value doc = parse_json_file(FILTERD_SOURCE_DIR "/conf/filters/rate-limit.example.json");
     ::setenv("FILTERD_REPLICAS", "2", 1);
-    global_config g = parse_global(doc.at("filters").as_object().if_contains("rate-limit"), "filters.rate-limit");
+    config g = config::load(doc.at("filters").as_object().if_contains("rate-limit"), "filters.rate-limit");
     ::unsetenv("FILTERD_REPLICAS");
     CHECK(g.replicas == 2);
     CHECK(g.policies.at("per-merchant").pod_quota == 50);
     std::size_t routes = 0;
     for (const auto& r : doc.at("routes").as_object()) {
         const std::string path = "routes." + std::string(r.key()) + ".rate-limit";
-        CHECK_FALSE(parse_route(g, r.value().as_object().if_contains("rate-limit"), path).empty());
+        CHECK_FALSE(
+            route_config::load(g, r.key(), r.value().as_object().if_contains("rate-limit"), path).policies.empty());
         ++routes;
     }
     CHECK(routes == 3);

@@ -61,16 +61,19 @@ inline filterd::testing::built_request make_req(const req_opts& o = {}) {
     return filterd::testing::make_request(s);
 }
 
+/// The value of deny header `name` (case-insensitive) that `ctx` carries, if any.
+inline std::optional<std::string> deny_header(const context& ctx, std::string_view name) {
+    for (const auto& h : ctx.deny_headers)
+        if (iequals(h.name, name))
+            return h.value;
+    return std::nullopt;
+}
+
 /// Runs the filter once at time `now` on a fresh context; returns the outcome and keeps the context.
 struct run_result {
     outcome result;
     context ctx;
-    std::optional<std::string> header(std::string_view name) const {
-        for (const auto& h : ctx.deny_headers)
-            if (iequals(h.name, name))
-                return h.value;
-        return std::nullopt;
-    }
+    std::optional<std::string> header(std::string_view name) const { return deny_header(ctx, name); }
 };
 
 inline run_result run(const filter& f, const filterd::testing::built_request& req, std::int64_t now,

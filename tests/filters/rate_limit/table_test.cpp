@@ -19,7 +19,7 @@ policy_config policy(std::string_view name, std::int64_t max_keys) {
     boost::json::value v = boost::json::parse(R"({"policies":{")" + std::string(name) +
                                               R"(":{"quota":10,"window_ms":1000,"key":"client_ip","max_keys":)" +
                                               std::to_string(max_keys) + "}}}");
-    return parse_global(&v, "filters.rate-limit").policies.at(std::string(name));
+    return config::load(&v, "filters.rate-limit").policies.at(std::string(name));
 }
 
 // Locates and commits one key at `now` with `tat`, as the filter does (shard lock held). Returns false

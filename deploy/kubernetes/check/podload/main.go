@@ -12,66 +12,27 @@
 //	podload analyse -in FILE -restarted-at RFC3339NANO -backend-total N
 //	        checks and prints the figures of the crash-under-load test; exit 1 on any failure.
 //
-// Signed requests carry SPV1 hmac-sha256 headers (docs/filters/merchant-auth.md) with a fresh
-// nonce each; the key is read from -key-file. Each request is tagged in its query (k=s|u, i=N) so the
-// demo backend's echo proves which requests reached it.
+// Signed requests carry SPV1 hmac-sha256 headers (docs/filters/merchant-auth.md), made by the
+// project's Go signer (tools/spv1) with a fresh nonce each; the key is read from -key-file. Each
+// request is tagged in its query (k=s|u, i=N) so the demo backend's echo proves which requests
+// reached it.
 package main
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"filterd.local/tools/spv1"
 )
-
-type signer struct {
-	merchant, keyID string
-	key             []byte
-}
-
-// sign sets the SPV1 headers for POST path?query with body, now. query pairs are already
-// unreserved characters only, so canonical encoding is the identity.
-func (s signer) sign(h http.Header, method, path string, query [][2]string, body []byte) {
-	q := append([][2]string(nil), query...)
-	sort.Slice(q, func(i, j int) bool {
-		if q[i][0] != q[j][0] {
-			return q[i][0] < q[j][0]
-		}
-		return q[i][1] < q[j][1]
-	})
-	parts := make([]string, len(q))
-	for i, p := range q {
-		parts[i] = p[0] + "=" + p[1]
-	}
-	var nb [16]byte
-	_, _ = rand.Read(nb[:])
-	nonce := base64.RawURLEncoding.EncodeToString(nb[:])
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	sum := sha256.Sum256(body)
-	canonical := strings.Join([]string{"SPV1", method, path, strings.Join(parts, "&"), s.merchant, s.keyID, ts, nonce,
-		hex.EncodeToString(sum[:])}, "\n")
-	m := hmac.New(sha256.New, s.key)
-	m.Write([]byte(canonical))
-	h.Set("X-Merchant-Id", s.merchant)
-	h.Set("X-Key-Id", s.keyID)
-	h.Set("X-Timestamp", ts)
-	h.Set("X-Nonce", nonce)
-	h.Set("X-Signature", "v1="+base64.StdEncoding.EncodeToString(m.Sum(nil)))
-}
 
 // Record is one request of the load run.
 type Record struct {
@@ -112,12 +73,12 @@ func newClient() *http.Client {
 	}
 }
 
-func doPayment(c *http.Client, base string, s signer, i int, signed bool, save, replay string) Record {
+func doPayment(c *http.Client, base string, key spv1.Key, i int, signed bool, save, replay string) Record {
 	kind := "u"
 	if signed {
 		kind = "s"
 	}
-	q := [][2]string{{"k", kind}, {"i", strconv.Itoa(i)}}
+	q := []spv1.Pair{{Name: "k", Value: kind}, {Name: "i", Value: strconv.Itoa(i)}}
 	req, _ := http.NewRequest(http.MethodPost, base+paymentsPath+"?k="+kind+"&i="+strconv.Itoa(i), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	switch {
@@ -130,7 +91,7 @@ func doPayment(c *http.Client, base string, s signer, i int, signed bool, save, 
 			return Record{I: i, Err: err.Error()}
 		}
 	case signed:
-		s.sign(req.Header, http.MethodPost, paymentsPath, q, body)
+		key.Sign(req.Header, http.MethodPost, paymentsPath, q, body, time.Now())
 		if save != "" {
 			b, _ := json.Marshal(req.Header)
 			if err := os.WriteFile(save, b, 0o600); err != nil {
@@ -198,26 +159,25 @@ func main() {
 	maxDenyMS := fs.Float64("max-deny-ms", 5, "analyse: bound for each denial in the gap")
 	_ = fs.Parse(os.Args[2:])
 
-	var s signer
+	var key spv1.Key // the zero value: no key file given, unsigned requests only
 	if *keyFile != "" {
-		k, err := os.ReadFile(*keyFile)
+		// filterd strips one trailing newline (and CR) from a key file; sign with what it uses.
+		k, err := spv1.ReadSecretFile(*keyFile)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "podload:", err)
 			os.Exit(2)
 		}
-		// filterd strips one trailing newline (and CR) from a key file; sign with what it uses.
-		k = bytes.TrimSuffix(bytes.TrimSuffix(k, []byte("\n")), []byte("\r"))
-		s = signer{*merchant, *keyID, k}
+		key = spv1.Key{MerchantID: *merchant, KeyID: *keyID, Secret: k}
 	}
 	c := newClient()
 	switch os.Args[1] {
 	case "once":
-		r := doPayment(c, *base, s, *index, *kind == "signed", *save, *replay)
+		r := doPayment(c, *base, key, *index, *kind == "signed", *save, *replay)
 		fmt.Println(r.Status)
 	case "ready":
 		fmt.Println(getStatus(c, *base+"/__filterd/ready"))
 	case "load":
-		run := load(c, *base, s, *rate, *duration, *share, *killPID, *killAt)
+		run := load(c, *base, key, *rate, *duration, *share, *killPID, *killAt)
 		b, _ := json.Marshal(run)
 		if err := os.WriteFile(*out, b, 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "podload:", err)
@@ -232,7 +192,7 @@ func main() {
 	}
 }
 
-func load(c *http.Client, base string, s signer, rate int, d time.Duration, share float64, pid int, killAt time.Duration) Run {
+func load(c *http.Client, base string, key spv1.Key, rate int, d time.Duration, share float64, pid int, killAt time.Duration) Run {
 	run := Run{Rate: rate}
 	n := int(float64(rate) * d.Seconds())
 	recs := make([]Record, n)
@@ -277,7 +237,7 @@ func load(c *http.Client, base string, s signer, rate int, d time.Duration, shar
 		wg.Add(1)
 		go func(i int, signed bool) {
 			defer wg.Done()
-			recs[i] = doPayment(c, base, s, i, signed, "", "")
+			recs[i] = doPayment(c, base, key, i, signed, "", "")
 		}(i, signed)
 	}
 	wg.Wait()

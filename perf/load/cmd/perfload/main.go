@@ -18,7 +18,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -35,8 +34,8 @@ import (
 
 	"filterd.local/perf/load/internal/procstat"
 	"filterd.local/perf/load/internal/result"
-	"filterd.local/perf/load/internal/spv1"
 	"filterd.local/perf/load/internal/stats"
+	"filterd.local/tools/spv1"
 )
 
 type endpoint struct {
@@ -92,9 +91,9 @@ func main() {
 
 	secret := []byte(os.Getenv(*secretEnv))
 	if *secretF != "" {
-		b, err := os.ReadFile(*secretF)
+		b, err := spv1.ReadSecretFile(*secretF)
 		must(err)
-		secret = bytes.TrimRight(b, "\r\n")
+		secret = b
 	}
 	key := spv1.Key{MerchantID: *merchant, KeyID: *keyID, Secret: secret}
 

@@ -9,7 +9,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"filterd.local/perf/load/internal/result"
-	"filterd.local/perf/load/internal/spv1"
+	"filterd.local/tools/spv1"
 )
 
 func TestMakeBodyIsExactJSONSize(t *testing.T) {

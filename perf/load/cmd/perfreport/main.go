@@ -5,16 +5,16 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
+	"sort"
 	"strings"
 
+	"filterd.local/perf/load/internal/gobench"
 	"filterd.local/perf/load/internal/report"
 	"filterd.local/perf/load/internal/result"
 )
@@ -28,7 +28,8 @@ func main() {
 	gobench := flag.String("gobench", "", "go test -bench output of go-bridge (optional)")
 	benchRe := flag.String("bridge-bench", `^BenchmarkModifierRoundTrip/body=\d+B(-\d+)?$`, "regexp picking the bridge benchmarks judged on the allocation target (the worst one is kept)")
 	loadedFloor := flag.String("loaded-floor", "", "floor JSON from filterd-loadgen floor --rate, measured while (a)'s load ran (optional)")
-	bridgeLines := flag.Int("bridge-lines", 0, "hand-written lines of Go in go-bridge (optional)")
+	bridgeLines := flag.Int("bridge-lines", 0, "hand-written lines of Go code in go-bridge, as cloc counts them (optional)")
+	bridgePhysical := flag.Int("bridge-physical-lines", 0, "the same files' physical lines, comments and blanks included (optional)")
 	flag.Parse()
 	if *in == "" {
 		fmt.Fprintln(os.Stderr, "perfreport: -in is required")
@@ -90,7 +91,7 @@ func main() {
 		}
 	}
 	if *bridgeLines > 0 {
-		r.BridgeGoLines = *bridgeLines
+		r.BridgeGoLines, r.BridgeGoPhysicalLines = *bridgeLines, *bridgePhysical
 	}
 	if *gobench != "" {
 		bb, err := pickBench(*gobench, regexp.MustCompile(*benchRe))
@@ -130,66 +131,31 @@ func readJSON(path string, v any) error {
 }
 
 // pickBench averages every benchmark matching re that reports B/op and allocs/op (over -count
-// runs) and returns the worst one: the most bytes per op, then the most allocations.
+// runs, as gobench.Parse reads them) and returns the worst one: the most bytes per op, then the
+// most allocations. re is matched against the name without its -GOMAXPROCS suffix.
 func pickBench(path string, re *regexp.Regexp) (*result.BridgeBench, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	type acc struct {
-		bb result.BridgeBench
-		n  int
+	figs, err := gobench.Parse(f)
+	if err != nil {
+		return nil, err
 	}
-	byName := map[string]*acc{}
-	var order []string
-	suffix := regexp.MustCompile(`-\d+$`)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 4 || !re.MatchString(fields[0]) {
-			continue
-		}
-		name := suffix.ReplaceAllString(fields[0], "")
-		var ns, bop, aop float64
-		ok := 0
-		for i := 2; i+1 < len(fields); i += 2 {
-			v, err := strconv.ParseFloat(fields[i], 64)
-			if err != nil {
-				continue
-			}
-			switch fields[i+1] {
-			case "ns/op":
-				ns = v
-			case "B/op":
-				bop, ok = v, ok+1
-			case "allocs/op":
-				aop, ok = v, ok+1
-			}
-		}
-		if ok < 2 {
-			continue
-		}
-		a := byName[name]
-		if a == nil {
-			a = &acc{bb: result.BridgeBench{Name: name}}
-			byName[name] = a
-			order = append(order, name)
-		}
-		a.bb.NsPerOp += ns
-		a.bb.BytesPerOp += bop
-		a.bb.AllocsPerOp += aop
-		a.n++
+	names := make([]string, 0, len(figs))
+	for name := range figs {
+		names = append(names, name)
 	}
+	sort.Strings(names)
 	var worst *result.BridgeBench
-	for _, name := range order {
-		a := byName[name]
-		b := a.bb
-		b.NsPerOp /= float64(a.n)
-		b.BytesPerOp /= float64(a.n)
-		b.AllocsPerOp /= float64(a.n)
+	for _, name := range names {
+		fig := figs[name]
+		if !fig.HasMem || !re.MatchString(name) {
+			continue
+		}
+		b := result.BridgeBench{Name: name, NsPerOp: fig.NsPerOp, BytesPerOp: fig.BytesPerOp, AllocsPerOp: fig.AllocsPerOp}
 		if worst == nil || b.BytesPerOp > worst.BytesPerOp || (b.BytesPerOp == worst.BytesPerOp && b.AllocsPerOp > worst.AllocsPerOp) {
-			b := b
 			worst = &b
 		}
 	}

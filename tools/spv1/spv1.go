@@ -1,12 +1,16 @@
-// Package spv1 signs requests with the SPV1 hmac-sha256 scheme of the merchant-auth filter
-// (docs/filters/merchant-auth.md), so the load driver can send a freshly signed request
-// with a unique nonce and the current time for every hit.
+// Package spv1 is the Go SPV1 signer (hmac-sha256) of the merchant-auth filter
+// (docs/filters/merchant-auth.md, "Signers"): every Go client that sends signed requests uses it,
+// the perf pump (perf/load/cmd/perfload), the end-to-end tests (tests/e2e) and the pod load driver
+// (deploy/kubernetes/check/podload). Each of them signs a fresh request, with a unique nonce and
+// the current time, for every hit.
 //
-// This is a client of the merchant contract, kept apart from the daemon's verifier on purpose:
-// its test vector was produced with the openssl CLI, not by this code.
+// It is a client of the merchant contract, written from the docs and kept apart from the daemon's
+// verifier on purpose: its tests check it against the committed vectors of the independent
+// generator (tests/data/merchant_auth/vectors.json) and a vector made with the openssl CLI.
 package spv1
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +18,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,6 +69,39 @@ func CanonicalQuery(q []Pair) string {
 		parts[i] = e[0] + "=" + e[1]
 	}
 	return strings.Join(parts, "&")
+}
+
+// ParseQuery decodes a raw query string the way the gateway does: pairs split on '&' (empty parts
+// skipped), name and value split at the first '=', each percent-decoded with '+' meaning a space.
+// An invalid percent escape is an error.
+func ParseQuery(raw string) ([]Pair, error) {
+	var q []Pair
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(part, "=")
+		n, err := url.QueryUnescape(name)
+		if err != nil {
+			return nil, err
+		}
+		v, err := url.QueryUnescape(value)
+		if err != nil {
+			return nil, err
+		}
+		q = append(q, Pair{Name: n, Value: v})
+	}
+	return q, nil
+}
+
+// ReadSecretFile reads an hmac secret from a file as filterd's secret loader does: its bytes, less
+// one trailing newline and then one trailing carriage return.
+func ReadSecretFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r")), nil
 }
 
 // CanonicalPath is line 3 of the canonical string: the raw path decoded once (percent escapes only;

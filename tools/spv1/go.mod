@@ -1,0 +1,3 @@
+module filterd.local/tools/spv1
+
+go 1.24.0

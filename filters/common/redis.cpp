@@ -17,6 +17,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <deque>
@@ -121,6 +122,8 @@ struct redis_metrics {
     counter* moved;
     counter* ask;
     counter* reconnects;
+    counter* map_ok;
+    counter* map_failed;
     static redis_metrics& get() {
         static redis_metrics m = [] {
             auto& r = metrics_registry::global();
@@ -135,6 +138,9 @@ struct redis_metrics {
                                      {{"kind", "ask"}});
             out.reconnects = &r.get_counter("filterd_redis_reconnects_total",
                                             "Redis connection attempts after a failure.");
+            const char* map_help = "Redis Cluster slot map reads (CLUSTER SLOTS) by result.";
+            out.map_ok = &r.get_counter("filterd_redis_slot_map_refreshes_total", map_help, {{"result", "ok"}});
+            out.map_failed = &r.get_counter("filterd_redis_slot_map_refreshes_total", map_help, {{"result", "failed"}});
             return out;
         }();
         return m;
@@ -280,7 +286,10 @@ public:
     void on_moved(std::uint16_t slot, const endpoint& ep);
     void dispatch_to(const endpoint& ep, const request_ptr& r);
     void refresh_slots();
+    void refresh_slots_soon();
+    void ask_for_slots();
     void on_connection_failed();
+    bool in_map(std::size_t idx) const noexcept { return nodes_[idx].in_map; }
 
     net::strand<net::any_io_executor> strand_;
     options opts_;
@@ -292,17 +301,23 @@ public:
         std::vector<std::shared_ptr<connection>> conns;
         std::size_t next = 0;
         node_state state = node_state::unknown;
+        bool in_map = true;  ///< cluster: serves a slot in the current map (standalone: always)
         gauge* connected = nullptr;
+        gauge* masters = nullptr;  ///< cluster: filterd_redis_slot_map_master{node}
     };
     std::vector<node> nodes_;
     std::size_t node_for(const endpoint& ep);
 
-    // Cluster: slot -> node index (-1 unknown), and requests waiting for the first map.
+    // Cluster: slot -> node index (-1 unknown), and requests waiting for the first map. A refresh asks
+    // one node at a time, the nodes with a ready connection first, then the other known nodes and the
+    // seeds, moving on at once when a node cannot answer.
     std::vector<std::int32_t> slots_;
     bool have_map_ = false;
     bool refreshing_ = false;
+    std::size_t refresh_tries_ = 0;   ///< nodes asked in the current refresh
+    std::size_t refresh_cursor_ = 0;  ///< rotates the first node asked, refresh after refresh
+    clock::time_point last_refresh_{};
     std::deque<request_ptr> waiting_map_;
-    std::size_t seed_cursor_ = 0;
 };
 
 class connection : public std::enable_shared_from_this<connection> {
@@ -338,6 +353,7 @@ public:
     void close() { fail("closed", false); }
 
     bool ready() const noexcept { return state_ == state::ready; }
+    bool backing_off() const noexcept { return state_ == state::backoff; }
 
 private:
     enum class state : std::uint8_t { idle, connecting, ready, backoff };
@@ -598,6 +614,12 @@ private:
             backoff_timer_->async_wait([self = shared_from_this(), gen = gen_](boost::system::error_code e) {
                 if (e || gen != self->gen_ || self->state_ != state::backoff)
                     return;
+                if (!self->owner_.in_map(self->node_)) {
+                    // A node the cluster no longer routes to (a failed master): no reconnect loop;
+                    // the next request for it, if any, connects again.
+                    self->state_ = state::idle;
+                    return;
+                }
                 redis_metrics::get().reconnects->inc();
                 self->connect();
             });
@@ -660,6 +682,11 @@ std::size_t client_impl::node_for(const endpoint& ep) {
     n.ep = ep;
     n.connected = &metrics_registry::global().get_gauge(
         "filterd_redis_connected", "1 while filterd has a ready connection to the Redis node.", {{"node", ep.str()}});
+    if (opts_.cluster)
+        n.masters = &metrics_registry::global().get_gauge(
+            "filterd_redis_slot_map_master",
+            "1 while the Redis node is a master in filterd's Redis Cluster slot map (a failed master drops to 0).",
+            {{"node", ep.str()}});
     nodes_.push_back(std::move(n));
     std::size_t idx = nodes_.size() - 1;
     for (std::size_t i = 0; i < opts_.pool_size; ++i)
@@ -722,12 +749,22 @@ void client_impl::dispatch(const request_ptr& r) {
         }
         n = static_cast<std::size_t>(idx);
     } else if (opts_.cluster) {
+        // No key: any node that is up, else the first known one.
         if (nodes_.empty())
-            node_for(opts_.seeds[seed_cursor_ % opts_.seeds.size()]);
-        n = 0;
+            node_for(opts_.seeds[0]);
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            if (nodes_[i].state == node_state::up) {
+                n = i;
+                break;
+            }
     }
     auto& nd = nodes_[n];
-    auto& c = nd.conns[nd.next++ % nd.conns.size()];
+    auto c = nd.conns[nd.next++ % nd.conns.size()];  // a copy: a map read below may add nodes
+    // A slot whose master cannot be reached: the cluster may be failing over to a replica. The map is
+    // asked for again (at most every 100 ms) so requests move to the new master as soon as it exists;
+    // this request fails at once.
+    if (opts_.cluster && c->backing_off())
+        refresh_slots_soon();
     c->send(r);
 }
 
@@ -779,26 +816,49 @@ void client_impl::refresh_slots() {
     if (!opts_.cluster || refreshing_)
         return;
     refreshing_ = true;
-    // Ask a known master, else a seed; rotate on failure.
-    endpoint target;
-    if (!nodes_.empty() && seed_cursor_ % 2 == 0) {
-        target = nodes_[(seed_cursor_ / 2) % nodes_.size()].ep;
-    } else {
-        target = opts_.seeds[(seed_cursor_ / 2) % opts_.seeds.size()];
-    }
-    ++seed_cursor_;
+    refresh_tries_ = 0;
+    last_refresh_ = clock::now();
+    ++refresh_cursor_;
+    ask_for_slots();
+}
+
+void client_impl::refresh_slots_soon() {
+    if (clock::now() - last_refresh_ >= std::chrono::milliseconds(100))
+        refresh_slots();
+}
+
+void client_impl::ask_for_slots() {
+    // Candidates: nodes with a ready connection, then nodes not known to be down, then the rest and the
+    // seeds (a seed that died is still worth a try after every other node).
+    std::vector<endpoint> up, other, down;
+    for (const auto& n : nodes_)
+        (n.state == node_state::up ? up : n.state == node_state::down ? down : other).push_back(n.ep);
+    for (const auto& sd : opts_.seeds)
+        if (std::find_if(nodes_.begin(), nodes_.end(), [&](const node& n) { return n.ep == sd; }) == nodes_.end())
+            other.push_back(sd);
+    for (auto* group : {&up, &other, &down})
+        if (!group->empty())
+            std::rotate(group->begin(), group->begin() + static_cast<long>(refresh_cursor_ % group->size()),
+                        group->end());
+    std::vector<endpoint> order = std::move(up);
+    order.insert(order.end(), other.begin(), other.end());
+    order.insert(order.end(), down.begin(), down.end());
+    const endpoint target = order[refresh_tries_ % order.size()];
+    const std::size_t candidates = order.size();
+    ++refresh_tries_;
+
     auto r = std::make_shared<request>();
     r->internal = true;
     r->argv = {"CLUSTER", "SLOTS"};
     r->wire = format(r->argv);
     r->deadline = clock::now() + opts_.connect_timeout + opts_.command_timeout;
-    r->cb = [weak = weak_from_this()](result&& res) {
+    r->cb = [weak = weak_from_this(), candidates](result&& res) {
         auto self = weak.lock();
         if (!self)
             return;
-        self->refreshing_ = false;
         reply_view v = res.value.view();
         if (res.error == errc::ok && v.is_array() && v.size() > 0) {
+            self->refreshing_ = false;
             std::vector<std::int32_t> fresh(16384, -1);
             for (std::size_t i = 0; i < v.size(); ++i) {
                 reply_view range = v[i];
@@ -812,6 +872,21 @@ void client_impl::refresh_slots() {
                     if (s >= 0)
                         fresh[static_cast<std::size_t>(s)] = idx;
             }
+            redis_metrics::get().map_ok->inc();
+            for (auto& n : self->nodes_)
+                n.in_map = false;
+            for (auto idx : fresh)
+                if (idx >= 0)
+                    self->nodes_[static_cast<std::size_t>(idx)].in_map = true;
+            std::string masters;
+            for (auto& n : self->nodes_) {
+                n.masters->set(n.in_map ? 1 : 0);
+                if (n.in_map)
+                    masters += (masters.empty() ? "" : ",") + n.ep.str();
+            }
+            // Logged when the map changes (first load, failover, resharding), not on every read.
+            if (!self->have_map_ || fresh != self->slots_)
+                log::info("redis cluster slot map loaded", {{"masters", masters}});
             self->slots_ = std::move(fresh);
             self->have_map_ = true;
             auto waiting = std::move(self->waiting_map_);
@@ -820,7 +895,11 @@ void client_impl::refresh_slots() {
                 self->dispatch(w);
             return;
         }
-        // No map from this node: the waiting requests fail now; the next request tries another node.
+        // This node gave no map: the next candidate is asked now, each known node at most once.
+        redis_metrics::get().map_failed->inc();
+        if (self->refresh_tries_ < candidates)
+            return self->ask_for_slots();
+        self->refreshing_ = false;
         auto waiting = std::move(self->waiting_map_);
         self->waiting_map_.clear();
         for (auto& w : waiting)

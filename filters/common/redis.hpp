@@ -21,15 +21,27 @@
 //    EVAL, which loads the script again, within the same deadline.
 //  * On connect: TLS handshake (optional), AUTH (optional ACL user and password from a secret
 //    reference), then PING; the connection takes requests only after PONG, within connect_timeout.
-//  * Cluster mode: the slot map comes from CLUSTER SLOTS on any seed; each request goes to the master
-//    of its first key's slot; MOVED updates the map and retries there, ASK retries once on the named
-//    node with ASKING; a connection failure or CLUSTERDOWN refreshes the map. A request is retried at
-//    most `max_redirects` times, always within its deadline.
-//  * State changes (a node up or down) are logged once each and counted in metrics:
-//      filterd_redis_connected{node}            gauge: 1 while a connection to the node is ready
-//      filterd_redis_requests_total{result}     ok | server_error | timeout | disconnected | overloaded
-//      filterd_redis_redirects_total{kind}      moved | ask
-//      filterd_redis_reconnects_total           connection attempts after a failure
+//  * Cluster mode: the slot map comes from CLUSTER SLOTS; each request goes to the master of its first
+//    key's slot; MOVED updates the map and retries there, ASK retries once on the named node with
+//    ASKING. The map is read again after a connection failure, CLUSTERDOWN or TRYAGAIN, and while a
+//    slot's master cannot be reached (at most every 100 ms), so requests reach a promoted replica as
+//    soon as the cluster names it. A map read asks the nodes with a ready connection first, then the
+//    other known nodes and the seeds, moving on at once past a node that cannot answer (a dead seed
+//    does not stop it). A node that left the map is not reconnected until a request needs it. A
+//    request is retried at most `max_redirects` times, always within its deadline; a request for a
+//    master whose connection is backing off fails at once with `disconnected`.
+//  * pool_size: that many connections per node, opened on first use; requests go round robin over
+//    them, each connection pipelining with one write in flight. Requests on different connections are
+//    not ordered with each other.
+//  * Host names in seeds are resolved by Asio's asynchronous resolver at each connection attempt; a
+//    name that does not resolve is a connection failure (logged with the resolver's error).
+//  * State changes (a node up or down, a new slot map) are logged once each and counted in metrics:
+//      filterd_redis_connected{node}                  gauge: 1 while a connection to the node is ready
+//      filterd_redis_slot_map_master{node}            gauge (cluster): 1 while the node is a master in the map
+//      filterd_redis_requests_total{result}           ok | server_error | timeout | disconnected | overloaded
+//      filterd_redis_redirects_total{kind}            moved | ask
+//      filterd_redis_reconnects_total                 connection attempts after a failure
+//      filterd_redis_slot_map_refreshes_total{result} ok | failed (one per node asked)
 
 #include "filters/common/config_reader.hpp"
 #include "filters/common/secret.hpp"

@@ -3,6 +3,7 @@
 // 503 when the socket file is deleted or replaced.
 #include "tests/support/client.hpp"
 #include "tests/support/filterd_process.hpp"
+#include "tests/support/merchant_secret.hpp"
 #include "tests/support/spv1.hpp"
 
 #include <catch2/catch.hpp>
@@ -29,13 +30,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string data_dir = std::string(FILTERD_SOURCE_DIR) + "/tests/data/merchant_auth/";
-
-std::string read_secret() {
-    std::ifstream f(data_dir + "acme-k1.secret");
-    std::string v;
-    std::getline(f, v);  // the daemon drops one trailing newline, as this does
-    return v;
-}
 
 std::string write_config(const temp_dir& d, bool journal, bool admin) {
     std::string cfg = d.path + "/filterd.json";

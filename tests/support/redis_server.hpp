@@ -156,24 +156,31 @@ private:
     pid_t pid_ = -1;
 };
 
-/// A Redis Cluster of three masters (no replicas) made with `redis-cli --cluster create`.
+/// A Redis Cluster of three masters made with `redis-cli --cluster create`, with `replicas` replicas
+/// per master (nodes 0-2 are the first masters; the replicas follow). Ready when every node says
+/// cluster_state:ok and every replica's link to its master is up.
 class redis_cluster {
 public:
-    redis_cluster() {
-        for (int i = 0; i < 3; ++i)
+    explicit redis_cluster(int replicas = 0, int node_timeout_ms = 2000) {
+        for (int i = 0; i < 3 * (1 + replicas); ++i)
             nodes_.emplace_back(std::make_unique<redis_server>(
                 std::vector<std::string>{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                         "--cluster-node-timeout", "2000"},
+                                         "--cluster-node-timeout", std::to_string(node_timeout_ms)},
                 true));
         std::string addrs;
         for (auto& n : nodes_)
             addrs += " " + n->address();
-        run_capture("redis-cli --cluster create" + addrs + " --cluster-replicas 0 --cluster-yes >/dev/null 2>&1");
-        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        run_capture("redis-cli --cluster create" + addrs + " --cluster-replicas " + std::to_string(replicas) +
+                    " --cluster-yes >/dev/null 2>&1");
+        auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
         for (;;) {
             bool ok = true;
-            for (auto& n : nodes_)
+            for (auto& n : nodes_) {
                 ok = ok && n->cli("CLUSTER INFO").find("cluster_state:ok") != std::string::npos;
+                auto repl = n->cli("INFO replication");
+                if (repl.find("role:slave") != std::string::npos)
+                    ok = ok && repl.find("master_link_status:up") != std::string::npos;
+            }
             if (ok)
                 break;
             if (std::chrono::steady_clock::now() > until)
@@ -186,6 +193,40 @@ public:
 
     /// The node currently serving `slot` (by CLUSTER SHARDS-free parsing of CLUSTER NODES).
     std::string node_id(std::size_t i) { return trim(nodes_.at(i)->cli("CLUSTER MYID")); }
+
+    /// Index of the master that serves `slot`, as the live node `asked` sees the cluster (size() if none).
+    std::size_t master_of(int slot, std::size_t asked = 0) {
+        for (const auto& l : cluster_nodes(asked)) {
+            if (l.size() < 9 || l[2].find("master") == std::string::npos || l[2].find("fail") != std::string::npos)
+                continue;
+            for (std::size_t i = 8; i < l.size(); ++i) {
+                auto dash = l[i].find('-');
+                if (l[i].front() == '[')
+                    continue;  // a slot being migrated or imported
+                int lo = std::stoi(l[i].substr(0, dash));
+                int hi = dash == std::string::npos ? lo : std::stoi(l[i].substr(dash + 1));
+                if (slot >= lo && slot <= hi)
+                    return index_of(l[1]);
+            }
+        }
+        return nodes_.size();
+    }
+
+    /// Index of a replica of master `m` (size() if none).
+    std::size_t replica_of(std::size_t m) {
+        std::string id = node_id(m);
+        for (const auto& l : cluster_nodes(m))
+            if (l.size() > 3 && l[3] == id)
+                return index_of(l[1]);
+        return nodes_.size();
+    }
+
+    /// The master's replication offset and the replica's: equal when the replica has every write.
+    static long long repl_offset(redis_server& n, const std::string& field) {
+        auto info = n.cli("INFO replication");
+        auto p = info.find(field + ":");
+        return p == std::string::npos ? -1 : std::stoll(info.substr(p + field.size() + 1));
+    }
 
     /// Moves one slot from node `from` to node `to` with its keys (MIGRATE), as redis-cli reshard does.
     void migrate_slot(int slot, std::size_t from, std::size_t to) {
@@ -222,6 +263,44 @@ public:
     }
 
 private:
+    /// CLUSTER NODES of node `i`, one vector of fields per line.
+    std::vector<std::vector<std::string>> cluster_nodes(std::size_t i) {
+        std::vector<std::vector<std::string>> out;
+        std::string text = nodes_.at(i)->cli("CLUSTER NODES");
+        std::size_t pos = 0;
+        while (pos < text.size()) {
+            auto nl = text.find('\n', pos);
+            std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+            std::vector<std::string> fields;
+            std::size_t f = 0;
+            while (f < line.size()) {
+                auto sp = line.find(' ', f);
+                std::string w = trim(line.substr(f, sp == std::string::npos ? std::string::npos : sp - f));
+                if (!w.empty())
+                    fields.push_back(w);
+                if (sp == std::string::npos)
+                    break;
+                f = sp + 1;
+            }
+            if (!fields.empty())
+                out.push_back(std::move(fields));
+            if (nl == std::string::npos)
+                break;
+            pos = nl + 1;
+        }
+        return out;
+    }
+
+    /// Index of the node with address "ip:port@busport".
+    std::size_t index_of(const std::string& addr) {
+        auto colon = addr.rfind(':', addr.find('@'));
+        int port = std::stoi(addr.substr(colon + 1, addr.find('@') - colon - 1));
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            if (nodes_[i]->port() == port)
+                return i;
+        return nodes_.size();
+    }
+
     std::vector<std::unique_ptr<redis_server>> nodes_;
 };
 

@@ -13,6 +13,8 @@
 #include <atomic>
 #include <filesystem>
 #include <future>
+#include <map>
+#include <mutex>
 #include <stdlib.h>
 #include <thread>
 
@@ -405,4 +407,175 @@ TEST_CASE("redis: TLS with certificate and host name verification", "[redis][tls
     CHECK(run(wrong_ca, {"GET", "t"}).error == redis::errc::disconnected);
     redis::client wrong_name(io.ioc.get_executor(), opts("ca.crt", "redis.example"));
     CHECK(run(wrong_name, {"GET", "t"}).error == redis::errc::disconnected);
+}
+
+namespace {
+
+/// The clients connected to `srv` other than the redis-cli asking, from CLIENT LIST.
+std::vector<std::string> client_lines(const redis_server& srv) {
+    std::vector<std::string> out;
+    std::string text = srv.cli("CLIENT LIST");
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        if (line.find("id=") != std::string::npos && line.find("cmd=client|list") == std::string::npos)
+            out.push_back(line);
+        if (nl == std::string::npos)
+            break;
+        pos = nl + 1;
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("redis: pool_size N opens N connections to the node, spreads requests over them, and every reply "
+          "reaches its own request",
+          "[redis][pool]") {
+    redis_server srv;
+    io_thread io;
+    auto o = opts_for(srv);
+    o.pool_size = 4;
+    redis::client c(io.ioc.get_executor(), o);
+
+    // Requests on different connections are not ordered with each other, so the keys are written
+    // first; then 1000 concurrent GETs from 4 threads, interleaved with 1000 ECHOs, each checking that
+    // its reply is its own. A reply handed to another request shows as a wrong value.
+    constexpr int threads = 4, per_thread = 250;
+    auto key_of = [](int t, int i) { return "pool:" + std::to_string(t) + ":" + std::to_string(i); };
+    auto value_of = [](int t, int i) { return "v" + std::to_string(t * 100'000 + i * 13); };
+    std::atomic<int> ok{0}, wrong{0}, done{0};
+    {
+        std::promise<void> written;
+        for (int t = 0; t < threads; ++t)
+            for (int i = 0; i < per_thread; ++i)
+                c.command({"SET", key_of(t, i), value_of(t, i)}, redis::clock::now() + 10s, [&](redis::result&& r) {
+                    (r.error == redis::errc::ok && r.value.view().str() == "OK" ? ok : wrong)++;
+                    if (++done == threads * per_thread)
+                        written.set_value();
+                });
+        REQUIRE(written.get_future().wait_for(30s) == std::future_status::ready);
+        REQUIRE(ok == threads * per_thread);
+    }
+    ok = 0;
+    done = 0;
+    std::promise<void> all;
+    std::vector<std::thread> senders;
+    for (int t = 0; t < threads; ++t)
+        senders.emplace_back([&, t] {
+            for (int i = 0; i < per_thread; ++i) {
+                const std::string value = value_of(t, i);
+                const std::string token = "echo-" + std::to_string(t) + "-" + std::to_string(i);
+                auto check = [&](std::string expected) {
+                    return [&, expected = std::move(expected)](redis::result&& r) {
+                        (r.error == redis::errc::ok && r.value.view().str() == expected ? ok : wrong)++;
+                        if (++done == 2 * threads * per_thread)
+                            all.set_value();
+                    };
+                };
+                c.command({"GET", key_of(t, i)}, redis::clock::now() + 10s, check(value));
+                c.command({"ECHO", token}, redis::clock::now() + 10s, check(token));
+            }
+        });
+    for (auto& s : senders)
+        s.join();
+    REQUIRE(all.get_future().wait_for(30s) == std::future_status::ready);
+    CHECK(ok == 2 * threads * per_thread);
+    CHECK(wrong == 0);
+
+    // Exactly pool_size connections on the server.
+    CHECK(client_lines(srv).size() == 4);
+
+    // Spread: CLIENT ID answers with the id of the connection that carried it. 400 of them land on all
+    // four connections, a fair share each (round robin: 100 each while none reconnects).
+    std::mutex mu;
+    std::map<long long, int> per_connection;
+    std::atomic<int> ids{0};
+    std::promise<void> ids_done;
+    for (int i = 0; i < 400; ++i)
+        c.command({"CLIENT", "ID"}, redis::clock::now() + 10s, [&](redis::result&& r) {
+            {
+                std::lock_guard lock(mu);
+                if (r.error == redis::errc::ok && r.value.view().is_integer())
+                    ++per_connection[r.value.view().integer()];
+            }
+            if (++ids == 400)
+                ids_done.set_value();
+        });
+    REQUIRE(ids_done.get_future().wait_for(30s) == std::future_status::ready);
+    CHECK(per_connection.size() == 4);
+    for (const auto& [id, n] : per_connection) {
+        INFO("connection " << id);
+        CHECK(n >= 50);
+    }
+    // Still the same four: the pool did not grow under load.
+    CHECK(client_lines(srv).size() == 4);
+}
+
+TEST_CASE("redis cluster: pool_size 2 opens two connections to each master", "[redis][pool][cluster]") {
+    filterd::testing::redis_cluster cl;
+    io_thread io;
+    redis::options o;
+    o.cluster = true;
+    o.seeds.push_back({"127.0.0.1", cl.node(0).port()});
+    o.command_timeout = 2000ms;
+    o.pool_size = 2;
+    redis::client c(io.ioc.get_executor(), o);
+    for (int i = 0; i < 60; ++i)
+        REQUIRE(run(c, {"SET", "pk-" + std::to_string(i), "1"}).text == "OK");
+    // Every master holds some of these keys, and has exactly pool_size connections from the client
+    // (the seed also answered CLUSTER SLOTS on one of its two).
+    for (std::size_t n = 0; n < cl.size(); ++n) {
+        INFO("node " << n);
+        CHECK(client_lines(cl.node(n)).size() == 2);
+    }
+}
+
+TEST_CASE("redis: seeds given as host names are resolved without blocking and used", "[redis][resolve]") {
+    redis_server srv;
+    io_thread io;
+    auto cfg = boost::json::parse(R"({"address": "localhost:)" + std::to_string(srv.port()) + R"("})");
+    config_object obj(cfg, "filters.x.redis");
+    auto o = redis::parse_options(obj);
+    obj.finish();
+    REQUIRE(o.seeds.at(0).host == "localhost");
+    o.command_timeout = 2000ms;
+    o.connect_timeout = 2000ms;
+    redis::client c(io.ioc.get_executor(), o);
+    CHECK(run(c, {"SET", "by-name", "yes"}).text == "OK");
+    CHECK(run(c, {"GET", "by-name"}).text == "yes");
+
+    SECTION("a cluster seed by host name") {
+        filterd::testing::redis_cluster cl;
+        redis::options co;
+        co.cluster = true;
+        co.seeds.push_back({"localhost", cl.node(2).port()});
+        co.command_timeout = 2000ms;
+        co.connect_timeout = 2000ms;
+        redis::client cc(io.ioc.get_executor(), co);
+        for (int i = 0; i < 30; ++i)
+            REQUIRE(run(cc, {"SET", "n-" + std::to_string(i), "1"}).text == "OK");
+        for (std::size_t n = 0; n < cl.size(); ++n)
+            CHECK(std::stoi(cl.node(n).cli("DBSIZE")) > 0);
+    }
+}
+
+TEST_CASE("redis: a name that does not resolve fails requests at their deadline, and the I/O thread keeps serving",
+          "[redis][resolve]") {
+    redis_server srv;
+    io_thread io;  // one thread shared by both clients: a blocking lookup would stall the good one
+    redis::options bad_o;
+    bad_o.seeds.push_back({"no-such-host.invalid", 6379});
+    bad_o.command_timeout = 2000ms;
+    bad_o.connect_timeout = 2000ms;
+    redis::client bad(io.ioc.get_executor(), bad_o);
+    redis::client good(io.ioc.get_executor(), opts_for(srv));
+    for (int i = 0; i < 5; ++i) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto r = run(bad, {"GET", "k"}, 300ms);
+        CHECK((r.error == redis::errc::disconnected || r.error == redis::errc::timeout));
+        CHECK(std::chrono::steady_clock::now() - t0 < 3s);  // the 300 ms deadline, with slack
+        CHECK(run(good, {"PING"}).text == "PONG");
+    }
 }

@@ -53,8 +53,8 @@ void append_timestamp(std::string& out) {
     std::tm tm{};
     gmtime_r(&t, &tm);
     char buf[80];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
     out += buf;
 }
 
@@ -65,11 +65,16 @@ level current_level() noexcept { return static_cast<level>(g_level.load(std::mem
 void set_fd(int fd) noexcept { g_fd.store(fd, std::memory_order_relaxed); }
 
 bool parse_level(std::string_view s, level& out) noexcept {
-    if (s == "debug") out = level::debug;
-    else if (s == "info") out = level::info;
-    else if (s == "warn") out = level::warn;
-    else if (s == "error") out = level::error;
-    else return false;
+    if (s == "debug")
+        out = level::debug;
+    else if (s == "info")
+        out = level::info;
+    else if (s == "warn")
+        out = level::warn;
+    else if (s == "error")
+        out = level::error;
+    else
+        return false;
     return true;
 }
 
@@ -136,8 +141,7 @@ std::int64_t throttle::interval_ns() noexcept { return g_throttle_interval_ns.lo
 
 bool throttle::admit(std::int64_t now_ns, std::uint64_t& suppressed) noexcept {
     std::int64_t next = next_ns_.load(std::memory_order_relaxed);
-    if (now_ns < next ||
-        !next_ns_.compare_exchange_strong(next, now_ns + interval_ns(), std::memory_order_relaxed)) {
+    if (now_ns < next || !next_ns_.compare_exchange_strong(next, now_ns + interval_ns(), std::memory_order_relaxed)) {
         held_.fetch_add(1, std::memory_order_relaxed);
         return false;
     }

@@ -26,7 +26,9 @@ struct field {
     field(std::string_view k, const std::string& v) : key(k), value(v) {}
     field(std::string_view k, const char* v) : key(k), value(v) {}
     template <class N, class = std::enable_if_t<std::is_arithmetic_v<N>>>
-    field(std::string_view k, N n) : key(k), value(std::to_string(n)), raw_number(true) {}
+    field(std::string_view k, N n) : key(k),
+                                     value(std::to_string(n)),
+                                     raw_number(true) {}
 };
 
 void set_level(level l) noexcept;

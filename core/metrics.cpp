@@ -27,10 +27,14 @@ std::string render_labels(const labels& l) {
         out += k;
         out += "=\"";
         for (char c : v) {
-            if (c == '\\') out += "\\\\";
-            else if (c == '"') out += "\\\"";
-            else if (c == '\n') out += "\\n";
-            else out += c;
+            if (c == '\\')
+                out += "\\\\";
+            else if (c == '"')
+                out += "\\\"";
+            else if (c == '\n')
+                out += "\\n";
+            else
+                out += c;
         }
         out += '"';
     }

@@ -42,8 +42,8 @@ private:
 /// Latency histogram with fixed buckets from 1 µs to 10 ms (values in nanoseconds).
 class histogram {
 public:
-    static constexpr std::array<std::uint64_t, 14> bounds_ns{1'000,   2'500,   5'000,     10'000,    25'000,
-                                                             50'000,  100'000, 250'000,   500'000,   1'000'000,
+    static constexpr std::array<std::uint64_t, 14> bounds_ns{1'000,     2'500,     5'000,      10'000,    25'000,
+                                                             50'000,    100'000,   250'000,    500'000,   1'000'000,
                                                              2'500'000, 5'000'000, 10'000'000, 50'000'000};
     void observe(std::uint64_t ns) noexcept;
     std::uint64_t count() const noexcept { return count_.load(std::memory_order_relaxed); }

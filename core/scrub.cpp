@@ -194,9 +194,7 @@ std::size_t scrub_span(std::string_view in, std::size_t p, std::string& out) {
     return span_end;
 }
 
-unsigned letter_value(char c) noexcept {
-    return static_cast<unsigned>((c >= 'a' ? c - 'a' : c - 'A') + 10);
-}
+unsigned letter_value(char c) noexcept { return static_cast<unsigned>((c >= 'a' ? c - 'a' : c - 'A') + 10); }
 
 /// mod-97 of the decimal string formed by appending `c` (a digit, or a letter as two digits 10..35).
 unsigned mod97_push(unsigned r, char c) noexcept {

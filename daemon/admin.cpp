@@ -24,7 +24,8 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-http::response<http::string_body> handle(const http::request<http::empty_body>& req, const std::function<bool()>& ready) {
+http::response<http::string_body> handle(const http::request<http::empty_body>& req,
+                                         const std::function<bool()>& ready) {
     http::response<http::string_body> res;
     res.version(req.version());
     res.keep_alive(false);
@@ -44,8 +45,7 @@ http::response<http::string_body> handle(const http::request<http::empty_body>& 
         reply(http::status::ok, "ok\n", "text/plain");
     else if (target == "/readyz") {
         bool ok = ready();
-        reply(ok ? http::status::ok : http::status::service_unavailable, ok ? "ready\n" : "not ready\n",
-              "text/plain");
+        reply(ok ? http::status::ok : http::status::service_unavailable, ok ? "ready\n" : "not ready\n", "text/plain");
     } else if (target == "/metrics")
         reply(http::status::ok, metrics_registry::global().render_prometheus(), "text/plain; version=0.0.4");
     else
@@ -70,7 +70,9 @@ net::awaitable<void> serve(beast::tcp_stream stream, std::function<bool()> ready
 }  // namespace
 
 admin_server::admin_server(net::io_context& ioc, std::function<bool()> ready)
-    : ioc_(ioc), acceptor_(ioc), ready_(std::move(ready)) {}
+    : ioc_(ioc),
+      acceptor_(ioc),
+      ready_(std::move(ready)) {}
 
 void admin_server::start(const std::string& address, std::uint16_t port) {
     boost::system::error_code ec;

@@ -1,9 +1,9 @@
 #include "daemon/app.hpp"
 
+#include "core/log.hpp"
 #include "daemon/admin.hpp"
 #include "daemon/config.hpp"
 #include "daemon/server.hpp"
-#include "core/log.hpp"
 #include "filters/common/redis.hpp"
 
 #include <boost/asio/signal_set.hpp>
@@ -18,11 +18,10 @@ namespace filterd {
 namespace net = boost::asio;
 
 bool parse_options(int argc, char** argv, options& out, int& exit_code) {
-    static const char* usage =
-        "usage: filterd --config PATH [--socket PATH] [--check]\n"
-        "  --config PATH   daemon config (JSON, see docs/configuration.md)\n"
-        "  --socket PATH   listen on PATH instead of listen.socket\n"
-        "  --check         validate the config and exit (0 = valid, 2 = invalid)\n";
+    static const char* usage = "usage: filterd --config PATH [--socket PATH] [--check]\n"
+                               "  --config PATH   daemon config (JSON, see docs/configuration.md)\n"
+                               "  --socket PATH   listen on PATH instead of listen.socket\n"
+                               "  --check         validate the config and exit (0 = valid, 2 = invalid)\n";
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         auto value = [&](std::string& dst) {
@@ -127,8 +126,9 @@ int run_daemon(const options& opt, const registry& reg) {
         bool reachable = srv.socket_reachable();
         static std::atomic<bool> warned{false};
         if (!reachable && srv.accepting() && !warned.exchange(true))
-            log::error("socket file deleted or replaced: not ready (clients cannot reach this daemon); restart to recreate it",
-                       {{"socket", srv.config()->listen.socket_path}});
+            log::error(
+                "socket file deleted or replaced: not ready (clients cannot reach this daemon); restart to recreate it",
+                {{"socket", srv.config()->listen.socket_path}});
         return srv.accepting() && srv.config() != nullptr && reachable;
     });
     try {
@@ -173,8 +173,8 @@ int run_daemon(const options& opt, const registry& reg) {
             } else if (!draining) {
                 draining = true;
                 auto timeout = srv.config()->limits.drain_timeout;
-                log::info("shutting down: draining", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
-                                                      {"drain_timeout_ms", timeout.count()}});
+                log::info("shutting down: draining",
+                          {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}, {"drain_timeout_ms", timeout.count()}});
                 srv.begin_drain();
                 drain_deadline = std::chrono::steady_clock::now() + timeout;
                 poll_drain();

@@ -78,10 +78,10 @@ std::shared_ptr<const daemon_config> build(const json::value& doc, const std::st
     cfg->io_threads = static_cast<unsigned>(root.get_int("io_threads", 2, 1, 64));
 
     if (auto l = root.optional_object("limits")) {
-        cfg->limits.max_frame_bytes =
-            static_cast<std::uint32_t>(l->get_int("max_frame_bytes", 1 << 20, 4096, 16 << 20));
-        cfg->limits.max_in_flight_per_connection =
-            static_cast<std::uint32_t>(l->get_int("max_in_flight_per_connection", 256, 1, 65536));
+        cfg->limits.max_frame_bytes = static_cast<std::uint32_t>(
+            l->get_int("max_frame_bytes", 1 << 20, 4096, 16 << 20));
+        cfg->limits.max_in_flight_per_connection = static_cast<std::uint32_t>(
+            l->get_int("max_in_flight_per_connection", 256, 1, 65536));
         cfg->limits.max_connections = static_cast<std::uint32_t>(l->get_int("max_connections", 64, 1, 10000));
         cfg->limits.stall_timeout = std::chrono::milliseconds(l->get_int("stall_timeout_ms", 2000, 10, 600000));
         cfg->limits.drain_timeout = std::chrono::milliseconds(l->get_int("drain_timeout_ms", 5000, 0, 600000));
@@ -90,8 +90,8 @@ std::shared_ptr<const daemon_config> build(const json::value& doc, const std::st
 
     if (auto lg = root.optional_object("log")) {
         cfg->log_level = lg->get_enum("level", "info", {"debug", "info", "warn", "error"});
-        cfg->log_per_request_interval =
-            std::chrono::milliseconds(lg->get_int("per_request_interval_ms", 1000, 0, 3600000));
+        cfg->log_per_request_interval = std::chrono::milliseconds(
+            lg->get_int("per_request_interval_ms", 1000, 0, 3600000));
         lg->finish();
     }
 

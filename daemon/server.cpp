@@ -36,8 +36,7 @@ std::int64_t mono_ns() noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_type::now().time_since_epoch()).count();
 }
 std::int64_t wall_ns() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
@@ -716,7 +715,10 @@ private:
 // ---- server ------------------------------------------------------------------------------------
 
 server::server(net::io_context& ioc, std::shared_ptr<const daemon_config> cfg)
-    : ioc_(ioc), cfg_(std::move(cfg)), acceptor_(ioc), registry_(std::make_shared<session_registry>()) {}
+    : ioc_(ioc),
+      cfg_(std::move(cfg)),
+      acceptor_(ioc),
+      registry_(std::make_shared<session_registry>()) {}
 
 server::~server() {
     boost::system::error_code ec;
@@ -799,8 +801,8 @@ void server::run_accept_loop() {
                     if (registry_->sessions.size() >= cfg->limits.max_connections &&
                         !make_room(cfg->limits.max_connections, looked_at)) {
                         server_metrics::get().frame_error(errc::too_many_connections).inc();
-                        log::warn("rejected connection", {{"reason", "too_many_connections"},
-                                                          {"limit", cfg->limits.max_connections}});
+                        log::warn("rejected connection",
+                                  {{"reason", "too_many_connections"}, {"limit", cfg->limits.max_connections}});
                         sock.close(ec);
                         continue;
                     }

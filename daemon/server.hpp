@@ -26,9 +26,9 @@
 // Drain: begin_drain() stops accepting; sessions stop reading, answer what they already accepted and
 // close when the last answer is written (counted, not polled).
 
+#include "core/metrics.hpp"
 #include "daemon/config.hpp"
 #include "daemon/errc.hpp"
-#include "core/metrics.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>

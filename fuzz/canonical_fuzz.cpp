@@ -55,8 +55,10 @@ std::string b64_encode(const std::uint8_t* p, std::size_t n) {
     std::string out;
     for (std::size_t i = 0; i < n; i += 3) {
         std::uint32_t v = std::uint32_t{p[i]} << 16;
-        if (i + 1 < n) v |= std::uint32_t{p[i + 1]} << 8;
-        if (i + 2 < n) v |= p[i + 2];
+        if (i + 1 < n)
+            v |= std::uint32_t{p[i + 1]} << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
         out += a[(v >> 18) & 63];
         out += a[(v >> 12) & 63];
         out += i + 1 < n ? a[(v >> 6) & 63] : '=';
@@ -66,8 +68,10 @@ std::string b64_encode(const std::uint8_t* p, std::size_t n) {
 }
 
 int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
     return -1;  // lower-case hex is not canonical
 }
 
@@ -122,7 +126,8 @@ void check_canonical(std::string_view method, std::string_view path,
     char hex[64];
     if (!sha256_hex({reinterpret_cast<const std::uint8_t*>(body.data()), body.size()}, hex))
         fail("sha256 failed");
-    canonical_parts parts{method, path, "merchant", "key", "1764158400", "nonce-nonce-nonce", std::string_view(hex, 64)};
+    canonical_parts parts{
+        method, path, "merchant", "key", "1764158400", "nonce-nonce-nonce", std::string_view(hex, 64)};
     canonicaliser c;
     c.reset();
     for (const auto& [n, v] : query)

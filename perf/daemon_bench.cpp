@@ -36,9 +36,13 @@ proto::request_spec sample_request(std::size_t body, std::vector<std::string> fi
     r.method = "POST";
     r.path = "/v1/merchants/m-1/payments";
     r.query = {{"currency", "PKR"}, {"amount", "1000"}};
-    r.headers = {{"Content-Type", {"application/json"}}, {"X-Merchant-Id", {"m-1"}}, {"X-Key-Id", {"k1"}},
-                 {"X-Timestamp", {"1764158400"}}, {"X-Nonce", {"bm9uY2Utbm9uY2Utbm9uY2U"}},
-                 {"X-Signature", {"v1=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}, {"User-Agent", {"bench/1.0"}}};
+    r.headers = {{"Content-Type", {"application/json"}},
+                 {"X-Merchant-Id", {"m-1"}},
+                 {"X-Key-Id", {"k1"}},
+                 {"X-Timestamp", {"1764158400"}},
+                 {"X-Nonce", {"bm9uY2Utbm9uY2Utbm9uY2U"}},
+                 {"X-Signature", {"v1=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}},
+                 {"User-Agent", {"bench/1.0"}}};
     r.client_ip = "10.0.0.1";
     r.body.assign(body, 'x');
     return r;
@@ -290,7 +294,12 @@ void BM_pipelined(benchmark::State& state) {
 BENCHMARK(BM_floor_socketpair)->Args({1756, 84})->Args({1796, 84})->UseRealTime();
 BENCHMARK(BM_decode_verify)->Arg(0)->Arg(1024)->Arg(16384);
 BENCHMARK(BM_chain_dispatch)->Arg(0)->Arg(3);
-BENCHMARK(BM_roundtrip_unix)->ArgNames({"filters", "io_threads"})->Args({0, 1})->Args({0, 2})->Args({3, 2})->UseRealTime();
+BENCHMARK(BM_roundtrip_unix)
+    ->ArgNames({"filters", "io_threads"})
+    ->Args({0, 1})
+    ->Args({0, 2})
+    ->Args({3, 2})
+    ->UseRealTime();
 BENCHMARK(BM_pipelined)->ArgNames({"filters", "io_threads"})->Args({0, 1})->Args({0, 2})->Args({3, 2})->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -131,9 +131,9 @@ std::vector<std::uint8_t> encode_request(const request_spec& r) {
         b.CreateString(r.path), query, b.CreateVector(headers), b.CreateString(r.client_ip),
         r.body.empty() ? 0 : b.CreateVector(reinterpret_cast<const std::uint8_t*>(r.body.data()), r.body.size()),
         params,
-        r.body_sha256 ? b.CreateVector(reinterpret_cast<const std::uint8_t*>(r.body_sha256->data()),
-                                       r.body_sha256->size())
-                      : 0);
+        r.body_sha256
+            ? b.CreateVector(reinterpret_cast<const std::uint8_t*>(r.body_sha256->data()), r.body_sha256->size())
+            : 0);
     return finish(b, wire::Body::FilterRequest, req);
 }
 

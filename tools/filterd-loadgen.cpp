@@ -29,9 +29,9 @@
 #include <openssl/rand.h>
 
 #include <fmt/format.h>
-#include <sys/socket.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -174,7 +174,8 @@ proto::request_spec representative_request(const std::string& route, std::vector
     r.method = "POST";
     r.path = "/v1/payments";
     std::string head = R"({"amount":12500,"currency":"PKR","pad":")", tail = R"("})";
-    r.body = head + std::string(body_bytes > head.size() + tail.size() ? body_bytes - head.size() - tail.size() : 0, 'x') +
+    r.body = head +
+             std::string(body_bytes > head.size() + tail.size() ? body_bytes - head.size() - tail.size() : 0, 'x') +
              tail;
     r.headers = {{"Host", {"127.0.0.1:8080"}},
                  {"User-Agent", {"Go-http-client/1.1"}},
@@ -204,9 +205,8 @@ std::vector<std::uint8_t> representative_reply(std::uint64_t id) {
         hdr("X-Gw-Client-Ip", "127.0.0.1"),
         hdr("X-Gw-Request-Id", "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"),
         hdr("X-Gw-Received-At", "2026-11-26T12:00:00.000Z")};
-    std::vector<flatbuffers::Offset<flatbuffers::String>> rm{b.CreateString("X-Original-URL"),
-                                                            b.CreateString("X-Rewrite-URL"),
-                                                            b.CreateString("X-HTTP-Method-Override")};
+    std::vector<flatbuffers::Offset<flatbuffers::String>> rm{
+        b.CreateString("X-Original-URL"), b.CreateString("X-Rewrite-URL"), b.CreateString("X-HTTP-Method-Override")};
     std::vector<flatbuffers::Offset<wire::FilterResult>> fr{
         wire::CreateFilterResult(b, b.CreateString("merchant-auth"), wire::FilterOutcome::Allow, 2100),
         wire::CreateFilterResult(b, b.CreateString("rate-limit"), wire::FilterOutcome::Allow, 150),
@@ -314,17 +314,19 @@ int run_floor(std::size_t req_bytes, std::size_t reply_bytes, int iterations, do
                           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)) /
                          static_cast<double>(warmup + iterations);
     auto p = summarise(std::move(rtt));
-    std::fprintf(stderr,
-                 "filterd-loadgen: floor %zu B -> %zu B, %d round trips%s, CPUs %s: P50 %.1f us, P99 %.1f us; echo process "
-                 "CPU %.1f us per round trip\n",
-                 req_frame.size(), reply_frame.size(), iterations, rate > 0 ? fmt::format(" at {:.0f}/s", rate).c_str() : "",
-                 pin.c_str(),
-                 p.p50, p.p99, echo_cpu_us);
-    emit(fmt::format(R"({{"source":"filterd-loadgen floor: fork + AF_UNIX socketpair ping-pong{}, CPUs {}","req_bytes":{},)"
-                     R"("reply_bytes":{},"iterations":{},"rate_per_s":{:.0f},"echo_cpu_us_per_rtt":{:.2f},"pin":"{}","rtt_us":{}}})",
-                     rate > 0 ? ", paced" : ", back to back", pin, req_frame.size(), reply_frame.size(), iterations, rate,
-                     echo_cpu_us, pin, json(p)),
-         json_path);
+    std::fprintf(
+        stderr,
+        "filterd-loadgen: floor %zu B -> %zu B, %d round trips%s, CPUs %s: P50 %.1f us, P99 %.1f us; echo process "
+        "CPU %.1f us per round trip\n",
+        req_frame.size(), reply_frame.size(), iterations, rate > 0 ? fmt::format(" at {:.0f}/s", rate).c_str() : "",
+        pin.c_str(), p.p50, p.p99, echo_cpu_us);
+    emit(
+        fmt::format(
+            R"({{"source":"filterd-loadgen floor: fork + AF_UNIX socketpair ping-pong{}, CPUs {}","req_bytes":{},)"
+            R"("reply_bytes":{},"iterations":{},"rate_per_s":{:.0f},"echo_cpu_us_per_rtt":{:.2f},"pin":"{}","rtt_us":{}}})",
+            rate > 0 ? ", paced" : ", back to back", pin, req_frame.size(), reply_frame.size(), iterations, rate,
+            echo_cpu_us, pin, json(p)),
+        json_path);
     return 0;
 }
 
@@ -361,8 +363,8 @@ struct conn_result {
 void drive(const std::string& socket_path, proto::request_spec base, signer& s, int pipeline, double interval_s,
            clock_type::time_point end, conn_result& out) {
     int fd = connect_unix(socket_path);
-    auto hello = proto::encode_hello(proto::protocol_version, proto::protocol_version, 1u << 20, proto::cap_filter_timings,
-                                     "filterd-loadgen/1");
+    auto hello = proto::encode_hello(proto::protocol_version, proto::protocol_version, 1u << 20,
+                                     proto::cap_filter_timings, "filterd-loadgen/1");
     std::vector<std::uint8_t> body;
     if (!send_all(fd, hello.data(), hello.size()) || !read_frame(fd, body, proto::max_frame_limit)) {
         out.failure = "HELLO exchange failed";
@@ -492,8 +494,9 @@ int run_load(const std::map<std::string, std::string>& opt) {
         secret_value = *from_file;
     }
 
-    auto base = representative_request(get("route", "perf"), split(get("filters", "merchant-auth,rate-limit,enrichment"), ','),
-                                        static_cast<std::size_t>(std::stoi(get("body-bytes", "1024"))));
+    auto base = representative_request(get("route", "perf"),
+                                       split(get("filters", "merchant-auth,rate-limit,enrichment"), ','),
+                                       static_cast<std::size_t>(std::stoi(get("body-bytes", "1024"))));
     base.path = get("path", base.path);
     // A throughput run queues up to connections x pipeline requests at the daemon; the budget must
     // cover that queue, or the figure would count deadline errors instead of decisions.
@@ -538,25 +541,28 @@ int run_load(const std::map<std::string, std::string>& opt) {
     for (auto [k, v] : sum.deny_status)
         std::fprintf(stderr, "filterd-loadgen: deny status %d x %lld\n", k, static_cast<long long>(v));
     double per_core = cpu > 0 ? static_cast<double>(sum.decisions) / cpu : 0;
-    std::fprintf(stderr,
-                 "filterd-loadgen: %lld decisions (%lld allow, %lld deny, %lld errors) in %.2f s = %.0f/s; filterd CPU %.2f s "
-                 "-> %.0f decisions per CPU-second\n",
-                 static_cast<long long>(sum.decisions), static_cast<long long>(sum.allowed), static_cast<long long>(sum.denied),
-                 static_cast<long long>(sum.errors), wall, static_cast<double>(sum.decisions) / wall, cpu, per_core);
+    std::fprintf(
+        stderr,
+        "filterd-loadgen: %lld decisions (%lld allow, %lld deny, %lld errors) in %.2f s = %.0f/s; filterd CPU %.2f s "
+        "-> %.0f decisions per CPU-second\n",
+        static_cast<long long>(sum.decisions), static_cast<long long>(sum.allowed), static_cast<long long>(sum.denied),
+        static_cast<long long>(sum.errors), wall, static_cast<double>(sum.decisions) / wall, cpu, per_core);
     std::string paced;
     if (rate > 0) {
         auto p = summarise(sum.rtt_us);
-        std::fprintf(stderr, "filterd-loadgen: paced at %.0f/s: round trip P50 %.1f us, P99 %.1f us; %.1f us filterd CPU per decision\n",
-                     rate, p.p50, p.p99, sum.decisions ? cpu * 1e6 / static_cast<double>(sum.decisions) : 0.0);
+        std::fprintf(
+            stderr,
+            "filterd-loadgen: paced at %.0f/s: round trip P50 %.1f us, P99 %.1f us; %.1f us filterd CPU per decision\n",
+            rate, p.p50, p.p99, sum.decisions ? cpu * 1e6 / static_cast<double>(sum.decisions) : 0.0);
         paced = fmt::format(R"(,"rate_per_s":{:.0f},"rtt_us":{})", rate, json(p));
         pipeline = 1;
     }
     emit(fmt::format(R"({{"decisions":{},"allowed":{},"denied":{},"errors":{},"wall_s":{:.3f},"filterd_cpu_s":{:.2f},)"
                      R"("decisions_per_s":{:.0f},"decisions_per_core_s":{:.0f},"connections":{},"pipeline":{},)"
                      R"("req_bytes":{},"reply_bytes":{}{}}})",
-                     sum.decisions, sum.allowed, sum.denied, sum.errors, wall, cpu, static_cast<double>(sum.decisions) / wall,
-                     per_core, conns, pipeline, answered ? sum.req_bytes / answered : 0,
-                     answered ? sum.reply_bytes / answered : 0, paced),
+                     sum.decisions, sum.allowed, sum.denied, sum.errors, wall, cpu,
+                     static_cast<double>(sum.decisions) / wall, per_core, conns, pipeline,
+                     answered ? sum.req_bytes / answered : 0, answered ? sum.reply_bytes / answered : 0, paced),
          get("json", ""));
     return sum.decisions > 0 ? 0 : 1;
 }
@@ -566,7 +572,8 @@ void usage() {
                  "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R]\n"
                  "                             [--pin same|cross|none] [--json FILE]\n"
                  "       filterd-loadgen run --socket PATH [--route R] [--filters a,b,c] [--path P] [--duration S]\n"
-                 "                           [--connections C] [--pipeline P | --rate R] [--budget-us U] [--merchant ID] [--key-id ID]\n"
+                 "                           [--connections C] [--pipeline P | --rate R] [--budget-us U] [--merchant "
+                 "ID] [--key-id ID]\n"
                  "                           [--secret-env VAR | --secret-file F] [--filterd-pid PID] [--json FILE]\n");
 }
 

@@ -11,8 +11,8 @@
 // state for a rejected request. The order stays the request's: filters that depend on an earlier one
 // (rate-limit or enrichment keyed on the merchant) fail closed when merchant-auth has not run first.
 
-#include "filters/common/filter.hpp"
 #include "core/metrics.hpp"
+#include "filters/common/filter.hpp"
 
 #include <array>
 #include <cstddef>
@@ -39,10 +39,10 @@ inline constexpr std::size_t max_filters_per_route = 16;
 struct route {
     std::string id;
     std::vector<route_filter> filters;
-    counter* allowed = nullptr;   ///< requests allowed on this route
-    counter* denied = nullptr;    ///< requests denied on this route
-    histogram* latency = nullptr; ///< chain time on this route
-    bool may_suspend = false;     ///< a filter of the route waits on a shared store (filter::is_async)
+    counter* allowed = nullptr;    ///< requests allowed on this route
+    counter* denied = nullptr;     ///< requests denied on this route
+    histogram* latency = nullptr;  ///< chain time on this route
+    bool may_suspend = false;      ///< a filter of the route waits on a shared store (filter::is_async)
 
     const route_filter* find(std::string_view name) const noexcept;
 };
@@ -72,9 +72,9 @@ private:
 };
 
 enum class chain_status : std::uint8_t {
-    done,            ///< the chain ran; ctx and the results say allow or deny
+    done,  ///< the chain ran; ctx and the results say allow or deny
     unknown_route,
-    unknown_filter,  ///< a name is not configured for the route, or appears twice
+    unknown_filter,    ///< a name is not configured for the route, or appears twice
     filters_mismatch,  ///< the request leaves out a filter the route requires
 };
 
@@ -108,9 +108,9 @@ private:
 struct chain_result {
     chain_status status = chain_status::done;
     bool allowed = false;
-    std::string_view detail;               ///< unknown_filter: the offending name (points into the request);
-                                           ///< filters_mismatch: a required filter left out (points into the set)
-    filter_timings timings;                ///< cleared and refilled by run_chain
+    std::string_view detail;  ///< unknown_filter: the offending name (points into the request);
+                              ///< filters_mismatch: a required filter left out (points into the set)
+    filter_timings timings;   ///< cleared and refilled by run_chain
 };
 
 /// Runs the filters named in `req` in order and stops at the first deny or error. A filter error

@@ -20,7 +20,9 @@ std::string config_object::key_path(std::string_view key) const {
     return path_ + "." + std::string(key);
 }
 
-void config_object::fail(std::string_view key, const std::string& what) const { throw config_error(key_path(key), what); }
+void config_object::fail(std::string_view key, const std::string& what) const {
+    throw config_error(key_path(key), what);
+}
 
 bool config_object::has(std::string_view key) const { return obj_->contains(key); }
 
@@ -67,8 +69,8 @@ std::optional<std::int64_t> config_object::optional_int(std::string_view key, st
     else
         fail(key, "must be an integer");
     if (n < min || n > max)
-        fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
-                      std::to_string(n));
+        fail(key,
+             "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + std::to_string(n));
     return n;
 }
 

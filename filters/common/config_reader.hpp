@@ -22,7 +22,8 @@ namespace filterd {
 class config_error : public std::runtime_error {
 public:
     config_error(std::string key, const std::string& what)
-        : std::runtime_error(key + ": " + what), key_(std::move(key)) {}
+        : std::runtime_error(key + ": " + what),
+          key_(std::move(key)) {}
     const std::string& key() const noexcept { return key_; }
 
 private:

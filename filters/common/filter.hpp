@@ -139,8 +139,8 @@ struct context {
     /// calls settle() with the result; settle() fills the deny (401 replay, 503 store unavailable) and
     /// returns the outcome the carrying filter must return (allow: carry on with its own decision).
     struct pending_nonce {
-        std::string key;            ///< the store key (merchant-namespaced)
-        std::int64_t ttl_ms = 0;    ///< how long the nonce must be remembered
+        std::string key;          ///< the store key (merchant-namespaced)
+        std::int64_t ttl_ms = 0;  ///< how long the nonce must be remembered
         enum class verdict : std::uint8_t { recorded, replay, unavailable };
         std::function<outcome(context&, verdict)> settle;
     };

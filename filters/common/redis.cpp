@@ -54,8 +54,8 @@ bool reply_view::is_string() const noexcept {
 bool reply_view::is_array() const noexcept { return r_ && r_->type == REDIS_REPLY_ARRAY; }
 long long reply_view::integer() const noexcept { return r_ ? r_->integer : 0; }
 std::string_view reply_view::str() const noexcept {
-    if (r_ && r_->str && (r_->type == REDIS_REPLY_STRING || r_->type == REDIS_REPLY_STATUS ||
-                          r_->type == REDIS_REPLY_ERROR))
+    if (r_ && r_->str &&
+        (r_->type == REDIS_REPLY_STRING || r_->type == REDIS_REPLY_STATUS || r_->type == REDIS_REPLY_ERROR))
         return {r_->str, r_->len};
     return {};
 }
@@ -130,8 +130,8 @@ struct redis_metrics {
             redis_metrics out{};
             const char* help = "Redis requests by result.";
             for (errc e : {errc::ok, errc::server_error, errc::timeout, errc::disconnected, errc::overloaded})
-                out.results[static_cast<int>(e)] =
-                    &r.get_counter("filterd_redis_requests_total", help, {{"result", std::string(to_string(e))}});
+                out.results[static_cast<int>(e)] = &r.get_counter("filterd_redis_requests_total", help,
+                                                                  {{"result", std::string(to_string(e))}});
             out.moved = &r.get_counter("filterd_redis_redirects_total", "Redis Cluster redirects followed.",
                                        {{"kind", "moved"}});
             out.ask = &r.get_counter("filterd_redis_redirects_total", "Redis Cluster redirects followed.",
@@ -232,7 +232,8 @@ std::uint16_t key_slot(std::string_view key) noexcept {
     for (unsigned char c : key) {
         crc ^= static_cast<std::uint16_t>(c) << 8;
         for (int i = 0; i < 8; ++i)
-            crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021) : static_cast<std::uint16_t>(crc << 1);
+            crc = (crc & 0x8000) ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
+                                 : static_cast<std::uint16_t>(crc << 1);
     }
     return crc & 16383;
 }
@@ -256,18 +257,18 @@ class connection;
 struct request {
     std::vector<std::string> argv;  ///< the command as sent (EVALSHA form for scripts)
     std::shared_ptr<const script> scr;
-    std::string wire;               ///< RESP bytes to send (may start with ASKING)
-    callback cb;                    ///< empty once completed
+    std::string wire;  ///< RESP bytes to send (may start with ASKING)
+    callback cb;       ///< empty once completed
     clock::time_point deadline;
     clock::time_point sent_at;
     std::unique_ptr<net::steady_timer> timer;
     std::weak_ptr<connection> conn;  ///< where it waits for its reply
     int redirects = 0;
-    int skip_replies = 0;           ///< replies to drop before ours (ASKING's +OK)
+    int skip_replies = 0;  ///< replies to drop before ours (ASKING's +OK)
     bool eval_retried = false;
     bool has_slot = false;
     std::uint16_t slot = 0;
-    bool internal = false;          ///< handshake or slot-map traffic: no metrics
+    bool internal = false;  ///< handshake or slot-map traffic: no metrics
 };
 using request_ptr = std::shared_ptr<request>;
 
@@ -376,14 +377,13 @@ private:
                     return;
                 if (ec)
                     return self->fail("resolve: " + ec.message());
-                net::async_connect(self->sock_, rs,
-                                   [self, gen](boost::system::error_code ec2, const tcp::endpoint&) {
-                                       if (gen != self->gen_)
-                                           return;
-                                       if (ec2)
-                                           return self->fail("connect: " + ec2.message());
-                                       self->on_connected();
-                                   });
+                net::async_connect(self->sock_, rs, [self, gen](boost::system::error_code ec2, const tcp::endpoint&) {
+                    if (gen != self->gen_)
+                        return;
+                    if (ec2)
+                        return self->fail("connect: " + ec2.message());
+                    self->on_connected();
+                });
             });
     }
 
@@ -568,7 +568,7 @@ private:
             bufs.push_back(net::buffer(r->wire));
         }
         auto handler = [self = shared_from_this(), gen = gen_, batch = std::move(batch)](boost::system::error_code ec,
-                                                                                          std::size_t) {
+                                                                                         std::size_t) {
             if (gen != self->gen_)
                 return;
             self->writing_ = false;
@@ -610,7 +610,8 @@ private:
             backoff_ = backoff_.count() == 0 ? o.backoff_min : std::min(o.backoff_max, backoff_ * 2);
             std::uniform_int_distribution<long> jitter(0, backoff_.count() / 4);
             thread_local std::minstd_rand rng{std::random_device{}()};
-            backoff_timer_ = std::make_unique<net::steady_timer>(owner_.strand_, backoff_ + std::chrono::milliseconds(jitter(rng)));
+            backoff_timer_ = std::make_unique<net::steady_timer>(owner_.strand_,
+                                                                 backoff_ + std::chrono::milliseconds(jitter(rng)));
             backoff_timer_->async_wait([self = shared_from_this(), gen = gen_](boost::system::error_code e) {
                 if (e || gen != self->gen_ || self->state_ != state::backoff)
                     return;

@@ -137,8 +137,8 @@ struct tls_options {
 struct options {
     std::vector<endpoint> seeds;  ///< standalone: one address; cluster: one or more seed nodes
     bool cluster = false;
-    std::string user;             ///< ACL user (empty: AUTH with the password only, or no AUTH)
-    secret password;              ///< from an env or file reference; empty: no AUTH
+    std::string user;  ///< ACL user (empty: AUTH with the password only, or no AUTH)
+    secret password;   ///< from an env or file reference; empty: no AUTH
     tls_options tls;
     std::chrono::milliseconds connect_timeout{500};
     std::chrono::milliseconds command_timeout{100};  ///< upper bound on any request's wait

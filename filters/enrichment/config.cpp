@@ -61,8 +61,8 @@ config config::load(const boost::json::value* cfg, const std::string& path) {
         c.internal_prefix = o.get_string("internal_prefix", std::string(default_internal_prefix));
         if (c.internal_prefix.size() < 2 || !syntax::is_token(c.internal_prefix, max_prefix) ||
             c.internal_prefix.back() != '-')
-            o.fail("internal_prefix", "must be a header-name token of 2-" + std::to_string(max_prefix) +
-                                          " characters ending in '-'");
+            o.fail("internal_prefix",
+                   "must be a header-name token of 2-" + std::to_string(max_prefix) + " characters ending in '-'");
         for (auto& n : read_strip_list(o, "strip_headers", c.strip_headers))
             c.strip_headers.push_back(std::move(n));
         c.sample_new_traces = o.get_bool("sample_new_traces", true);

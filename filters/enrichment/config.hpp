@@ -35,8 +35,7 @@ inline constexpr std::size_t max_header_name = 128;
 inline constexpr std::size_t max_prefix = 32;
 
 /// Headers removed on every request whatever the config says (URL / method override headers).
-inline constexpr std::string_view fixed_strip_headers[] = {"X-Original-URL", "X-Rewrite-URL",
-                                                           "X-HTTP-Method-Override"};
+inline constexpr std::string_view fixed_strip_headers[] = {"X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override"};
 
 /// Header-name equality as backends see it: ASCII case-insensitive, and '_' equal to '-'. CGI, WSGI
 /// and PHP-style servers expose both `X-Gw-Merchant-Id` and `X_Gw_Merchant_Id` as HTTP_X_GW_MERCHANT_ID,

@@ -47,15 +47,18 @@ events events::for_route(std::string_view route_id) {
     auto& m = metrics_registry::global();
     const std::string help = "enrichment filter events by route.";
     events e;
-#define FILTERD_ENRICHMENT_GET(name)                                                                             \
-    e.name = &m.get_counter("filterd_enrichment_events_total", help, {{"route", std::string(route_id)}, {"event", #name}});
+#define FILTERD_ENRICHMENT_GET(name)                                 \
+    e.name = &m.get_counter("filterd_enrichment_events_total", help, \
+                            {{"route", std::string(route_id)}, {"event", #name}});
     FILTERD_ENRICHMENT_EVENTS(FILTERD_ENRICHMENT_GET)
 #undef FILTERD_ENRICHMENT_GET
     return e;
 }
 
 enrichment_filter::enrichment_filter(std::shared_ptr<const config> cfg, route_config route, events ev)
-    : cfg_(std::move(cfg)), route_(std::move(route)), events_(ev) {}
+    : cfg_(std::move(cfg)),
+      route_(std::move(route)),
+      events_(ev) {}
 
 bool enrichment_filter::must_strip(std::string_view name) const noexcept {
     if (header_name_starts_with(name, cfg_->internal_prefix))
@@ -98,8 +101,8 @@ outcome enrichment_filter::do_request(const request_view& req, context& ctx) con
         ctx.reason = "clock_unset";
         return outcome::error;
     }
-    if (ctx.authenticated && (ctx.merchant_id.empty() || ctx.key_id.empty() || has_ctl(ctx.merchant_id) ||
-                              has_ctl(ctx.key_id))) {
+    if (ctx.authenticated &&
+        (ctx.merchant_id.empty() || ctx.key_id.empty() || has_ctl(ctx.merchant_id) || has_ctl(ctx.key_id))) {
         ctx.reason = "bad_auth_context";
         return outcome::error;
     }

@@ -42,8 +42,8 @@
 //
 // Metrics: counter filterd_enrichment_events_total{route, event} with the events listed in `events` below.
 
-#include "filters/common/filter.hpp"
 #include "core/metrics.hpp"
+#include "filters/common/filter.hpp"
 #include "filters/enrichment/config.hpp"
 
 #include <memory>
@@ -53,15 +53,15 @@
 namespace filterd::enrichment {
 
 /// The counters of one route, declared in one place.
-#define FILTERD_ENRICHMENT_EVENTS(X)                                                                               \
-    X(headers_removed)      /* inbound header names removed */                                                      \
-    X(request_id_kept)      /* valid inbound X-Request-Id kept as X-Client-Request-Id */                            \
-    X(request_id_dropped)   /* inbound X-Request-Id invalid or repeated, dropped */                                 \
-    X(trace_continued)      /* valid traceparent kept its trace id */                                               \
-    X(trace_started)        /* traceparent missing or invalid: new trace */                                         \
-    X(client_ip_invalid)    /* client ip was not an IP literal: X-Gw-Client-Ip not set */                           \
-    X(connection_tokens_removed) /* Connection tokens naming a stripped or trusted header, removed */             \
-    X(failed)               /* outcome error or deny */
+#define FILTERD_ENRICHMENT_EVENTS(X)                                                                  \
+    X(headers_removed)           /* inbound header names removed */                                   \
+    X(request_id_kept)           /* valid inbound X-Request-Id kept as X-Client-Request-Id */         \
+    X(request_id_dropped)        /* inbound X-Request-Id invalid or repeated, dropped */              \
+    X(trace_continued)           /* valid traceparent kept its trace id */                            \
+    X(trace_started)             /* traceparent missing or invalid: new trace */                      \
+    X(client_ip_invalid)         /* client ip was not an IP literal: X-Gw-Client-Ip not set */        \
+    X(connection_tokens_removed) /* Connection tokens naming a stripped or trusted header, removed */ \
+    X(failed)                    /* outcome error or deny */
 
 struct events {
 #define FILTERD_ENRICHMENT_MEMBER(name) counter* name = nullptr;

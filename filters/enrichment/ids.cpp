@@ -43,9 +43,7 @@ bool all_zero(std::string_view s) noexcept {
     return true;
 }
 
-std::uint8_t hex_value(char c) noexcept {
-    return static_cast<std::uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10);
-}
+std::uint8_t hex_value(char c) noexcept { return static_cast<std::uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); }
 
 void put2(char* p, unsigned v) noexcept {
     p[0] = static_cast<char>('0' + v / 10);
@@ -91,7 +89,7 @@ uuid_text format_uuid_v7(std::uint64_t unix_ms, const std::uint8_t (&rnd)[10]) n
     for (int i = 0; i < 6; ++i)
         b[i] = static_cast<std::uint8_t>(unix_ms >> (8 * (5 - i)));
     b[6] = static_cast<std::uint8_t>(0x70 | (rnd[0] & 0x0f));  // version 7, rand_a high nibble
-    b[7] = rnd[1];                                              // rand_a low byte
+    b[7] = rnd[1];                                             // rand_a low byte
     b[8] = static_cast<std::uint8_t>(0x80 | (rnd[2] & 0x3f));  // variant 0b10, rand_b
     std::memcpy(b + 9, rnd + 3, 7);
     uuid_text t;
@@ -128,8 +126,8 @@ bool parse_traceparent(std::string_view v, trace_parent& out) noexcept {
     return true;
 }
 
-void format_traceparent(const std::array<char, 32>& trace_id, const std::array<char, 16>& parent_id,
-                        std::uint8_t flags, char* out) noexcept {
+void format_traceparent(const std::array<char, 32>& trace_id, const std::array<char, 16>& parent_id, std::uint8_t flags,
+                        char* out) noexcept {
     out[0] = '0';
     out[1] = '0';
     out[2] = '-';

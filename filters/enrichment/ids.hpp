@@ -46,8 +46,8 @@ struct trace_parent {
 bool parse_traceparent(std::string_view v, trace_parent& out) noexcept;
 
 /// Writes "00-<trace_id>-<parent_id>-<flags>" (55 characters) into `out`.
-void format_traceparent(const std::array<char, 32>& trace_id, const std::array<char, 16>& parent_id,
-                        std::uint8_t flags, char* out) noexcept;
+void format_traceparent(const std::array<char, 32>& trace_id, const std::array<char, 16>& parent_id, std::uint8_t flags,
+                        char* out) noexcept;
 
 /// Lower-case hex of `n` bytes into `out` (2n characters).
 void to_hex(const std::uint8_t* in, std::size_t n, char* out) noexcept;

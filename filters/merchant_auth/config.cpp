@@ -49,8 +49,8 @@ std::unique_ptr<key_record> load_key(const json::value& v, const std::string& pa
             o.fail("public_key", "is not allowed for alg hmac-sha256 (use \"secret\")");
         secret s = load_secret(o, "secret");
         if (s.reveal().size() < min_hmac_secret_bytes)
-            o.fail("secret", "the referenced secret is shorter than " + std::to_string(min_hmac_secret_bytes) +
-                                 " bytes");
+            o.fail("secret",
+                   "the referenced secret is shorter than " + std::to_string(min_hmac_secret_bytes) + " bytes");
         k->key = verify_key::hmac(std::move(s));
     } else {
         if (o.has("secret"))
@@ -66,10 +66,14 @@ std::unique_ptr<key_record> load_key(const json::value& v, const std::string& pa
     }
 
     std::string state = o.require_string("state");
-    if (state == "active") k->state = key_state::active;
-    else if (state == "retiring") k->state = key_state::retiring;
-    else if (state == "revoked") k->state = key_state::revoked;
-    else o.fail("state", "must be one of: active, retiring, revoked");
+    if (state == "active")
+        k->state = key_state::active;
+    else if (state == "retiring")
+        k->state = key_state::retiring;
+    else if (state == "revoked")
+        k->state = key_state::revoked;
+    else
+        o.fail("state", "must be one of: active, retiring, revoked");
 
     k->not_before_s = o.optional_int("not_before", 0, max_unix_s);
     k->not_after_s = o.optional_int("not_after", 0, max_unix_s);
@@ -103,9 +107,9 @@ std::unique_ptr<key_record> load_key(const json::value& v, const std::string& pa
     }
     o.finish();
 
-    k->retiring_uses = &metrics_registry::global().get_counter(
-        "filterd_merchant_auth_retiring_key_total", "Requests authenticated with a key in state retiring.",
-        {{"merchant", merchant_id}, {"key", k->id}});
+    k->retiring_uses = &metrics_registry::global().get_counter("filterd_merchant_auth_retiring_key_total",
+                                                               "Requests authenticated with a key in state retiring.",
+                                                               {{"merchant", merchant_id}, {"key", k->id}});
     return k;
 }
 
@@ -159,7 +163,8 @@ std::string cidr::parse(std::string_view s, cidr& out) {
     if (!parse_ip(addr, out.addr))
         return "is not a valid IPv4 or IPv6 address";
     unsigned max = v4 ? 32 : 128;
-    if (len.empty() || len.size() > 3 || !std::all_of(len.begin(), len.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    if (len.empty() || len.size() > 3 ||
+        !std::all_of(len.begin(), len.end(), [](char c) { return c >= '0' && c <= '9'; }))
         return "prefix length must be a decimal number";
     unsigned n = static_cast<unsigned>(std::stoi(std::string(len)));
     if (n > max)
@@ -237,9 +242,12 @@ config config::load(const json::value* section, const std::string& path) {
         merchant_record rec;
         rec.id = mid;
         std::string status = m.require_string("status");
-        if (status == "active") rec.active = true;
-        else if (status == "suspended") rec.active = false;
-        else m.fail("status", "must be one of: active, suspended");
+        if (status == "active")
+            rec.active = true;
+        else if (status == "suspended")
+            rec.active = false;
+        else
+            m.fail("status", "must be one of: active, suspended");
         if (!m.has("keys"))
             m.fail("keys", "is required");
         auto keys = m.get_array("keys");

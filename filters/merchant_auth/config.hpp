@@ -41,8 +41,8 @@
 // for a route's section. Every rule failure throws config_error naming the key path, e.g.
 // "filters.merchant-auth.merchants.acme.keys[1].public_key". Unknown keys are errors.
 
-#include "filters/common/config_reader.hpp"
 #include "core/metrics.hpp"
+#include "filters/common/config_reader.hpp"
 #include "filters/common/redis.hpp"
 #include "filters/merchant_auth/crypto.hpp"
 #include "filters/merchant_auth/nonce_journal.hpp"
@@ -101,7 +101,7 @@ inline constexpr std::size_t reason_count = 0
 
 std::string_view reason_token(reason r) noexcept;  ///< static storage
 std::uint16_t reason_status(reason r) noexcept;
-std::string_view reason_title(reason r) noexcept;   ///< static storage
+std::string_view reason_title(reason r) noexcept;  ///< static storage
 
 enum class key_state : std::uint8_t { active, retiring, revoked };
 
@@ -125,9 +125,9 @@ struct key_record {
     key_state state = key_state::active;
     std::optional<std::int64_t> not_before_s;
     std::optional<std::int64_t> not_after_s;
-    std::vector<std::string> routes;  ///< empty: every route
-    std::vector<cidr> cidrs;          ///< empty: every client IP
-    counter* retiring_uses = nullptr; ///< filterd_merchant_auth_retiring_key_total{merchant,key}
+    std::vector<std::string> routes;   ///< empty: every route
+    std::vector<cidr> cidrs;           ///< empty: every client IP
+    counter* retiring_uses = nullptr;  ///< filterd_merchant_auth_retiring_key_total{merchant,key}
     mutable std::atomic<std::int64_t> last_retiring_log_s{INT64_MIN};  ///< rate-limits the warning
 
     bool route_allowed(std::string_view route) const noexcept;

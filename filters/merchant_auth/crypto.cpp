@@ -26,9 +26,9 @@ EVP_MAC* hmac_mac() noexcept {
 
 // Per-thread contexts, created on first use and reused for every request on that thread.
 struct thread_ctx {
-    EVP_MD_CTX* digest = nullptr;   // body hash
-    EVP_MD_CTX* verify = nullptr;   // RSA / Ed25519 DigestVerify
-    EVP_MAC_CTX* mac = nullptr;     // HMAC-SHA256 (digest parameter set once)
+    EVP_MD_CTX* digest = nullptr;  // body hash
+    EVP_MD_CTX* verify = nullptr;  // RSA / Ed25519 DigestVerify
+    EVP_MAC_CTX* mac = nullptr;    // HMAC-SHA256 (digest parameter set once)
 
     thread_ctx() {
         digest = EVP_MD_CTX_new();
@@ -72,10 +72,14 @@ std::string_view to_string(algorithm a) noexcept {
 }
 
 bool parse_algorithm(std::string_view s, algorithm& out) noexcept {
-    if (s == "hmac-sha256") out = algorithm::hmac_sha256;
-    else if (s == "rsa-sha256") out = algorithm::rsa_sha256;
-    else if (s == "ed25519") out = algorithm::ed25519;
-    else return false;
+    if (s == "hmac-sha256")
+        out = algorithm::hmac_sha256;
+    else if (s == "rsa-sha256")
+        out = algorithm::rsa_sha256;
+    else if (s == "ed25519")
+        out = algorithm::ed25519;
+    else
+        return false;
     return true;
 }
 
@@ -157,8 +161,7 @@ std::string check_public_key(algorithm a, EVP_PKEY* pkey) {
         if (EVP_PKEY_is_a(pkey, "ED25519") != 1)
             return "alg ed25519 needs an Ed25519 public key";
         return {};
-    case algorithm::hmac_sha256:
-        return "alg hmac-sha256 takes a secret, not a public key";
+    case algorithm::hmac_sha256: return "alg hmac-sha256 takes a secret, not a public key";
     }
     return "unknown algorithm";
 }

@@ -48,9 +48,11 @@ std::shared_ptr<nonce_store> make_store(const config& c, const std::string& path
     reg.get_counter("filterd_merchant_auth_nonce_journal_replayed_total",
                     "Journal records read back into the nonce store at start-up.")
         .inc(stats.records);
-    log::info("merchant-auth: nonce journal replayed",
-              {{"dir", c.nonce_journal->dir}, {"segments", stats.segments}, {"records", stats.records},
-               {"live_restored", nonces->size()}, {"not_stored", dropped}});
+    log::info("merchant-auth: nonce journal replayed", {{"dir", c.nonce_journal->dir},
+                                                        {"segments", stats.segments},
+                                                        {"records", stats.records},
+                                                        {"live_restored", nonces->size()},
+                                                        {"not_stored", dropped}});
     if (stats.damaged_segments > 0) {
         // A damaged record had a timestamp at most `skew` after its segment was last written; nothing
         // older than that is accepted until the window has passed.
@@ -84,9 +86,9 @@ public:
             if (prev->cfg()->redis_store != c->redis_store)
                 throw config_error(path + ".store", "cannot change on reload; restart filterd to change it");
             if (!c->redis_store && nonces->capacity() != c->nonce_capacity)
-                throw config_error(path + ".nonce_capacity",
-                                   "cannot change on reload (running with " + std::to_string(nonces->capacity()) +
-                                       "); restart filterd to resize the nonce store");
+                throw config_error(path + ".nonce_capacity", "cannot change on reload (running with " +
+                                                                 std::to_string(nonces->capacity()) +
+                                                                 "); restart filterd to resize the nonce store");
             if (!same_journal(prev->cfg()->nonce_journal, c->nonce_journal))
                 throw config_error(path + ".nonce_journal", "cannot change on reload; restart filterd to change it");
         } else {

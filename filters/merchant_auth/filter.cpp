@@ -139,9 +139,7 @@ outcome merchant_auth_filter::verify(const request_view& req, context& ctx, veri
     // 3. Key lookup. The algorithm comes from the key record; an unknown key gets a stand-in.
     const merchant_record* m = c.find_merchant(h.merchant_id);
     const key_record* k = m != nullptr ? m->find_key(h.key_id) : nullptr;
-    const verify_key* vk = k != nullptr   ? &k->key
-                           : m != nullptr ? &m->keys.front()->key
-                                          : c.unknown_merchant_key;
+    const verify_key* vk = k != nullptr ? &k->key : m != nullptr ? &m->keys.front()->key : c.unknown_merchant_key;
 
     // 4. Signature over the canonical string.
     // The gateway sends either the body or its digest (body_sha256); a digest is used as it is.

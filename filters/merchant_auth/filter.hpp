@@ -11,7 +11,8 @@
 //   3. key lookup by (X-Merchant-Id, X-Key-Id); an unknown key is still verified (with the merchant's
 //      first key, or a throwaway key for an unknown merchant) and the result discarded, so it costs
 //      the same work, then denied 401 unknown_key;
-//   4. the signature over the canonical string (line 9: body_sha256 when sent, else the hash of body), with the key record's algorithm (401 bad_signature);
+//   4. the signature over the canonical string (line 9: body_sha256 when sent, else the hash of body), with the key
+//   record's algorithm (401 bad_signature);
 //      then the key's state and validity window at ctx.wall_ns: revoked (401 key_revoked), before
 //      not_before (401 key_not_yet_valid), at or after not_after (401 key_expired). A retiring key
 //      still authenticates; each use is counted and logged (at most once a minute per key);

@@ -75,7 +75,8 @@ std::vector<std::pair<std::uint64_t, std::string>> list_segments(const std::stri
             name.substr(name.size() - suffix.size()) != suffix)
             continue;
         std::string_view digits = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-        if (digits.size() > 20 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        if (digits.size() > 20 ||
+            !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
             continue;
         std::uint64_t seq = 0;
         try {
@@ -120,8 +121,9 @@ nonce_journal::~nonce_journal() {
         ::close(fd_);
 }
 
-nonce_journal::replay_stats nonce_journal::replay(
-    const std::function<void(std::string_view, std::string_view, std::int64_t)>& f, std::int64_t now_s) {
+nonce_journal::replay_stats
+nonce_journal::replay(const std::function<void(std::string_view, std::string_view, std::int64_t)>& f,
+                      std::int64_t now_s) {
     std::lock_guard lock(mu_);
     replay_stats stats;
     for (const auto& [seq, path] : list_segments(opt_.dir)) {
@@ -169,7 +171,8 @@ nonce_journal::replay_stats nonce_journal::replay(
             for (int i = 0; i < 8; ++i)
                 ts |= std::uint64_t{u[2 + i]} << (8 * i);
             f(std::string_view(reinterpret_cast<const char*>(u) + head_bytes, u[0]),
-              std::string_view(reinterpret_cast<const char*>(u) + head_bytes + u[0], u[1]), static_cast<std::int64_t>(ts));
+              std::string_view(reinterpret_cast<const char*>(u) + head_bytes + u[0], u[1]),
+              static_cast<std::int64_t>(ts));
             ++stats.records;
             p += body + crc_bytes;
         }

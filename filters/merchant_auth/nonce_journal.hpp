@@ -51,8 +51,8 @@ public:
     nonce_journal& operator=(const nonce_journal&) = delete;
 
     struct replay_stats {
-        std::uint64_t records = 0;         ///< intact records read
-        std::uint64_t segments = 0;        ///< segment files read
+        std::uint64_t records = 0;   ///< intact records read
+        std::uint64_t segments = 0;  ///< segment files read
         std::uint64_t damaged_segments = 0;
         std::int64_t damaged_mtime_s = 0;  ///< newest modification time of a damaged segment (Unix s)
     };

@@ -149,8 +149,8 @@ void nonce_store::purge_expired(shard& s, std::int64_t now_ns, std::int64_t skew
 }
 
 nonce_store::result nonce_store::check_and_record(std::string_view merchant_id, std::uint32_t owner,
-                                                  std::string_view nonce, std::int64_t timestamp_s,
-                                                  std::int64_t now_ns, std::int64_t skew_ns) noexcept {
+                                                  std::string_view nonce, std::int64_t timestamp_s, std::int64_t now_ns,
+                                                  std::int64_t skew_ns) noexcept {
     if (timestamp_s < 0 || timestamp_s > max_timestamp_s || owner > max_owners)
         return result::full;  // outside what an entry can hold: refuse rather than store it wrongly
     if (timestamp_s < fence_s_.load(std::memory_order_relaxed))

@@ -31,8 +31,7 @@ std::int64_t parse_replicas(config_object& obj) {
         std::int64_t n = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
         if (ec != std::errc{} || end != text.data() + text.size() || n < 1 || n > max_replicas)
-            throw config_error(key + ".env", "environment variable " + name +
-                                                 " must be an integer between 1 and " +
+            throw config_error(key + ".env", "environment variable " + name + " must be an integer between 1 and " +
                                                  std::to_string(max_replicas));
         return n;
     }
@@ -54,11 +53,16 @@ policy_config parse_policy(const json::value& v, const std::string& name, const 
     const std::string key = o.get_enum("key", "", {"client_ip", "merchant_id", "key_id", "route", "header"});
     if (key.empty())
         o.fail("key", "is required (one of: client_ip, merchant_id, key_id, route, header)");
-    if (key == "client_ip") p.key = key_kind::client_ip;
-    else if (key == "merchant_id") p.key = key_kind::merchant_id;
-    else if (key == "key_id") p.key = key_kind::key_id;
-    else if (key == "route") p.key = key_kind::route;
-    else p.key = key_kind::header;
+    if (key == "client_ip")
+        p.key = key_kind::client_ip;
+    else if (key == "merchant_id")
+        p.key = key_kind::merchant_id;
+    else if (key == "key_id")
+        p.key = key_kind::key_id;
+    else if (key == "route")
+        p.key = key_kind::route;
+    else
+        p.key = key_kind::header;
 
     auto header = o.optional_string("header");
     if (p.key == key_kind::header) {
@@ -84,8 +88,9 @@ policy_config parse_policy(const json::value& v, const std::string& name, const 
         o.fail("burst", "burst x window / quota is too large");
     p.gcra.tolerance_ns = p.burst * p.gcra.emission_ns;
     p.shared_gcra.emission_ns = window_ns / p.quota;
-    p.shared_gcra.tolerance_ns =
-        p.burst > max_tolerance_ns / p.shared_gcra.emission_ns ? max_tolerance_ns : p.burst * p.shared_gcra.emission_ns;
+    p.shared_gcra.tolerance_ns = p.burst > max_tolerance_ns / p.shared_gcra.emission_ns
+                                     ? max_tolerance_ns
+                                     : p.burst * p.shared_gcra.emission_ns;
 
     p.policy_item = "\"" + p.name + "\";q=" + std::to_string(p.quota) + ";w=" + std::to_string(p.window_ms / 1000);
     p.quota_text = std::to_string(p.quota);
@@ -107,10 +112,10 @@ config config::load(const json::value* v, const std::string& path) {
             root.fail("redis", "is required when store is \"redis\"");
         g.redis = redis::parse_options(*r);
         r->finish();
-        g.on_redis_error =
-            root.get_enum("on_redis_error", "local", {"local", "deny"}) == "deny" ? on_error::deny : on_error::local;
+        g.on_redis_error = root.get_enum("on_redis_error", "local", {"local", "deny"}) == "deny" ? on_error::deny
+                                                                                                 : on_error::local;
         g.clock = root.get_enum("clock", "redis", {"redis", "filterd"}) == "filterd" ? clock_kind::filterd
-                                                                                   : clock_kind::redis;
+                                                                                     : clock_kind::redis;
     } else {
         for (const char* k : {"redis", "on_redis_error", "clock"})
             if (root.has(k))
@@ -127,9 +132,9 @@ config config::load(const json::value* v, const std::string& path) {
             throw config_error(ppath, "policy name must match [A-Za-z0-9_.-]{1,64}");
         policies.get(name);  // mark known
         auto p = parse_policy(kv.value(), name, ppath, g.replicas);
-        if (g.store == store_kind::redis &&
-            p.shared_gcra.tolerance_ns + p.shared_gcra.emission_ns > max_shared_span_ns)
-            throw config_error(ppath + ".burst", "burst x window / quota must stay below 104 days with store \"redis\"");
+        if (g.store == store_kind::redis && p.shared_gcra.tolerance_ns + p.shared_gcra.emission_ns > max_shared_span_ns)
+            throw config_error(ppath + ".burst",
+                               "burst x window / quota must stay below 104 days with store \"redis\"");
         g.policies.emplace(name, std::move(p));
     }
     policies.finish();
@@ -157,7 +162,8 @@ route_config route_config::load(const config& g, std::string_view, const json::v
         std::string_view name = e->get_string();
         auto it = g.policies.find(name);
         if (it == g.policies.end())
-            throw config_error(epath, "unknown policy \"" + std::string(name) + "\" (not in filters.rate-limit.policies)");
+            throw config_error(epath,
+                               "unknown policy \"" + std::string(name) + "\" (not in filters.rate-limit.policies)");
         for (const auto* seen : out)
             if (seen == &it->second)
                 throw config_error(epath, "policy \"" + std::string(name) + "\" is listed twice");
@@ -169,7 +175,7 @@ route_config route_config::load(const config& g, std::string_view, const json::v
     if (g.store == store_kind::redis && g.redis.cluster)
         for (const auto* p : out) {
             auto family = [](const policy_config& c) {
-                return needs_auth(c.key) ? std::string("merchant")
+                return needs_auth(c.key)           ? std::string("merchant")
                        : c.key == key_kind::header ? "header:" + c.header
                                                    : std::to_string(static_cast<int>(c.key));
             };

@@ -59,19 +59,19 @@ inline constexpr std::size_t max_policies_per_route = 8;
 /// One validated policy.
 struct policy_config {
     std::string name;
-    std::int64_t quota = 0;            ///< as configured (the fleet-wide quota)
-    std::int64_t pod_quota = 0;        ///< quota / replicas, at least 1: what this pod admits per window
+    std::int64_t quota = 0;      ///< as configured (the fleet-wide quota)
+    std::int64_t pod_quota = 0;  ///< quota / replicas, at least 1: what this pod admits per window
     std::int64_t window_ms = 0;
     std::int64_t burst = 0;
     key_kind key = key_kind::client_ip;
-    std::string header;                ///< only for key_kind::header
+    std::string header;  ///< only for key_kind::header
     std::int64_t max_keys = default_max_keys;
-    gcra_params gcra;                  ///< T = window / pod_quota, tau = burst * T
-    gcra_params shared_gcra;           ///< T = window / quota, tau = burst * T: the fleet-wide bucket (redis store)
+    gcra_params gcra;         ///< T = window / pod_quota, tau = burst * T
+    gcra_params shared_gcra;  ///< T = window / quota, tau = burst * T: the fleet-wide bucket (redis store)
 
     /// Precomputed deny-header fragments (no formatting work per request for the fixed parts).
-    std::string policy_item;           ///< `"<name>";q=<quota>;w=<window s>` for RateLimit-Policy
-    std::string quota_text;            ///< decimal quota, for X-RateLimit-Limit
+    std::string policy_item;  ///< `"<name>";q=<quota>;w=<window s>` for RateLimit-Policy
+    std::string quota_text;   ///< decimal quota, for X-RateLimit-Limit
 
     /// Same name and the same effect on limiting: a reload may keep this policy's table.
     bool same_limits(const policy_config& o) const noexcept {
@@ -99,7 +99,7 @@ struct config {
     std::int64_t replicas = 1;
     std::map<std::string, policy_config, std::less<>> policies;
     store_kind store = store_kind::local;
-    redis::options redis;           ///< store == redis only
+    redis::options redis;  ///< store == redis only
     on_error on_redis_error = on_error::local;
     clock_kind clock = clock_kind::redis;
 

@@ -80,8 +80,8 @@ outcome rate_limit_filter::on_request(const request_view& req, context& ctx) con
         for (std::size_t i = 0; i < n; ++i) {
             policy_table& t = *policies_[i].table;
             const std::int64_t tat = where[i].entry == nullptr ? t.overflow_tat()
-                                     : where[i].is_new          ? now
-                                                                : where[i].entry->tat;
+                                     : where[i].is_new         ? now
+                                                               : where[i].entry->tat;
             decided[i] = gcra_decide(tat, now, t.config().gcra);
             all_allowed = all_allowed && decided[i].allowed;
         }
@@ -121,10 +121,10 @@ void redis_link::note(bool ok, redis::errc why) noexcept {
     }
     if (!degraded.exchange(true)) {
         degraded_gauge->set(1);
-        log::warn("rate-limit store not answering; requests are decided without it until it recovers",
-                  {{"error", std::string(redis::to_string(why))},
-                   {"on_redis_error", policy == on_error::local ? "local (this pod's share of each quota)"
-                                                                 : "deny (503)"}});
+        log::warn(
+            "rate-limit store not answering; requests are decided without it until it recovers",
+            {{"error", std::string(redis::to_string(why))},
+             {"on_redis_error", policy == on_error::local ? "local (this pod's share of each quota)" : "deny (503)"}});
     }
 }
 
@@ -185,49 +185,50 @@ void rate_limit_filter::on_request_async(const request_view& req, context& ctx, 
     // `this`, `req` and `ctx` outlive the call: the chain keeps them until done() (filter.hpp).
     store_->client->eval(gcra_script(), std::move(keys), std::move(args), deadline,
                          [this, &req, &ctx, with_nonce, done = std::move(done)](redis::result&& r) {
-        const std::size_t np = policies_.size();
-        auto v = r.value.view();
-        if (r.error != redis::errc::ok || !v.is_array() || v.size() < 1 || !v[0].is_integer())
-            return done(store_failed(req, ctx, with_nonce, r.error == redis::errc::ok ? redis::errc::server_error
-                                                                                        : r.error));
-        if (v[0].integer() == 1) {  // the nonce was there: a replay, nothing was charged
-            store_->note(true, redis::errc::ok);
-            if (with_nonce)
-                return done(ctx.nonce->settle(ctx, context::pending_nonce::verdict::replay));
-            return done(store_failed(req, ctx, false, redis::errc::server_error));
-        }
-        if (v.size() != 1 + 4 * np)
-            return done(store_failed(req, ctx, with_nonce, redis::errc::server_error));
-        store_->note(true, redis::errc::ok);
-        if (with_nonce) {
-            outcome o = ctx.nonce->settle(ctx, context::pending_nonce::verdict::recorded);
-            if (o != outcome::allow)
-                return done(o);
-        }
-        gcra_decision d[max_policies_per_route];
-        bool all = true;
-        for (std::size_t i = 0; i < np; ++i) {
-            d[i].allowed = v[1 + 4 * i].integer() == 1;
-            d[i].remaining = v[2 + 4 * i].integer();
-            d[i].retry_after_ns = v[3 + 4 * i].integer();
-            d[i].reset_ns = v[4 + 4 * i].integer();
-            all = all && d[i].allowed;
-        }
-        if (all) {
-            for (std::size_t i = 0; i < np; ++i)
-                policies_[i].table->allowed().inc();
-            return done(outcome::allow);
-        }
-        std::size_t worst = np;
-        for (std::size_t i = 0; i < np; ++i) {
-            if (d[i].allowed)
-                continue;
-            policies_[i].table->denied().inc();
-            if (worst == np || d[i].retry_after_ns > d[worst].retry_after_ns)
-                worst = i;
-        }
-        done(deny_for(ctx, *policies_[worst].cfg, d[worst]));
-    });
+                             const std::size_t np = policies_.size();
+                             auto v = r.value.view();
+                             if (r.error != redis::errc::ok || !v.is_array() || v.size() < 1 || !v[0].is_integer())
+                                 return done(
+                                     store_failed(req, ctx, with_nonce,
+                                                  r.error == redis::errc::ok ? redis::errc::server_error : r.error));
+                             if (v[0].integer() == 1) {  // the nonce was there: a replay, nothing was charged
+                                 store_->note(true, redis::errc::ok);
+                                 if (with_nonce)
+                                     return done(ctx.nonce->settle(ctx, context::pending_nonce::verdict::replay));
+                                 return done(store_failed(req, ctx, false, redis::errc::server_error));
+                             }
+                             if (v.size() != 1 + 4 * np)
+                                 return done(store_failed(req, ctx, with_nonce, redis::errc::server_error));
+                             store_->note(true, redis::errc::ok);
+                             if (with_nonce) {
+                                 outcome o = ctx.nonce->settle(ctx, context::pending_nonce::verdict::recorded);
+                                 if (o != outcome::allow)
+                                     return done(o);
+                             }
+                             gcra_decision d[max_policies_per_route];
+                             bool all = true;
+                             for (std::size_t i = 0; i < np; ++i) {
+                                 d[i].allowed = v[1 + 4 * i].integer() == 1;
+                                 d[i].remaining = v[2 + 4 * i].integer();
+                                 d[i].retry_after_ns = v[3 + 4 * i].integer();
+                                 d[i].reset_ns = v[4 + 4 * i].integer();
+                                 all = all && d[i].allowed;
+                             }
+                             if (all) {
+                                 for (std::size_t i = 0; i < np; ++i)
+                                     policies_[i].table->allowed().inc();
+                                 return done(outcome::allow);
+                             }
+                             std::size_t worst = np;
+                             for (std::size_t i = 0; i < np; ++i) {
+                                 if (d[i].allowed)
+                                     continue;
+                                 policies_[i].table->denied().inc();
+                                 if (worst == np || d[i].retry_after_ns > d[worst].retry_after_ns)
+                                     worst = i;
+                             }
+                             done(deny_for(ctx, *policies_[worst].cfg, d[worst]));
+                         });
 }
 
 rate_limit_instance::rate_limit_instance(config cfg, const rate_limit_instance* previous) : cfg_(std::move(cfg)) {

@@ -71,7 +71,9 @@ public:
     ///                         along in Redis Cluster too (always true for a standalone Redis)
     explicit rate_limit_filter(std::vector<bound_policy> policies, std::shared_ptr<redis_link> store = nullptr,
                                bool nonce_slot_safe = false)
-        : policies_(std::move(policies)), store_(std::move(store)), nonce_slot_safe_(nonce_slot_safe) {}
+        : policies_(std::move(policies)),
+          store_(std::move(store)),
+          nonce_slot_safe_(nonce_slot_safe) {}
 
     /// The local decision (store "local", and the fallback of store "redis" with on_redis_error
     /// "local"). See the file comment. Never throws (bar allocation failure building a deny), never

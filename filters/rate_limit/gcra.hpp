@@ -67,8 +67,6 @@ constexpr gcra_decision gcra_decide(std::int64_t tat, std::int64_t now, const gc
 }
 
 /// Whole seconds, rounded up (Retry-After and the reset fields never promise earlier than the truth).
-constexpr std::int64_t ceil_seconds(std::int64_t ns) noexcept {
-    return ns <= 0 ? 0 : (ns + ns_per_s - 1) / ns_per_s;
-}
+constexpr std::int64_t ceil_seconds(std::int64_t ns) noexcept { return ns <= 0 ? 0 : (ns + ns_per_s - 1) / ns_per_s; }
 
 }  // namespace filterd::rate_limit

@@ -18,7 +18,9 @@ class siphash24 {
 public:
     /// @param k0,k1  the 128-bit key, little-endian halves.
     siphash24(std::uint64_t k0, std::uint64_t k1) noexcept
-        : v0_(k0 ^ 0x736f6d6570736575ULL), v1_(k1 ^ 0x646f72616e646f6dULL), v2_(k0 ^ 0x6c7967656e657261ULL),
+        : v0_(k0 ^ 0x736f6d6570736575ULL),
+          v1_(k1 ^ 0x646f72616e646f6dULL),
+          v2_(k0 ^ 0x6c7967656e657261ULL),
           v3_(k1 ^ 0x7465646279746573ULL) {}
 
     /// Appends bytes. May be called any number of times.
@@ -61,10 +63,20 @@ private:
         return w;
     }
     void round() noexcept {
-        v0_ += v1_; v1_ = rotl(v1_, 13); v1_ ^= v0_; v0_ = rotl(v0_, 32);
-        v2_ += v3_; v3_ = rotl(v3_, 16); v3_ ^= v2_;
-        v0_ += v3_; v3_ = rotl(v3_, 21); v3_ ^= v0_;
-        v2_ += v1_; v1_ = rotl(v1_, 17); v1_ ^= v2_; v2_ = rotl(v2_, 32);
+        v0_ += v1_;
+        v1_ = rotl(v1_, 13);
+        v1_ ^= v0_;
+        v0_ = rotl(v0_, 32);
+        v2_ += v3_;
+        v3_ = rotl(v3_, 16);
+        v3_ ^= v2_;
+        v0_ += v3_;
+        v3_ = rotl(v3_, 21);
+        v3_ ^= v0_;
+        v2_ += v1_;
+        v1_ = rotl(v1_, 17);
+        v1_ ^= v2_;
+        v2_ = rotl(v2_, 32);
     }
     void compress(std::uint64_t m) noexcept {
         v3_ ^= m;

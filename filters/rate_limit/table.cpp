@@ -35,9 +35,10 @@ policy_table::policy_table(const policy_config& p) : cfg_(p) {
     allowed_ = &m.get_counter("filterd_rate_limit_decisions_total", dh, {{"policy", cfg_.name}, {"result", "allow"}});
     denied_ = &m.get_counter("filterd_rate_limit_decisions_total", dh, {{"policy", cfg_.name}, {"result", "deny"}});
     errors_ = &m.get_counter("filterd_rate_limit_decisions_total", dh, {{"policy", cfg_.name}, {"result", "error"}});
-    overflow_ = &m.get_counter("filterd_rate_limit_overflow_total",
-                               "Decisions charged to the shared overflow bucket because the policy's key table was full.",
-                               {{"policy", cfg_.name}});
+    overflow_ = &m.get_counter(
+        "filterd_rate_limit_overflow_total",
+        "Decisions charged to the shared overflow bucket because the policy's key table was full.",
+        {{"policy", cfg_.name}});
     tracked_ = &m.get_gauge("filterd_rate_limit_tracked_keys", "Keys currently tracked by a policy's table.",
                             {{"policy", cfg_.name}});
     tracked_->set(0);  // a new table (start-up, or a policy whose limits changed) starts empty

@@ -39,17 +39,17 @@ struct alignas(64) shard {
     std::mutex mu;
     std::vector<slot> slots;
     std::size_t mask = 0;
-    std::size_t used = 0;          ///< occupied slots (live or expired-not-yet-reclaimed)
-    std::size_t limit = 0;         ///< this shard's share of max_keys
+    std::size_t used = 0;   ///< occupied slots (live or expired-not-yet-reclaimed)
+    std::size_t limit = 0;  ///< this shard's share of max_keys
     std::int64_t next_sweep_ns = INT64_MIN;
 };
 
 /// Where a request's key lives, found under the shard lock and valid while it is held.
 struct placement {
     shard* sh = nullptr;
-    slot* entry = nullptr;    ///< the key's slot, or the slot it will take on commit; nullptr = overflow
-    bool is_new = false;      ///< the key is not tracked yet (entry is where it would go)
-    bool takes_empty = false; ///< committing fills an empty slot (used += 1)
+    slot* entry = nullptr;     ///< the key's slot, or the slot it will take on commit; nullptr = overflow
+    bool is_new = false;       ///< the key is not tracked yet (entry is where it would go)
+    bool takes_empty = false;  ///< committing fills an empty slot (used += 1)
 };
 
 class policy_table {

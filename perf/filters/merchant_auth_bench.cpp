@@ -124,8 +124,7 @@ std::string sign(const std::string& key_id, const std::string& canonical) {
         EVP_PKEY* k = key_id == "r1" ? keys().rsa : keys().ed;
         EVP_MD_CTX* c = EVP_MD_CTX_new();
         EVP_DigestSignInit_ex(c, nullptr, key_id == "r1" ? "SHA256" : nullptr, nullptr, nullptr, k, nullptr);
-        EVP_DigestSign(c, sig.data(), &len, reinterpret_cast<const unsigned char*>(canonical.data()),
-                       canonical.size());
+        EVP_DigestSign(c, sig.data(), &len, reinterpret_cast<const unsigned char*>(canonical.data()), canonical.size());
         EVP_MD_CTX_free(c);
     }
     return "v1=" + b64(sig.data(), len);
@@ -150,13 +149,10 @@ proto::request_spec signed_spec(const std::string& key_id, std::size_t body_byte
         c.add_query(qn, qv);
     std::string canonical;
     c.build({s.method, s.path, "acme", key_id, std::to_string(ts), nonce, std::string_view(hex, 64)}, canonical);
-    s.headers = {{"Content-Type", {"application/json"}},
-                 {"X-Merchant-Id", {"acme"}},
-                 {"X-Key-Id", {key_id}},
-                 {"X-Timestamp", {std::to_string(ts)}},
-                 {"X-Nonce", {nonce}},
-                 {"X-Signature", {sign(key_id, canonical)}},
-                 {"User-Agent", {"bench/1.0"}}};
+    s.headers = {
+        {"Content-Type", {"application/json"}}, {"X-Merchant-Id", {"acme"}}, {"X-Key-Id", {key_id}},
+        {"X-Timestamp", {std::to_string(ts)}},  {"X-Nonce", {nonce}},        {"X-Signature", {sign(key_id, canonical)}},
+        {"User-Agent", {"bench/1.0"}}};
     return s;
 }
 
@@ -252,7 +248,8 @@ void BM_floor_sha256_plus_hmac(benchmark::State& state) {
     EVP_MD_CTX* dctx = EVP_MD_CTX_new();
     EVP_MAC_CTX* mctx = EVP_MAC_CTX_new(mac);
     char name[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, name, 0), OSSL_PARAM_construct_end()};
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, name, 0),
+                           OSSL_PARAM_construct_end()};
     EVP_MAC_CTX_set_params(mctx, params);
     unsigned char out[32];
     unsigned int dlen = 0;
@@ -325,8 +322,7 @@ void BM_nonce_store_record(benchmark::State& state) {
             i = 0;
             state.ResumeTiming();
         }
-        benchmark::DoNotOptimize(store->check_and_record("acme", nonces[i++], ts, ts * 1'000'000'000,
-                                                         300'000'000'000));
+        benchmark::DoNotOptimize(store->check_and_record("acme", nonces[i++], ts, ts * 1'000'000'000, 300'000'000'000));
     }
 }
 BENCHMARK(BM_nonce_store_record)->ThreadRange(1, 1);
@@ -362,8 +358,7 @@ void BM_nonce_store_record_journalled(benchmark::State& state) {
             i = 0;
             state.ResumeTiming();
         }
-        benchmark::DoNotOptimize(store->check_and_record("acme", nonces[i++], ts, ts * 1'000'000'000,
-                                                         300'000'000'000));
+        benchmark::DoNotOptimize(store->check_and_record("acme", nonces[i++], ts, ts * 1'000'000'000, 300'000'000'000));
     }
     store.reset();
     std::filesystem::remove_all(dir);

@@ -38,10 +38,10 @@ TEST_CASE("log: format_line masks the message", "[log][scrub]") {
 
 TEST_CASE("log: format_line masks every string field", "[log][scrub]") {
     std::string line = flog::format_line(flog::level::info, "payout",
-                                        {{"iban", "GB82 WEST 1234 5698 7654 32"},
-                                         {"cnic", std::string("35201-1234567-1")},
-                                         {"note", "to +92 300 1234567 / PK36SCBL0000001123456702"},
-                                         {"route", "pay"}});
+                                         {{"iban", "GB82 WEST 1234 5698 7654 32"},
+                                          {"cnic", std::string("35201-1234567-1")},
+                                          {"note", "to +92 300 1234567 / PK36SCBL0000001123456702"},
+                                          {"route", "pay"}});
     for (const char* leak : {"5698", "1234567", "SCBL", "35201"})
         CHECK(line.find(leak) == std::string::npos);
     auto o = parse_line(line);
@@ -53,7 +53,7 @@ TEST_CASE("log: format_line masks every string field", "[log][scrub]") {
 
 TEST_CASE("log: numeric fields are scrubbed too, and stay JSON", "[log][scrub]") {
     std::string line = flog::format_line(flog::level::info, "n",
-                                        {{"pan", 4111111111111111ULL}, {"status", 200}, {"elapsed_ns", 1234567}});
+                                         {{"pan", 4111111111111111ULL}, {"status", 200}, {"elapsed_ns", 1234567}});
     CHECK(line.find("4111111111111111") == std::string::npos);
     auto o = parse_line(line);
     CHECK(o.at("pan").as_string() == "[card]");  // a masked number becomes a string

@@ -13,9 +13,7 @@ using namespace filterd;
 using namespace filterd::testing;
 
 namespace {
-std::string with(const std::string& body) {
-    return R"({"listen": {"socket": "/tmp/x.sock"}, )" + body + "}";
-}
+std::string with(const std::string& body) { return R"({"listen": {"socket": "/tmp/x.sock"}, )" + body + "}"; }
 const std::string routes = R"("routes": {"r": {}})";
 
 void expect_error(const std::string& json, const std::string& key) {
@@ -114,8 +112,9 @@ TEST_CASE("config rules, one failing config each", "[config]") {
         expect_error(with(R"("filters": {"nope": {}}, )" + routes), "filters.nope");
     }
     SECTION("a filter's global rule names its key") {
-        expect_error(with(R"("filters": {"test-config": {"level": 11}}, "routes": {"r": {"test-config": {"tag": "a"}}})"),
-                     "filters.test-config.level");
+        expect_error(
+            with(R"("filters": {"test-config": {"level": 11}}, "routes": {"r": {"test-config": {"tag": "a"}}})"),
+            "filters.test-config.level");
     }
     SECTION("a filter's route rule names its key") {
         expect_error(with(R"("filters": {"test-config": {"level": 1}}, "routes": {"r": {"test-config": {}}})"),
@@ -128,9 +127,7 @@ TEST_CASE("config rules, one failing config each", "[config]") {
 
 TEST_CASE("secrets are references, never inline", "[config][secret]") {
     std::string path = "/tmp/filterd-secret-" + std::to_string(::getpid());
-    {
-        std::ofstream(path) << "s3cret\n";
-    }
+    { std::ofstream(path) << "s3cret\n"; }
     ::setenv("FILTERD_TEST_SECRET", "from-env", 1);
     auto load = [](const std::string& json) {
         auto v = parse_json_text(json, "t");

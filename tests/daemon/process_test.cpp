@@ -9,10 +9,10 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
-#include <cstring>
-#include <fcntl.h>
 #include <chrono>
 #include <csignal>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <netinet/in.h>
@@ -40,13 +40,15 @@ std::string write_config(const temp_dir& d, bool journal, bool admin) {
     if (journal)
         f << R"("nonce_journal": {"dir": ")" << d.path << R"(/nonces"},)";
     f << R"("merchants": {"acme": {"status": "active", "keys": [{"id": "k1", "alg": "hmac-sha256",
-            "secret": {"file": ")" << data_dir << R"(acme-k1.secret"}, "state": "active"}]}}}},
+            "secret": {"file": ")"
+      << data_dir << R"(acme-k1.secret"}, "state": "active"}]}}}},
           "routes": {"pay": {"merchant-auth": null}}})";
     return cfg;
 }
 
 std::int64_t now_s() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 proto::request_spec signed_payment(std::uint64_t id, const std::string& nonce, std::int64_t ts) {

@@ -53,7 +53,7 @@ TEST_CASE("hello negotiates version, frame size and capabilities", "[server]") {
     auto ack = c.handshake(8192, proto::cap_filter_timings | (1u << 20));
     REQUIRE(ack);
     CHECK(ack->ack()->version() == 1);
-    CHECK(ack->ack()->max_frame_bytes() == 8192);           // min(client, daemon)
+    CHECK(ack->ack()->max_frame_bytes() == 8192);                    // min(client, daemon)
     CHECK(ack->ack()->capabilities() == proto::cap_filter_timings);  // unknown bits dropped
     CHECK(ack->ack()->max_in_flight() == 256);
 }
@@ -161,13 +161,14 @@ TEST_CASE("a request that leaves out a filter its route requires is refused, and
     client c(d.socket_path());
     REQUIRE(c.handshake());
     auto mismatches = [] {
-        return metrics_registry::global().counter_value("filterd_error_replies_total", {{"reason", "filters_mismatch"}});
+        return metrics_registry::global().counter_value("filterd_error_replies_total",
+                                                        {{"reason", "filters_mismatch"}});
     };
     auto before = mismatches();
     // "deny" requires test-allow and test-deny: naming only one, or none, must not reach a verdict.
     std::uint64_t id = 10;
-    for (auto filters : {std::vector<std::string>{"test-allow"}, std::vector<std::string>{"test-deny"},
-                         std::vector<std::string>{}}) {
+    for (auto filters :
+         {std::vector<std::string>{"test-allow"}, std::vector<std::string>{"test-deny"}, std::vector<std::string>{}}) {
         REQUIRE(c.send(proto::encode_request(req(id, "deny", filters))));
         auto r = c.recv();
         REQUIRE(r);
@@ -178,7 +179,8 @@ TEST_CASE("a request that leaves out a filter its route requires is refused, and
     }
     CHECK(mismatches() - before == 3);
     // The whole set, in either order, runs.
-    for (auto filters : {std::vector<std::string>{"test-allow", "test-deny"}, std::vector<std::string>{"test-deny", "test-allow"}}) {
+    for (auto filters :
+         {std::vector<std::string>{"test-allow", "test-deny"}, std::vector<std::string>{"test-deny", "test-allow"}}) {
         REQUIRE(c.send(proto::encode_request(req(id, "deny", filters))));
         auto r = c.recv();
         REQUIRE(r);
@@ -267,7 +269,7 @@ TEST_CASE("an expired budget is answered DeadlineExceeded without running filter
         auto slow = req(1, "slow", {"test-delay"});
         slow.headers = {{"X-Test-Delay-Ms", {"100"}}};
         auto late = req(2, "deny", {"test-deny"});
-        late.budget_us = 2000;  // 2 ms, but the only I/O thread is busy for 100 ms
+        late.budget_us = 2000;                     // 2 ms, but the only I/O thread is busy for 100 ms
         auto burst = proto::encode_request(slow);  // one write: both are read before the slow one ends
         auto f = proto::encode_request(late);
         burst.insert(burst.end(), f.begin(), f.end());
@@ -462,8 +464,8 @@ TEST_CASE("peer uid allow-list is enforced with SO_PEERCRED", "[server][security
     auto uid = ::getuid();
     SECTION("other uid is rejected") {
         std::string path = temp_socket_path("uid-no");
-        std::string json = R"({"listen": {"socket": ")" + path + R"(", "allowed_uids": [)" +
-                           std::to_string(uid + 1) + R"(]}, "admin": {"enabled": false}, )" + routes_json + "}";
+        std::string json = R"({"listen": {"socket": ")" + path + R"(", "allowed_uids": [)" + std::to_string(uid + 1) +
+                           R"(]}, "admin": {"enabled": false}, )" + routes_json + "}";
         daemon_fixture d(json);
         client c(d.socket_path());
         REQUIRE(c.connected());
@@ -481,7 +483,8 @@ TEST_CASE("peer uid allow-list is enforced with SO_PEERCRED", "[server][security
 
 TEST_CASE("without listen.allowed_uids only filterd's own uid may connect", "[server][security]") {
     daemon_fixture d(cfg(temp_socket_path("uid-default")));
-    REQUIRE(d.srv().config()->listen.allowed_uids == std::vector<std::uint32_t>{static_cast<std::uint32_t>(::geteuid())});
+    REQUIRE(d.srv().config()->listen.allowed_uids ==
+            std::vector<std::uint32_t>{static_cast<std::uint32_t>(::geteuid())});
     {
         client own(d.socket_path());
         CHECK(own.handshake().has_value());
@@ -520,9 +523,11 @@ TEST_CASE("without listen.allowed_uids only filterd's own uid may connect", "[se
 }
 
 TEST_CASE("idle connections cannot lock a new client out at max_connections", "[server][security]") {
-    daemon_fixture d(cfg(temp_socket_path("evict"), R"("limits": {"max_connections": 64, "stall_timeout_ms": 60000}, )"));
+    daemon_fixture d(
+        cfg(temp_socket_path("evict"), R"("limits": {"max_connections": 64, "stall_timeout_ms": 60000}, )"));
     auto evictions = [] {
-        return metrics_registry::global().counter_value("filterd_frame_errors_total", {{"reason", "connection_evicted"}});
+        return metrics_registry::global().counter_value("filterd_frame_errors_total",
+                                                        {{"reason", "connection_evicted"}});
     };
     auto before = evictions();
     std::vector<std::unique_ptr<client>> hostile;
@@ -612,8 +617,7 @@ TEST_CASE("a regular file at the socket path is never deleted", "[server][securi
     ::unlink(path.c_str());
 }
 
-TEST_CASE("a filter that suspends the request does not hold up the connection, answers come by id",
-          "[server][async]") {
+TEST_CASE("a filter that suspends the request does not hold up the connection, answers come by id", "[server][async]") {
     daemon_fixture d(cfg(temp_socket_path("async")), 1);  // one I/O thread: a blocked thread would show
     client c(d.socket_path());
     REQUIRE(c.handshake());

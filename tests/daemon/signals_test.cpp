@@ -1,6 +1,6 @@
 // SIGHUP reload and SIGTERM drain, on the real daemon entry point (run_daemon) in this process.
-#include "daemon/app.hpp"
 #include "core/metrics.hpp"
+#include "daemon/app.hpp"
 #include "tests/support/client.hpp"
 
 #include <catch2/catch.hpp>

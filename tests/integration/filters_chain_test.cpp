@@ -48,7 +48,8 @@ std::shared_ptr<const filter_set> build_set() {
         "enrichment": {}
       },
       "routes": {"payments": {"merchant-auth": {}, "rate-limit": {"policies": ["per-merchant"]}, "enrichment": {}}}
-    })", "chain");
+    })",
+                               "chain");
     const auto& o = doc.as_object();
     return filter_set::build(o.if_contains("filters"), o.if_contains("routes"), registry::builtin(), nullptr);
 }

@@ -186,7 +186,8 @@ TEST_CASE("replicas sharing Redis: a per-merchant quota under concurrent load ma
     CHECK(other == 0);
 }
 
-TEST_CASE("replicas sharing Redis: Redis killed mid-run then restarted, or paused with SIGSTOP", "[redis][integration]") {
+TEST_CASE("replicas sharing Redis: Redis killed mid-run then restarted, or paused with SIGSTOP",
+          "[redis][integration]") {
     redis_server srv;
     temp_dir d;
     replica a(d, "a", srv.address(), 1'000'000);

@@ -259,8 +259,7 @@ std::string config_with_socket(const std::string& path, const std::string& body)
     return R"({"listen": {"socket": ")" + path + R"("}, "admin": {"enabled": false}, )" + body + "}";
 }
 
-daemon_fixture::daemon_fixture(const std::string& config_json, unsigned threads)
-    : ioc_(static_cast<int>(threads)) {
+daemon_fixture::daemon_fixture(const std::string& config_json, unsigned threads) : ioc_(static_cast<int>(threads)) {
     auto cfg = load_config_text(config_json, "", test_registry(), nullptr);
     path_ = cfg->listen.socket_path;
     srv_ = std::make_unique<server>(ioc_, cfg);

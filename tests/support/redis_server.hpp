@@ -102,9 +102,23 @@ public:
     void start() {
         if (pid_ > 0)
             return;
-        std::vector<std::string> args = {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                         "--save", "", "--appendonly", "no", "--dir", dir_, "--logfile",
-                                         dir_ + "/redis.log", "--daemonize", "no", "--protected-mode", "no"};
+        std::vector<std::string> args = {"redis-server",
+                                         "--port",
+                                         std::to_string(port_),
+                                         "--bind",
+                                         "127.0.0.1",
+                                         "--save",
+                                         "",
+                                         "--appendonly",
+                                         "no",
+                                         "--dir",
+                                         dir_,
+                                         "--logfile",
+                                         dir_ + "/redis.log",
+                                         "--daemonize",
+                                         "no",
+                                         "--protected-mode",
+                                         "no"};
         args.insert(args.end(), extra_.begin(), extra_.end());
         pid_ = ::fork();
         if (pid_ == 0) {

@@ -20,8 +20,8 @@ inline built_request make_request(const proto::request_spec& spec) {
     built_request out;
     out.frame = proto::encode_request(spec);
     proto::frame_status st{};
-    const wire::Frame* f = proto::verify_frame(
-        std::span<const std::uint8_t>(out.frame).subspan(proto::length_bytes), st);
+    const wire::Frame* f = proto::verify_frame(std::span<const std::uint8_t>(out.frame).subspan(proto::length_bytes),
+                                               st);
     if (f == nullptr || f->body_as_FilterRequest() == nullptr)
         throw std::runtime_error("test request failed verification");
     out.req = f->body_as_FilterRequest();

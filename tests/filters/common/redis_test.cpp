@@ -189,8 +189,7 @@ TEST_CASE("redis: config errors name the key", "[redis][config]") {
     fails(R"({"address": "h:1", "bogus": 1})", "r.bogus");
 }
 
-TEST_CASE("redis: a paused server times requests out at their deadline, a late reply reaches nobody",
-          "[redis]") {
+TEST_CASE("redis: a paused server times requests out at their deadline, a late reply reaches nobody", "[redis]") {
     redis_server srv;
     io_thread io;
     auto o = opts_for(srv);
@@ -227,7 +226,8 @@ TEST_CASE("redis: a server that stops answering is dropped after timeout_ms and 
 TEST_CASE("redis: killed server fails requests at once, restarted server is used again", "[redis]") {
     redis_server srv;
     io_thread io;
-    auto before = metrics_registry::global().counter_value("filterd_redis_requests_total", {{"result", "disconnected"}});
+    auto before = metrics_registry::global().counter_value("filterd_redis_requests_total",
+                                                           {{"result", "disconnected"}});
     redis::client c(io.ioc.get_executor(), opts_for(srv));
     CHECK(run(c, {"SET", "k", "1"}).text == "OK");
     srv.kill();

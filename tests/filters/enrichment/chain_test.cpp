@@ -55,7 +55,9 @@ TEST_CASE("enrichment chain: after merchant-auth, the backends get the trusted c
     proto::request_spec spec;
     spec.route = "chain-pay";
     spec.filters = {"test-auth", "enrichment"};
-    spec.headers = {{"X-Gw-Merchant-Id", {"forged"}}, {"X-Debug", {"1"}}, {"X-Route-Secret", {"s"}},
+    spec.headers = {{"X-Gw-Merchant-Id", {"forged"}},
+                    {"X-Debug", {"1"}},
+                    {"X-Route-Secret", {"s"}},
                     {"X-Request-Id", {"client-7"}}};
     spec.client_ip = "198.51.100.4";
     auto built = testing::make_request(spec);

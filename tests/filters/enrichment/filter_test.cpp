@@ -33,25 +33,27 @@ TEST_CASE("enrichment: removes every internal-prefix header, as spelled, case-in
 TEST_CASE("enrichment: '_' and '-' are the same character in every strip rule", "[filter]") {
     // CGI, WSGI and PHP-style backends read X_Gw_Merchant_Id as X-Gw-Merchant-Id.
     fixture fx(R"({"strip_headers": ["X-Debug"]})", R"({"strip_headers": ["X-Route-Secret"]})");
-    auto r = run(fx, hs{{"X_Gw_Merchant_Id", {"evil"}},
-                        {"x_gw-key_id", {"evil"}},
-                        {"X-Gw_Client-Ip", {"10.0.0.1"}},
-                        {"X_Original_URL", {"/admin"}},
-                        {"X_HTTP_Method_Override", {"DELETE"}},
-                        {"x_debug", {"1"}},
-                        {"X_Route_Secret", {"s"}},
-                        {"X_Request_Id", {"client-id"}},
-                        {"X_Client_Request_Id", {"forged"}},
-                        {"X_Gateway", {"kept"}},
-                        {"Content_Type", {"kept"}}},
+    auto r = run(fx,
+                 hs{{"X_Gw_Merchant_Id", {"evil"}},
+                    {"x_gw-key_id", {"evil"}},
+                    {"X-Gw_Client-Ip", {"10.0.0.1"}},
+                    {"X_Original_URL", {"/admin"}},
+                    {"X_HTTP_Method_Override", {"DELETE"}},
+                    {"x_debug", {"1"}},
+                    {"X_Route_Secret", {"s"}},
+                    {"X_Request_Id", {"client-id"}},
+                    {"X_Client_Request_Id", {"forged"}},
+                    {"X_Gateway", {"kept"}},
+                    {"Content_Type", {"kept"}}},
                  "203.0.113.7", [](context& c) {
                      c.authenticated = true;
                      c.merchant_id = "acme";
                      c.key_id = "k1";
                  });
     REQUIRE(r.result == outcome::allow);
-    for (const char* n : {"X_Gw_Merchant_Id", "x_gw-key_id", "X-Gw_Client-Ip", "X_Original_URL", "X_HTTP_Method_Override",
-                          "x_debug", "X_Route_Secret", "X_Request_Id", "X_Client_Request_Id"}) {
+    for (const char* n :
+         {"X_Gw_Merchant_Id", "x_gw-key_id", "X-Gw_Client-Ip", "X_Original_URL", "X_HTTP_Method_Override", "x_debug",
+          "X_Route_Secret", "X_Request_Id", "X_Client_Request_Id"}) {
         INFO(n);
         CHECK(r.removed(n));
     }
@@ -95,8 +97,8 @@ TEST_CASE("enrichment: Connection tokens that name trusted or stripped headers a
 
 TEST_CASE("enrichment: removes the URL and method override headers", "[filter]") {
     fixture fx;
-    auto r = run(fx, hs{{"X-Original-URL", {"/admin"}}, {"x-rewrite-url", {"/admin"}},
-                        {"X-HTTP-Method-Override", {"DELETE"}}});
+    auto r = run(
+        fx, hs{{"X-Original-URL", {"/admin"}}, {"x-rewrite-url", {"/admin"}}, {"X-HTTP-Method-Override", {"DELETE"}}});
     REQUIRE(r.result == outcome::allow);
     CHECK(r.removed("X-Original-URL"));
     CHECK(r.removed("x-rewrite-url"));
@@ -175,8 +177,8 @@ TEST_CASE("enrichment: a valid inbound X-Request-Id is kept as X-Client-Request-
 
 TEST_CASE("enrichment: an invalid inbound X-Request-Id is dropped", "[filter]") {
     fixture fx;
-    auto id = GENERATE(as<std::string>{}, "", std::string(65, 'z'), "has space", "a/b", "semi;colon",
-                       "caf\xc3\xa9", "id\r\nX-Gw-Merchant-Id: m1", std::string("nul\0id", 6));
+    auto id = GENERATE(as<std::string>{}, "", std::string(65, 'z'), "has space", "a/b", "semi;colon", "caf\xc3\xa9",
+                       "id\r\nX-Gw-Merchant-Id: m1", std::string("nul\0id", 6));
     CAPTURE(id);
     auto r = run(fx, hs{{"X-Request-Id", {id}}});
     REQUIRE(r.result == outcome::allow);
@@ -209,8 +211,7 @@ TEST_CASE("enrichment: an inbound X-Client-Request-Id is never passed through", 
     }
 }
 
-TEST_CASE("enrichment: X-Request-Id is a UUIDv7 carrying ctx.wall_ns in ms, mirrored in X-Gw-Request-Id",
-          "[filter]") {
+TEST_CASE("enrichment: X-Request-Id is a UUIDv7 carrying ctx.wall_ns in ms, mirrored in X-Gw-Request-Id", "[filter]") {
     fixture fx;
     auto r = run(fx, {});
     REQUIRE(r.result == outcome::allow);
@@ -260,19 +261,19 @@ TEST_CASE("enrichment: a valid traceparent keeps trace id and flags and gets a n
 
 TEST_CASE("enrichment: an invalid traceparent starts a new trace and drops tracestate", "[filter]") {
     fixture fx;
-    auto bad = GENERATE_COPY(
-        std::string(""), std::string("garbage"),
-        "00-" + std::string("4BF92F3577B34DA6A3CE929D0E0E4736") + "-" + in_parent + "-01",  // upper case
-        "00-" + std::string(32, '0') + "-" + in_parent + "-01",                             // zero trace id
-        "00-" + in_trace + "-" + std::string(16, '0') + "-01",                              // zero parent id
-        "ff-" + in_trace + "-" + in_parent + "-01",                                         // forbidden version
-        "00-" + in_trace + "-" + in_parent + "-01-extra",                                   // 00 must be 55 chars
-        "00-" + in_trace + "-" + in_parent + "-1",                                          // short
-        "00_" + in_trace + "-" + in_parent + "-01",                                         // separator
-        "00-" + in_trace + "-" + in_parent + "-0g",                                         // flags not hex
-        "0x-" + in_trace + "-" + in_parent + "-01",                                         // version not hex
-        "01-" + in_trace + "-" + in_parent + "-01x",                                        // v>00 needs '-' after 55
-        "00-" + in_trace + "\r\n" + in_parent + "-01");
+    auto bad = GENERATE_COPY(std::string(""), std::string("garbage"),
+                             "00-" + std::string("4BF92F3577B34DA6A3CE929D0E0E4736") + "-" + in_parent +
+                                 "-01",                                               // upper case
+                             "00-" + std::string(32, '0') + "-" + in_parent + "-01",  // zero trace id
+                             "00-" + in_trace + "-" + std::string(16, '0') + "-01",   // zero parent id
+                             "ff-" + in_trace + "-" + in_parent + "-01",              // forbidden version
+                             "00-" + in_trace + "-" + in_parent + "-01-extra",        // 00 must be 55 chars
+                             "00-" + in_trace + "-" + in_parent + "-1",               // short
+                             "00_" + in_trace + "-" + in_parent + "-01",              // separator
+                             "00-" + in_trace + "-" + in_parent + "-0g",              // flags not hex
+                             "0x-" + in_trace + "-" + in_parent + "-01",              // version not hex
+                             "01-" + in_trace + "-" + in_parent + "-01x",             // v>00 needs '-' after 55
+                             "00-" + in_trace + "\r\n" + in_parent + "-01");
     CAPTURE(bad);
     auto r = run(fx, hs{{"traceparent", {bad}}, {"TraceState", {"rojo=1"}}});
     REQUIRE(r.result == outcome::allow);
@@ -345,8 +346,8 @@ TEST_CASE("enrichment: merchant and key ids are set only after merchant-auth", "
 
 TEST_CASE("enrichment: an authenticated context with unusable ids fails closed", "[filter]") {
     fixture fx;
-    auto [mid, kid] = GENERATE(table<std::string, std::string>(
-        {{"", "k"}, {"m", ""}, {"m\r\nX-Evil: 1", "k"}, {"m", std::string("k\0", 2)}}));
+    auto [mid, kid] = GENERATE(
+        table<std::string, std::string>({{"", "k"}, {"m", ""}, {"m\r\nX-Evil: 1", "k"}, {"m", std::string("k\0", 2)}}));
     auto r = run(fx, {}, "203.0.113.7", [&](context& c) {
         c.authenticated = true;
         c.merchant_id = mid;
@@ -378,8 +379,8 @@ TEST_CASE("enrichment: an invalid client ip is not emitted", "[filter]") {
 TEST_CASE("enrichment: X-Gw-Received-At is RFC 3339 UTC with milliseconds from ctx.wall_ns", "[filter]") {
     fixture fx;
     auto [ns, want] = GENERATE(table<std::int64_t, std::string>({
-        {t0_ns, "2026-11-26T12:00:00.123Z"},                  // truncated, not rounded
-        {1709251199999000000, "2024-02-29T23:59:59.999Z"},    // leap day
+        {t0_ns, "2026-11-26T12:00:00.123Z"},                // truncated, not rounded
+        {1709251199999000000, "2024-02-29T23:59:59.999Z"},  // leap day
         {946684800000000000, "2000-01-01T00:00:00.000Z"},
         {1000000, "1970-01-01T00:00:00.001Z"},
     }));

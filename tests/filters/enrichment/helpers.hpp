@@ -2,9 +2,9 @@
 // Shared helpers for the enrichment tests.
 #include <catch2/catch.hpp>
 
+#include "core/metrics.hpp"
 #include "filters/common/config_reader.hpp"
 #include "filters/common/filter.hpp"
-#include "core/metrics.hpp"
 #include "filters/enrichment/config.hpp"
 #include "filters/enrichment/filter.hpp"
 #include "tests/support/request.hpp"
@@ -109,11 +109,10 @@ inline bool is_uuid_v7(const std::string& s) {
 
 inline bool is_traceparent_00(const std::string& s) {
     static const std::regex re("^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$");
-    return std::regex_match(s, re) && s.substr(3, 32) != std::string(32, '0') && s.substr(36, 16) != std::string(16, '0');
+    return std::regex_match(s, re) && s.substr(3, 32) != std::string(32, '0') &&
+           s.substr(36, 16) != std::string(16, '0');
 }
 
-inline bool has_ctl(const std::string& s) {
-    return s.find_first_of(std::string("\r\n\0", 3)) != std::string::npos;
-}
+inline bool has_ctl(const std::string& s) { return s.find_first_of(std::string("\r\n\0", 3)) != std::string::npos; }
 
 }  // namespace enr_test

@@ -30,7 +30,6 @@ TEST_CASE("enrichment ids: random_bytes hands out distinct bytes across buffer r
     CHECK(random_bytes(big, sizeof big));
 }
 
-
 TEST_CASE("enrichment ids: traceparent parsing and formatting round-trip", "[filter]") {
     trace_parent tp;
     const std::string v = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03";

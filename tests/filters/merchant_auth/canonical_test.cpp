@@ -111,8 +111,8 @@ TEST_CASE("base64 decoding is strict", "[canonical]") {
     CHECK(n == 3);
     CHECK(decode_base64("AAECAwQ=", buf, n));
     CHECK(n == 5);
-    for (const char* bad : {"", "AAECAw", "AAECAw=", "AAECA===", "AA==AAAA", "AAECAx==", "AAECAwR=", "AA-_", "AAE CAw==",
-                            "AAECAwQFBgcICQ=="}) {
+    for (const char* bad : {"", "AAECAw", "AAECAw=", "AAECA===", "AA==AAAA", "AAECAx==", "AAECAwR=", "AA-_",
+                            "AAE CAw==", "AAECAwQFBgcICQ=="}) {
         INFO(bad);
         CHECK_FALSE(decode_base64(bad, buf, n));
     }
@@ -144,7 +144,8 @@ TEST_CASE("header parser: duplicates, control characters, missing and malformed"
         CHECK(parse(hs, h) == parse_status::duplicate);
     }
     SECTION("control character") {
-        for (std::string bad : {std::string("ac\tme"), std::string("acme\r\n"), std::string("a\x7f"), std::string(1, '\0')}) {
+        for (std::string bad :
+             {std::string("ac\tme"), std::string("acme\r\n"), std::string("a\x7f"), std::string(1, '\0')}) {
             auto hs = good_headers();
             hs[0].second = bad;
             CHECK(parse(hs, h) == parse_status::control_char);
@@ -159,13 +160,37 @@ TEST_CASE("header parser: duplicates, control characters, missing and malformed"
     }
     SECTION("malformed") {
         auto [field, value] = GENERATE(table<std::size_t, std::string>({
-            {0, ""}, {0, "ac me"}, {0, "acme!"}, {0, std::string(65, 'a')}, {0, "acmé"},
-            {1, ""}, {1, "k.1"}, {1, std::string(65, 'k')},
-            {2, ""}, {2, "-1"}, {2, "+1"}, {2, "17a"}, {2, " 17"}, {2, "1.5"}, {2, std::string(19, '1')},
-            {2, "001764158400"}, {2, "01764158400"}, {2, "00"}, {2, "0" + std::string(17, '9')},  // leading zeros
-            {3, std::string(15, 'n')}, {3, std::string(129, 'n')}, {3, "bm9uY2UtMDAwMDAw+/=="}, {3, "bm9uY2UtMDAwMDAw MDAx"},
-            {4, "AAECAw=="}, {4, "v2=AAECAw=="}, {4, "v1="}, {4, "v1=AAECAw"}, {4, "V1=AAECAw=="}, {4, "v1=AAEC Aw=="},
-            {4, "v1=AAECAw==,v1=AAECAw=="}, {4, "v1=" + std::string(1368 + 4, 'A')},
+            {0, ""},
+            {0, "ac me"},
+            {0, "acme!"},
+            {0, std::string(65, 'a')},
+            {0, "acmé"},
+            {1, ""},
+            {1, "k.1"},
+            {1, std::string(65, 'k')},
+            {2, ""},
+            {2, "-1"},
+            {2, "+1"},
+            {2, "17a"},
+            {2, " 17"},
+            {2, "1.5"},
+            {2, std::string(19, '1')},
+            {2, "001764158400"},
+            {2, "01764158400"},
+            {2, "00"},
+            {2, "0" + std::string(17, '9')},  // leading zeros
+            {3, std::string(15, 'n')},
+            {3, std::string(129, 'n')},
+            {3, "bm9uY2UtMDAwMDAw+/=="},
+            {3, "bm9uY2UtMDAwMDAw MDAx"},
+            {4, "AAECAw=="},
+            {4, "v2=AAECAw=="},
+            {4, "v1="},
+            {4, "v1=AAECAw"},
+            {4, "V1=AAECAw=="},
+            {4, "v1=AAEC Aw=="},
+            {4, "v1=AAECAw==,v1=AAECAw=="},
+            {4, "v1=" + std::string(1368 + 4, 'A')},
         }));
         auto hs = good_headers();
         hs[field].second = value;

@@ -48,8 +48,7 @@ std::string chain_config(std::size_t cap = 1000) {
 struct chain {
     json::value doc;
     std::shared_ptr<const filter_set> set;
-    explicit chain(const std::string& text, const filter_set* previous = nullptr)
-        : doc(parse_json_text(text, "test")) {
+    explicit chain(const std::string& text, const filter_set* previous = nullptr) : doc(parse_json_text(text, "test")) {
         set = filter_set::build(doc.as_object().if_contains("filters"), doc.as_object().if_contains("routes"),
                                 registry::builtin(), previous);
     }
@@ -60,8 +59,7 @@ struct chain_run {
     context ctx;
 };
 
-chain_run run_on(const chain& c, proto::request_spec spec, const std::string& route,
-                 std::int64_t wall_s = vector_ts) {
+chain_run run_on(const chain& c, proto::request_spec spec, const std::string& route, std::int64_t wall_s = vector_ts) {
     spec.route = route;
     spec.filters = {"merchant-auth"};
     auto req = filterd::testing::make_request(spec);

@@ -70,11 +70,11 @@ TEST_CASE("config rule: unknown keys are errors", "[config]") {
 
 TEST_CASE("config rule: limits are range-checked", "[config]") {
     auto [key, value] = GENERATE(table<std::string, std::int64_t>({{"skew_seconds", 0},
-                                                                    {"skew_seconds", 3601},
-                                                                    {"nonce_capacity", 0},
-                                                                    {"max_body_bytes", -1},
-                                                                    {"max_body_bytes", (16 << 20) + 1},
-                                                                    {"max_query_params", 10001}}));
+                                                                   {"skew_seconds", 3601},
+                                                                   {"nonce_capacity", 0},
+                                                                   {"max_body_bytes", -1},
+                                                                   {"max_body_bytes", (16 << 20) + 1},
+                                                                   {"max_query_params", 10001}}));
     json::value cfg = base_config();
     cfg.as_object()[key] = value;
     CHECK(load_error(cfg) == P + "." + key);

@@ -8,11 +8,11 @@
 #include <catch2/catch.hpp>
 #include <openssl/sha.h>
 
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
-#include <atomic>
 #include <unistd.h>
 
 using namespace filterd;
@@ -71,11 +71,11 @@ run_result deny_case(const json::value& cfg, const proto::request_spec& spec, st
 TEST_CASE("every committed vector verifies", "[filter]") {
     auto b = build(base_config());
     std::map<std::string, std::pair<std::string, std::string>> expect{
-        {"hmac_post_json", {"acme", "k1"}},   {"hmac_get_query", {"acme", "k1"}},
+        {"hmac_post_json", {"acme", "k1"}},        {"hmac_get_query", {"acme", "k1"}},
         {"hmac_lowercase_method", {"acme", "k1"}}, {"hmac_binary_body", {"acme", "k2"}},
-        {"hmac_path_param", {"acme", "k1"}},  {"rsa_post", {"acme", "r1"}},
-        {"ed25519_post", {"acme", "e1"}},     {"globex_own_key", {"globex", "g1"}},
-        {"hmac_nonce_max_len", {"acme", "k1"}}, {"hmac_encoded_path", {"acme", "k1"}},
+        {"hmac_path_param", {"acme", "k1"}},       {"rsa_post", {"acme", "r1"}},
+        {"ed25519_post", {"acme", "e1"}},          {"globex_own_key", {"globex", "g1"}},
+        {"hmac_nonce_max_len", {"acme", "k1"}},    {"hmac_encoded_path", {"acme", "k1"}},
     };
     auto allowed_before = metrics_registry::global().counter_value("filterd_merchant_auth_allowed_total");
     for (const auto& [name, who] : expect) {
@@ -118,17 +118,28 @@ TEST_CASE("flipping any canonical component breaks the signature", "[filter]") {
                               "query_removed", "merchant", "key", "timestamp", "nonce", "body", "signature");
     INFO(component);
     auto& s = v.spec;
-    if (component == "method") s.method = "HEAD";
-    else if (component == "path") s.path = "/v1/payments/";
-    else if (component == "query_value") s.query[0].second = "capturee";
-    else if (component == "query_name") s.query[0].first = "Status";
-    else if (component == "query_added") s.query.emplace_back("extra", "");
-    else if (component == "query_removed") s.query.pop_back();
-    else if (component == "merchant") v.set_header("X-Merchant-Id", "acme2");  // acme2 has a k1 too
-    else if (component == "key") v.set_header("X-Key-Id", "k2");
-    else if (component == "timestamp") v.set_header("X-Timestamp", std::to_string(vector_ts + 1));
-    else if (component == "nonce") v.set_header("X-Nonce", "bm9uY2UtMDAwMDAwMDAz");
-    else if (component == "body") s.body = "x";
+    if (component == "method")
+        s.method = "HEAD";
+    else if (component == "path")
+        s.path = "/v1/payments/";
+    else if (component == "query_value")
+        s.query[0].second = "capturee";
+    else if (component == "query_name")
+        s.query[0].first = "Status";
+    else if (component == "query_added")
+        s.query.emplace_back("extra", "");
+    else if (component == "query_removed")
+        s.query.pop_back();
+    else if (component == "merchant")
+        v.set_header("X-Merchant-Id", "acme2");  // acme2 has a k1 too
+    else if (component == "key")
+        v.set_header("X-Key-Id", "k2");
+    else if (component == "timestamp")
+        v.set_header("X-Timestamp", std::to_string(vector_ts + 1));
+    else if (component == "nonce")
+        v.set_header("X-Nonce", "bm9uY2UtMDAwMDAwMDAz");
+    else if (component == "body")
+        s.body = "x";
     else if (component == "signature") {
         std::string sig = v.header("X-Signature");
         sig[5] = sig[5] == 'A' ? 'B' : 'A';
@@ -250,9 +261,7 @@ TEST_CASE("one merchant's flood cannot fill the nonce store for the others", "[f
 }
 
 TEST_CASE("nonce_merchant_share_percent and nonce_journal are checked", "[config]") {
-    auto key = [](json::value v) {
-        return config_error_key([&] { build(v); });
-    };
+    auto key = [](json::value v) { return config_error_key([&] { build(v); }); };
     json::value c = base_config();
     c.as_object()["nonce_merchant_share_percent"] = 0;
     CHECK(key(c) == "filters.merchant-auth.nonce_merchant_share_percent");
@@ -445,9 +454,12 @@ TEST_CASE("duplicate auth headers are a bad request", "[filter]") {
 TEST_CASE("control characters in auth headers, method or path are a bad request", "[filter]") {
     auto where = GENERATE(as<std::string>{}, "header", "method", "path");
     auto v = vec("hmac_post_json");
-    if (where == "header") v.set_header("X-Key-Id", "k1\r\nX-Evil: 1");
-    else if (where == "method") v.spec.method = "PO\x01ST";
-    else v.spec.path = "/v1/pay\nments";
+    if (where == "header")
+        v.set_header("X-Key-Id", "k1\r\nX-Evil: 1");
+    else if (where == "method")
+        v.spec.method = "PO\x01ST";
+    else
+        v.spec.path = "/v1/pay\nments";
     deny_case(base_config(), v.spec, "control_char", 400);
 }
 
@@ -505,9 +517,9 @@ TEST_CASE("log lines carry neither signature, nonce, secret nor body", "[filter]
     std::string text = ss.str();
     ::unlink(path);
     CHECK(text.find("merchant-auth") != std::string::npos);  // something was logged
-    for (std::string secret_bit : {v.header("X-Signature").substr(3, 20), forged.header("X-Signature").substr(3, 20),
-                                   v.header("X-Nonce"), std::string("test-only-acme-k1"), std::string("4111"),
-                                   std::string("amount")}) {
+    for (std::string secret_bit :
+         {v.header("X-Signature").substr(3, 20), forged.header("X-Signature").substr(3, 20), v.header("X-Nonce"),
+          std::string("test-only-acme-k1"), std::string("4111"), std::string("amount")}) {
         INFO(secret_bit);
         CHECK(text.find(secret_bit) == std::string::npos);
     }

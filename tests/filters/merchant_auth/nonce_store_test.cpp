@@ -155,7 +155,8 @@ std::vector<std::string> segments(const std::string& dir) {
 }
 }  // namespace
 
-TEST_CASE("nonce journal: a new store replays what the old one recorded, and rejects those replays", "[nonce][journal]") {
+TEST_CASE("nonce journal: a new store replays what the old one recorded, and rejects those replays",
+          "[nonce][journal]") {
     temp_dir d;
     {
         nonce_store st(1000);
@@ -173,8 +174,8 @@ TEST_CASE("nonce journal: a new store replays what the old one recorded, and rej
     auto j = std::make_shared<filterd::merchant_auth::nonce_journal>(
         filterd::merchant_auth::journal_options{d.path, 1 << 20, false});
     std::int64_t now = (T + 100) * s;
-    auto stats = j->replay([&](std::string_view m, std::string_view n, std::int64_t ts) { st.restore(m, n, ts, now, skew); },
-                           T + 100);
+    auto stats = j->replay(
+        [&](std::string_view m, std::string_view n, std::int64_t ts) { st.restore(m, n, ts, now, skew); }, T + 100);
     CHECK(stats.records == 50);
     CHECK(stats.damaged_segments == 0);
     st.attach_journal(j);
@@ -252,5 +253,6 @@ TEST_CASE("nonce journal: the directory must belong to filterd and not be writab
     REQUIRE(::chmod(d.path.c_str(), 0700) == 0);
     std::string file = d.path + "/f";
     std::ofstream(file) << "x";
-    CHECK_THROWS_WITH(filterd::merchant_auth::nonce_journal({file, 1 << 20, false}), Catch::Contains("not a directory"));
+    CHECK_THROWS_WITH(filterd::merchant_auth::nonce_journal({file, 1 << 20, false}),
+                      Catch::Contains("not a directory"));
 }

@@ -3,9 +3,9 @@
 // gen_vectors.py, an independent Python implementation), a base config that references the committed
 // test-only keys, and small helpers to build and run the filter.
 
+#include "core/metrics.hpp"
 #include "filters/common/config_reader.hpp"
 #include "filters/common/filter.hpp"
-#include "core/metrics.hpp"
 #include "tests/support/request.hpp"
 
 #include <boost/json.hpp>

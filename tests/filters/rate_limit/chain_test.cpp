@@ -152,7 +152,8 @@ TEST_CASE("chain: reload through filter_set::build carries buckets of unchanged 
     auto gen2 = build(filters_v1, R"({
       "pay": {"test-auth": null, "rate-limit": {"policies": ["ch-ip", "ch-merchant"]}},
       "pay2": {"test-auth": null, "rate-limit": {"policies": ["ch-merchant"]}}
-    })", gen1.get());
+    })",
+                      gen1.get());
     CHECK_FALSE(run_on(*gen2, "pay", order, t0, "m-reload").result.allowed);
     CHECK_FALSE(run_on(*gen2, "pay2", order, t0, "m-reload").result.allowed);  // same policy, same table
 
@@ -162,7 +163,8 @@ TEST_CASE("chain: reload through filter_set::build carries buckets of unchanged 
         "ch-merchant": {"quota": 10, "window_ms": 1000, "burst": 5, "key": "merchant_id"},
         "ch-ip": {"quota": 100, "window_ms": 60000, "burst": 20, "key": "client_ip"}}},
       "test-auth": {}
-    })", routes_v1, gen2.get());
+    })",
+                      routes_v1, gen2.get());
     CHECK(run_on(*gen3, "pay", order, t0, "m-reload").result.allowed);
 
     // A start-up build (no previous set) never inherits anything.
@@ -172,8 +174,9 @@ TEST_CASE("chain: reload through filter_set::build carries buckets of unchanged 
 
 TEST_CASE("chain: an invalid rate-limit section stops the build, naming the key", "[chain]") {
     try {
-        build(R"({"rate-limit": {"policies": {"p": {"quota": 5, "window_ms": 1000, "key": "client_ip", "burst": -1}}}})",
-              R"({"r": {"rate-limit": {"policies": ["p"]}}})");
+        build(
+            R"({"rate-limit": {"policies": {"p": {"quota": 5, "window_ms": 1000, "key": "client_ip", "burst": -1}}}})",
+            R"({"r": {"rate-limit": {"policies": ["p"]}}})");
         FAIL("build accepted a negative burst");
     } catch (const config_error& e) {
         CHECK(e.key() == "filters.rate-limit.policies.p.burst");

@@ -139,8 +139,7 @@ TEST_CASE("burst times the emission interval must stay in range", "[config]") {
 
 TEST_CASE("key is required and one of the known kinds", "[config]") {
     CHECK(error_key(with_policy(R"("quota":5,"window_ms":1000)")) == "filters.rate-limit.policies.p.key");
-    CHECK(error_key(with_policy(R"("quota":5,"window_ms":1000,"key":"user")")) ==
-          "filters.rate-limit.policies.p.key");
+    CHECK(error_key(with_policy(R"("quota":5,"window_ms":1000,"key":"user")")) == "filters.rate-limit.policies.p.key");
     for (auto k : {"client_ip", "merchant_id", "key_id", "route"})
         CHECK(error_key(with_policy(std::string(R"("quota":5,"window_ms":1000,"key":")") + k + "\"")).empty());
 }
@@ -193,7 +192,7 @@ TEST_CASE("replicas divides the quota per pod, never below 1", "[config]") {
     CHECK(a.pod_quota == 33);
     CHECK(a.gcra.emission_ns == 60'000'000'000 / 33);
     CHECK(a.gcra.tolerance_ns == 10 * a.gcra.emission_ns);  // burst is per pod, not divided
-    CHECK(a.policy_item == R"("a";q=100;w=60)");              // headers show the fleet-wide quota
+    CHECK(a.policy_item == R"("a";q=100;w=60)");            // headers show the fleet-wide quota
     CHECK(g.policies.at("b").pod_quota == 1);
     CHECK(g.policies.at("b").burst == 2);
 }
@@ -217,7 +216,8 @@ TEST_CASE("replicas from the environment", "[config]") {
 }
 
 TEST_CASE("a replicas reference takes exactly one env key", "[config]") {
-    CHECK(error_key(R"({"replicas":{"file":"/etc/replicas"},"policies":{"p":{"quota":5,"window_ms":1000,"key":"route"}}})") ==
+    CHECK(error_key(
+              R"({"replicas":{"file":"/etc/replicas"},"policies":{"p":{"quota":5,"window_ms":1000,"key":"route"}}})") ==
           "filters.rate-limit.replicas.file");
 }
 
@@ -249,7 +249,8 @@ TEST_CASE("a route lists at most 8 policies", "[config]") {
     std::string g = R"({"policies":{)";
     std::string r = R"({"policies":[)";
     for (int i = 0; i < 9; ++i) {
-        g += (i ? "," : "") + std::string("\"p") + std::to_string(i) + R"(":{"quota":5,"window_ms":1000,"key":"route"})";
+        g += (i ? "," : "") + std::string("\"p") + std::to_string(i) +
+             R"(":{"quota":5,"window_ms":1000,"key":"route"})";
         r += (i ? "," : "") + std::string("\"p") + std::to_string(i) + "\"";
     }
     g += "}}";

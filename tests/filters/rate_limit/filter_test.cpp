@@ -172,10 +172,12 @@ TEST_CASE("keys: merchant_id and key_id buckets", "[filter]") {
 }
 
 TEST_CASE("replicas divide the per-pod quota", "[filter]") {
-    built one = make_filter(R"({"replicas":1,"policies":{"rep1":{"quota":10,"window_ms":1000,"burst":5,"key":"client_ip"}}})",
-                            route_of("rep1"));
-    built two = make_filter(R"({"replicas":2,"policies":{"rep2":{"quota":10,"window_ms":1000,"burst":5,"key":"client_ip"}}})",
-                            route_of("rep2"));
+    built one = make_filter(
+        R"({"replicas":1,"policies":{"rep1":{"quota":10,"window_ms":1000,"burst":5,"key":"client_ip"}}})",
+        route_of("rep1"));
+    built two = make_filter(
+        R"({"replicas":2,"policies":{"rep2":{"quota":10,"window_ms":1000,"burst":5,"key":"client_ip"}}})",
+        route_of("rep2"));
     auto req = make_req();
     for (int i = 0; i < 5; ++i) {
         REQUIRE(run(*one.impl, req, t0).result == outcome::allow);
@@ -237,9 +239,8 @@ TEST_CASE("the most constrained denying policy is reported", "[filter]") {
 }
 
 TEST_CASE("bounded table: new keys share the overflow bucket when max_keys is reached", "[filter]") {
-    built b = make_filter(
-        one_policy("ovf", R"("quota":1,"window_ms":1000,"burst":1,"key":"client_ip","max_keys":1)"),
-        route_of("ovf"));
+    built b = make_filter(one_policy("ovf", R"("quota":1,"window_ms":1000,"burst":1,"key":"client_ip","max_keys":1)"),
+                          route_of("ovf"));
     auto table = b.rl().table("ovf");
     REQUIRE(table != nullptr);
     const auto ovf0 = overflows("ovf");
@@ -361,8 +362,8 @@ TEST_CASE("reload keeps a table whose policy is unchanged and resets one whose l
 
     built gen2_same = make_filter(v2, R"({"policies":["rl-same"]})", gen1.instance);
     built gen2_changed = make_filter(v2, R"({"policies":["rl-changed"]})", gen1.instance);
-    CHECK(gen2_same.rl().table("rl-same") == gen1.rl().table("rl-same"));          // carried over
-    CHECK(gen2_changed.rl().table("rl-changed") != gen1.rl().table("rl-changed")); // new limits, new table
+    CHECK(gen2_same.rl().table("rl-same") == gen1.rl().table("rl-same"));           // carried over
+    CHECK(gen2_changed.rl().table("rl-changed") != gen1.rl().table("rl-changed"));  // new limits, new table
     CHECK(run(*gen2_same.impl, req, t0).result == outcome::deny);      // the used bucket survived the reload
     CHECK(run(*gen2_changed.impl, req, t0).result == outcome::allow);  // a fresh bucket
 }

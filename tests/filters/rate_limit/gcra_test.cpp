@@ -58,15 +58,15 @@ TEST_CASE("gcra: a request becomes possible exactly at retry_after", "[filter][g
 TEST_CASE("gcra: window and burst variants", "[filter][gcra]") {
     struct row {
         std::int64_t quota, window_ns, burst;
-        int passes;                    // immediate requests that pass
-        std::int64_t retry_after_ns;   // for the first denied one
+        int passes;                   // immediate requests that pass
+        std::int64_t retry_after_ns;  // for the first denied one
         std::int64_t retry_after_s;
     };
-    auto r = GENERATE(row{60, 60 * sec, 1, 1, 1 * sec, 1},        // 1/s, no burst
-                      row{10, 1 * sec, 1, 1, 100 * ms, 1},        // sub-second spacing rounds up to 1 s
-                      row{1, 60 * sec, 3, 3, 60 * sec, 60},       // burst above quota
-                      row{100, 60 * sec, 20, 20, 600 * ms, 1},    // 100/min with burst 20
-                      row{3, 10 * sec, 2, 2, 3333333333, 4});     // T = 3.333 s: 3.33 s rounds up to 4
+    auto r = GENERATE(row{60, 60 * sec, 1, 1, 1 * sec, 1},      // 1/s, no burst
+                      row{10, 1 * sec, 1, 1, 100 * ms, 1},      // sub-second spacing rounds up to 1 s
+                      row{1, 60 * sec, 3, 3, 60 * sec, 60},     // burst above quota
+                      row{100, 60 * sec, 20, 20, 600 * ms, 1},  // 100/min with burst 20
+                      row{3, 10 * sec, 2, 2, 3333333333, 4});   // T = 3.333 s: 3.33 s rounds up to 4
     const gcra_params p = params(r.quota, r.window_ns, r.burst);
     const std::int64_t now = 7 * sec;
     std::int64_t tat = now;

@@ -2,8 +2,8 @@
 // Shared helpers for the rate-limit tests: build the filter through its registered factory from inline
 // JSON, make requests, read metrics.
 
-#include "filters/common/chain.hpp"
 #include "core/metrics.hpp"
+#include "filters/common/chain.hpp"
 #include "filters/rate_limit/filter.hpp"
 #include "tests/support/request.hpp"
 

@@ -18,8 +18,8 @@ using filterd::testing::redis_server;
 namespace {
 
 std::string redis_global(const redis_server& s, std::string_view policies, std::string_view extra = "") {
-    return R"({"store":"redis","redis":{"address":")" + s.address() + R"(","timeout_ms":1000},)" +
-           std::string(extra) + R"("policies":{)" + std::string(policies) + "}}";
+    return R"({"store":"redis","redis":{"address":")" + s.address() + R"(","timeout_ms":1000},)" + std::string(extra) +
+           R"("policies":{)" + std::string(policies) + "}}";
 }
 std::string local_global(std::string_view policies) { return R"({"policies":{)" + std::string(policies) + "}}"; }
 
@@ -43,9 +43,7 @@ run_result run_shared(const filter& f, const filterd::testing::built_request& re
     return r;
 }
 
-std::int64_t gauge_value(const char* name) {
-    return metrics_registry::global().get_gauge(name, "").value();
-}
+std::int64_t gauge_value(const char* name) { return metrics_registry::global().get_gauge(name, "").value(); }
 std::uint64_t fallbacks(const char* action) {
     return metrics_registry::global().counter_value("filterd_rate_limit_store_fallbacks_total", {{"action", action}});
 }
@@ -54,8 +52,7 @@ const std::int64_t wall0 = 1'790'000'000LL * sec + 123'456'789;  // a wall clock
 
 }  // namespace
 
-TEST_CASE("redis store gives the local GCRA's answers, headers and retry times on the same times",
-          "[redis][filter]") {
+TEST_CASE("redis store gives the local GCRA's answers, headers and retry times on the same times", "[redis][filter]") {
     redis_server srv;
     // Emission intervals that are not whole ms or µs, a long window, a burst above the quota.
     const char* policies = R"("a":{"quota":3,"window_ms":1000,"burst":2,"key":"client_ip"},)"
@@ -73,8 +70,8 @@ TEST_CASE("redis store gives the local GCRA's answers, headers and retry times o
     int allows = 0, denies = 0;
     for (int i = 0; i < 300; ++i) {
         offset += (i % 50 == 49) ? 5 * sec : step(rng) / 3;
-        auto req = make_req({.client_ip = i % 3 == 0 ? "192.0.2.9" : "192.0.2.1",
-                             .headers = {{"X-K", {i % 5 == 0 ? "k1" : "k2"}}}});
+        auto req = make_req(
+            {.client_ip = i % 3 == 0 ? "192.0.2.9" : "192.0.2.1", .headers = {{"X-K", {i % 5 == 0 ? "k1" : "k2"}}}});
         run_result l = run(*local.impl, req, t0 + offset);
         run_result s = run_shared(*shared.impl, req, wall0 + offset);
         INFO("request " << i << " at +" << offset << " ns");
@@ -231,16 +228,17 @@ TEST_CASE("redis store config rules", "[redis][config]") {
                           R"("y":{"quota":1,"window_ms":1000,"key":"route"}})";
     fails(R"({"store":"redis",)" + p + "}", std::string(R"({"policies":["x"]})"), "filters.rate-limit.redis");
     fails(R"({"store":"disk",)" + p + "}", std::string(R"({"policies":["x"]})"), "filters.rate-limit.store");
-    fails(R"({"on_redis_error":"deny",)" + p + "}", std::string(R"({"policies":["x"]})"), "filters.rate-limit.on_redis_error");
-    fails(R"({"store":"redis","redis":{"address":"127.0.0.1:1"},"on_redis_error":"open",)" + p + "}", std::string(R"({"policies":["x"]})"),
+    fails(R"({"on_redis_error":"deny",)" + p + "}", std::string(R"({"policies":["x"]})"),
           "filters.rate-limit.on_redis_error");
-    fails(R"({"store":"redis","redis":{"address":"127.0.0.1:1"},"clock":"pod",)" + p + "}", std::string(R"({"policies":["x"]})"),
-          "filters.rate-limit.clock");
-    fails(R"({"store":"redis","redis":{"address":"127.0.0.1:1","bogus":1},)" + p + "}", std::string(R"({"policies":["x"]})"),
-          "filters.rate-limit.redis.bogus");
+    fails(R"({"store":"redis","redis":{"address":"127.0.0.1:1"},"on_redis_error":"open",)" + p + "}",
+          std::string(R"({"policies":["x"]})"), "filters.rate-limit.on_redis_error");
+    fails(R"({"store":"redis","redis":{"address":"127.0.0.1:1"},"clock":"pod",)" + p + "}",
+          std::string(R"({"policies":["x"]})"), "filters.rate-limit.clock");
+    fails(R"({"store":"redis","redis":{"address":"127.0.0.1:1","bogus":1},)" + p + "}",
+          std::string(R"({"policies":["x"]})"), "filters.rate-limit.redis.bogus");
     // Redis Cluster: a route's policies must share their key (one slot per script call).
-    fails(R"({"store":"redis","redis":{"cluster_seeds":["127.0.0.1:1"]},)" + p + "}",
-          R"({"policies":["x","y"]})", "routes.r.rate-limit.policies");
+    fails(R"({"store":"redis","redis":{"cluster_seeds":["127.0.0.1:1"]},)" + p + "}", R"({"policies":["x","y"]})",
+          "routes.r.rate-limit.policies");
     fails(R"({"store":"redis","redis":{"address":"127.0.0.1:1"},)"
           R"("policies":{"z":{"quota":1,"window_ms":2678400000,"burst":1000000000,"key":"route"}}})",
           R"({"policies":["z"]})", "filters.rate-limit.policies.z.burst");

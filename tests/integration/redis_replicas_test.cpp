@@ -12,6 +12,8 @@
 #include <atomic>
 #include <fstream>
 #include <regex>
+#include <string>
+#include <string_view>
 #include <thread>
 
 using namespace filterd;
@@ -86,6 +88,14 @@ int status_of(const std::optional<received>& r) {
     if (!r || r->response() == nullptr)
         return 0;
     return r->response()->verdict() == wire::Verdict::Allow ? 200 : r->response()->status();
+}
+
+/// How many times needle occurs in text.
+std::size_t count_of(const std::string& text, std::string_view needle) {
+    std::size_t n = 0;
+    for (std::size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1))
+        ++n;
+    return n;
 }
 
 std::uint64_t stat_calls(const redis_server& srv, const std::string& cmd) {
@@ -239,9 +249,7 @@ TEST_CASE("replicas sharing Redis: Redis killed mid-run then restarted, or pause
     CHECK(a.proc.alive());
     // Logged once per state change, not once per request.
     auto log = a.proc.log_text();
-    std::size_t downs = 0;
-    for (std::size_t p = log.find("redis node down"); p != std::string::npos; p = log.find("redis node down", p + 1))
-        ++downs;
+    std::size_t downs = count_of(log, "redis node down");
     CHECK(downs >= 1);
     CHECK(downs <= 4);
 }
@@ -489,9 +497,7 @@ TEST_CASE("Redis Cluster failover: the merchant's master killed under load, nonc
 
     CHECK(a.proc.alive());
     auto log = a.proc.log_text();
-    std::size_t downs = 0;
-    for (std::size_t p = log.find("redis node down"); p != std::string::npos; p = log.find("redis node down", p + 1))
-        ++downs;
+    std::size_t downs = count_of(log, "redis node down");
     CHECK(downs >= 1);
     CHECK(downs <= 4);  // once per state change, not once per request
     // The failover in the log: the first map, the map naming the promoted replica, and the new master up.

@@ -4,7 +4,7 @@
 #   1. A shortened load test (GATE_RATE=1000 requests/s for GATE_DURATION=10s per endpoint, same stack
 #      and same interleaving as scripts/perf-load.sh). It FAILS when the added P99 of (b) over (a),
 #      both measured in this run, exceeds the committed baseline's added P99 by more than
-#      GATE_P99_GROWTH_MS=1 ms, when (a) failed any request, when (b) denied more than 0.1% of its
+#      GATE_P99_GROWTH_MS=1 ms, when (a) failed any request, when (b) denied more than 0.01% of its
 #      validly signed requests with 503 (the bridge's deadline), or failed more than 1% in all. A failing first run is
 #      repeated once and the gate fails only if the repeat fails too: a P99 over 10 s of traffic on
 #      a shared 2-core machine can be hit by one burst of unrelated work, a real regression is hit

@@ -19,11 +19,11 @@ type GateConfig struct {
 	MaxDeadlineDenialRateB float64
 }
 
-// DefaultGate is the gate CI runs: at most 0.1% of (b) denied on the deadline, at most 1% failed in
-// all (a broken plugin, a wrong signature or a dead daemon fails nearly every request). The product's
-// target for deadline denials is 1 in 100,000 (docs/performance.md); this machine measures about
-// 0.02% at the shipped 4.5 ms deadline, so the gate holds the line above that until the target is met.
-var DefaultGate = GateConfig{MaxAddedP99GrowthUS: 1000, MaxErrorRateB: 0.01, MaxDeadlineDenialRateB: 0.001}
+// DefaultGate is the gate CI runs: at most 0.01% of (b) denied on the deadline (1 in the gate's 10,000
+// requests), at most 1% failed in all (a broken plugin, a wrong signature or a dead daemon fails nearly
+// every request). The product's target for deadline denials is 1 in 100,000 over 60 s
+// (docs/performance.md); the gate's 10 s cannot show a rate that low.
+var DefaultGate = GateConfig{MaxAddedP99GrowthUS: 1000, MaxErrorRateB: 0.01, MaxDeadlineDenialRateB: 0.0001}
 
 // GateOutcome is the verdict of one comparison.
 type GateOutcome struct {

@@ -140,8 +140,8 @@ func TestGate(t *testing.T) {
 		{"grows 0.99 ms", synthetic(25, 1140, 0), true},
 		{"grows exactly 1 ms", synthetic(25, 1150, 0), true},
 		{"grows 1.01 ms", synthetic(25, 1160, 0), false},
-		{"10 deadline denials in 10000 are tolerated", synthetic(25, 150, 10), true},
-		{"11 deadline denials in 10000 fail (over 0.1%)", synthetic(25, 150, 11), false},
+		{"1 deadline denial in 10000 is tolerated", synthetic(25, 150, 1), true},
+		{"2 deadline denials in 10000 fail (over 0.01%)", synthetic(25, 150, 2), false},
 		{"fast but failing", synthetic(0, 0, 101), false},
 	}
 	for _, c := range cases {

@@ -161,6 +161,20 @@ std::string options::identity() const {
     return s;
 }
 
+std::optional<options> parse_store(config_object& o) {
+    if (o.get_enum("store", "local", {"local", "redis"}) != "redis") {
+        if (o.has("redis"))
+            o.fail("redis", "is only allowed when store is \"redis\"");
+        return std::nullopt;
+    }
+    auto r = o.optional_object("redis");
+    if (!r)
+        o.fail("redis", "is required when store is \"redis\"");
+    options out = parse_options(*r);
+    r->finish();
+    return out;
+}
+
 options parse_options(config_object& o) {
     options out;
     auto addr = o.optional_string("address");

@@ -162,6 +162,12 @@ struct options {
 /// @throws config_error naming the key.
 options parse_options(config_object& o);
 
+/// Reads a filter's `"store": "local" | "redis"` (default "local") and, with "redis", its required
+/// `redis` object (parse_options). Returns the Redis options, or nullopt for "local", where a `redis`
+/// key is refused.
+/// @throws config_error naming the key.
+std::optional<options> parse_store(config_object& o);
+
 /// A Lua script sent by its SHA-1 (EVALSHA), with the body kept for NOSCRIPT.
 class script {
 public:

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <set>
+#include <utility>
 
 namespace filterd::merchant_auth {
 
@@ -201,18 +202,12 @@ config config::load(const json::value* section, const std::string& path) {
     config_object o(*section, path);
     config c;
     c.skew_s = o.get_int("skew_seconds", 300, 1, 3600);
-    c.redis_store = o.get_enum("store", "local", {"local", "redis"}) == "redis";
-    if (c.redis_store) {
-        auto r = o.optional_object("redis");
-        if (!r)
-            o.fail("redis", "is required when store is \"redis\"");
-        c.redis = redis::parse_options(*r);
-        r->finish();
+    if (auto r = redis::parse_store(o)) {
+        c.redis_store = true;
+        c.redis = std::move(*r);
         for (const char* k : {"nonce_capacity", "nonce_merchant_share_percent", "nonce_journal"})
             if (o.has(k))
                 o.fail(k, "applies to store \"local\" only (with store \"redis\", Redis holds the nonces)");
-    } else if (o.has("redis")) {
-        o.fail("redis", "is only allowed when store is \"redis\"");
     }
     c.nonce_capacity = static_cast<std::size_t>(o.get_int("nonce_capacity", 1'000'000, 1, 100'000'000));
     c.nonce_merchant_share_percent = static_cast<unsigned>(o.get_int("nonce_merchant_share_percent", 25, 1, 100));

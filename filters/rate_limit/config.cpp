@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <utility>
 
 namespace filterd::rate_limit {
 
@@ -105,19 +106,15 @@ config config::load(const json::value* v, const std::string& path) {
         return g;
     config_object root(*v, path);
     g.replicas = parse_replicas(root);
-    g.store = root.get_enum("store", "local", {"local", "redis"}) == "redis" ? store_kind::redis : store_kind::local;
-    if (g.store == store_kind::redis) {
-        auto r = root.optional_object("redis");
-        if (!r)
-            root.fail("redis", "is required when store is \"redis\"");
-        g.redis = redis::parse_options(*r);
-        r->finish();
+    if (auto r = redis::parse_store(root)) {
+        g.store = store_kind::redis;
+        g.redis = std::move(*r);
         g.on_redis_error = root.get_enum("on_redis_error", "local", {"local", "deny"}) == "deny" ? on_error::deny
                                                                                                  : on_error::local;
         g.clock = root.get_enum("clock", "redis", {"redis", "filterd"}) == "filterd" ? clock_kind::filterd
                                                                                      : clock_kind::redis;
     } else {
-        for (const char* k : {"redis", "on_redis_error", "clock"})
+        for (const char* k : {"on_redis_error", "clock"})
             if (root.has(k))
                 root.fail(k, "is only allowed when store is \"redis\"");
     }

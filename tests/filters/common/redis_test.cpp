@@ -37,10 +37,17 @@ struct io_thread {
     }
 };
 
-redis::options opts_for(const redis_server& s) {
+/// One seed, standalone or cluster, with a request wait long enough for a loaded test machine.
+redis::options seed_opts(std::string host, std::uint16_t port, bool cluster = false) {
     redis::options o;
-    o.seeds.push_back({"127.0.0.1", s.port()});
+    o.cluster = cluster;
+    o.seeds.push_back({std::move(host), port});
     o.command_timeout = 2000ms;
+    return o;
+}
+
+redis::options opts_for(const redis_server& s) {
+    redis::options o = seed_opts("127.0.0.1", s.port());
     o.connect_timeout = 2000ms;
     return o;
 }
@@ -159,6 +166,33 @@ TEST_CASE("redis: AUTH with an ACL user whose password is a secret reference", "
     auto bad_opts = redis::parse_options(o2);
     redis::client bad(io.ioc.get_executor(), bad_opts);
     CHECK(run(bad, {"GET", "a"}).error == redis::errc::disconnected);
+}
+
+TEST_CASE("redis: a filter's store is local by default, and the redis object goes with store redis only",
+          "[redis][config]") {
+    auto store_of = [](const std::string& text) {
+        auto v = boost::json::parse(text);
+        config_object o(v, "f");
+        return redis::parse_store(o);
+    };
+    auto fails = [&](const std::string& text, const std::string& key) {
+        try {
+            store_of(text);
+        } catch (const config_error& e) {
+            CHECK(e.key() == key);
+            return;
+        }
+        FAIL("no config_error for " << text);
+    };
+    CHECK_FALSE(store_of(R"({})").has_value());
+    CHECK_FALSE(store_of(R"({"store": "local"})").has_value());
+    auto r = store_of(R"({"store": "redis", "redis": {"address": "127.0.0.1:6390"}})");
+    REQUIRE(r.has_value());
+    CHECK(r->seeds.at(0).port == 6390);
+    fails(R"({"store": "redis"})", "f.redis");
+    fails(R"({"redis": {"address": "127.0.0.1:6390"}})", "f.redis");
+    fails(R"({"store": "memcached"})", "f.store");
+    fails(R"({"store": "redis", "redis": {"address": "h:1", "colour": "red"}})", "f.redis.colour");
 }
 
 TEST_CASE("redis: config errors name the key", "[redis][config]") {
@@ -291,10 +325,7 @@ std::size_t owner_of(filterd::testing::redis_cluster& cl, const std::string& key
 TEST_CASE("redis cluster: requests follow the slot map from one seed", "[redis][cluster]") {
     filterd::testing::redis_cluster cl;
     io_thread io;
-    redis::options o;
-    o.cluster = true;
-    o.seeds.push_back({"127.0.0.1", cl.node(1).port()});
-    o.command_timeout = 2000ms;
+    redis::options o = seed_opts("127.0.0.1", cl.node(1).port(), true);
     redis::client c(io.ioc.get_executor(), o);
     for (int i = 0; i < 60; ++i) {
         std::string k = "key-" + std::to_string(i);
@@ -516,10 +547,7 @@ TEST_CASE("redis: pool_size N opens N connections to the node, spreads requests 
 TEST_CASE("redis cluster: pool_size 2 opens two connections to each master", "[redis][pool][cluster]") {
     filterd::testing::redis_cluster cl;
     io_thread io;
-    redis::options o;
-    o.cluster = true;
-    o.seeds.push_back({"127.0.0.1", cl.node(0).port()});
-    o.command_timeout = 2000ms;
+    redis::options o = seed_opts("127.0.0.1", cl.node(0).port(), true);
     o.pool_size = 2;
     redis::client c(io.ioc.get_executor(), o);
     for (int i = 0; i < 60; ++i)
@@ -548,10 +576,7 @@ TEST_CASE("redis: seeds given as host names are resolved without blocking and us
 
     SECTION("a cluster seed by host name") {
         filterd::testing::redis_cluster cl;
-        redis::options co;
-        co.cluster = true;
-        co.seeds.push_back({"localhost", cl.node(2).port()});
-        co.command_timeout = 2000ms;
+        redis::options co = seed_opts("localhost", cl.node(2).port(), true);
         co.connect_timeout = 2000ms;
         redis::client cc(io.ioc.get_executor(), co);
         for (int i = 0; i < 30; ++i)
@@ -565,9 +590,7 @@ TEST_CASE("redis: a name that does not resolve fails requests at their deadline,
           "[redis][resolve]") {
     redis_server srv;
     io_thread io;  // one thread shared by both clients: a blocking lookup would stall the good one
-    redis::options bad_o;
-    bad_o.seeds.push_back({"no-such-host.invalid", 6379});
-    bad_o.command_timeout = 2000ms;
+    redis::options bad_o = seed_opts("no-such-host.invalid", 6379);
     bad_o.connect_timeout = 2000ms;
     redis::client bad(io.ioc.get_executor(), bad_o);
     redis::client good(io.ioc.get_executor(), opts_for(srv));

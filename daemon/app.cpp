@@ -3,6 +3,7 @@
 #include "core/log.hpp"
 #include "daemon/admin.hpp"
 #include "daemon/config.hpp"
+#include "daemon/sched.hpp"
 #include "daemon/server.hpp"
 #include "filters/common/redis.hpp"
 
@@ -10,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -185,10 +187,22 @@ int run_daemon(const options& opt, const registry& reg) {
     wait_signal();
 
     log::info("filterd started", {{"io_threads", cfg->io_threads}, {"routes", cfg->filters->route_count()}});
+    // Every I/O thread asks for the configured CPU slice; a refusal leaves the kernel's default.
+    auto slice = cfg->io_thread_slice;
+    auto run = [&ioc, slice] {
+        if (slice.count() > 0) {
+            if (int err = set_thread_slice(slice))
+                log::warn("io_thread_slice_us refused by the kernel; this I/O thread keeps the default slice",
+                          {{"io_thread_slice_us", slice.count()}, {"error", std::strerror(err)}});
+        }
+        ioc.run();
+    };
+    if (slice.count() > 0)
+        log::info("I/O threads ask for a short CPU slice", {{"io_thread_slice_us", slice.count()}});
     std::vector<std::thread> threads;
     for (unsigned i = 1; i < cfg->io_threads; ++i)
-        threads.emplace_back([&ioc] { ioc.run(); });
-    ioc.run();
+        threads.emplace_back(run);
+    run();
     for (auto& t : threads)
         t.join();
     // Clients bound to ioc go before it (the server drops its config when it is destroyed).

@@ -76,6 +76,10 @@ std::shared_ptr<const daemon_config> build(const json::value& doc, const std::st
     }
 
     cfg->io_threads = static_cast<unsigned>(root.get_int("io_threads", 2, 1, 64));
+    auto slice = root.get_int("io_thread_slice_us", 100, 0, 100000);
+    if (slice > 0 && slice < 100)
+        root.fail("io_thread_slice_us", "must be 0 (the kernel's default) or 100..100000");
+    cfg->io_thread_slice = std::chrono::microseconds(slice);
 
     if (auto l = root.optional_object("limits")) {
         cfg->limits.max_frame_bytes = static_cast<std::uint32_t>(

@@ -21,7 +21,8 @@
 #   --check-stack only checks that every piece of the stack is in the tree (exit 0 or 3)
 #   env: RATE (1000), DURATION (60s per endpoint), WARMUP (3s), LOADGEN_SECONDS (10),
 #        BRIDGE_DEADLINE (4500us, the shipped default; the plugin's deadline in the perf gateway config),
-#        FILTERD_IO_THREADS (1, as conf/filterd.example.json), KEEP_LOGS (keep the stack's logs),
+#        FILTERD_IO_THREADS (1, as conf/filterd.example.json), FILTERD_IO_THREAD_SLICE_US (100, filterd's
+#        default; 0: the kernel's), KEEP_LOGS (keep the stack's logs),
 #        GATEWAY_LOG_LEVEL (WARNING; DEBUG shows why the bridge denied), LOADED_SECONDS (10s: (a)'s
 #        load under the loaded floor), SATURATE (1: ramp (a) and (b) to saturation), SAT_BUDGET (90s), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
@@ -40,6 +41,7 @@ REDIS_PHASE="${REDIS_PHASE:-1}"
 SAT_BUDGET="${SAT_BUDGET:-90s}"
 BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-4500us}"
 FILTERD_IO_THREADS="${FILTERD_IO_THREADS:-1}" # conf/filterd.example.json's value
+FILTERD_IO_THREAD_SLICE_US="${FILTERD_IO_THREAD_SLICE_US:-100}" # filterd's default
 OUT="${OUT:-$ROOT/perf/results/latest}"
 BUILD="${BUILD:-$ROOT/build-perf}"
 GOOUT="${GOOUT:-$ROOT/out/perf}"
@@ -139,7 +141,7 @@ wait_for 10 "the demo backend" test -s "$RUN/backend.addr"
 BACKEND="$(cat "$RUN/backend.addr")"
 
 CONF="$ROOT/perf/load/conf"
-render "$CONF/filterd.perf.json.in" "$RUN/filterd.json" "SOCKET=$SOCK" "SECRET_FILE=$RUN/secret" "IO_THREADS=$FILTERD_IO_THREADS"
+render "$CONF/filterd.perf.json.in" "$RUN/filterd.json" "SOCKET=$SOCK" "SECRET_FILE=$RUN/secret" "IO_THREADS=$FILTERD_IO_THREADS" "IO_THREAD_SLICE_US=$FILTERD_IO_THREAD_SLICE_US"
 "$BUILD/filterd" --config "$RUN/filterd.json" --socket "$SOCK" >"$RUN/filterd.log" 2>&1 &
 FD_PID=$!; PIDS+=("$FD_PID")
 wait_for 10 "filterd's socket" test -S "$SOCK"
@@ -156,7 +158,7 @@ if [[ "$REDIS_PHASE" == 1 ]]; then
   wait_for 10 "redis-server" redis-cli -p "$REDIS_PORT" ping
   RSOCK="$RUN/filterd-redis.sock"
   render "$CONF/filterd.perf-redis.json.in" "$RUN/filterd-redis.json" "SOCKET=$RSOCK" "SECRET_FILE=$RUN/secret" \
-    "IO_THREADS=$FILTERD_IO_THREADS" "REDIS_ADDRESS=127.0.0.1:$REDIS_PORT"
+    "IO_THREADS=$FILTERD_IO_THREADS" "IO_THREAD_SLICE_US=$FILTERD_IO_THREAD_SLICE_US" "REDIS_ADDRESS=127.0.0.1:$REDIS_PORT"
   "$BUILD/filterd" --config "$RUN/filterd-redis.json" --socket "$RSOCK" >"$RUN/filterd-redis.log" 2>&1 &
   FDR_PID=$!; PIDS+=("$FDR_PID")
   wait_for 10 "the Redis-mode filterd's socket" test -S "$RSOCK"
@@ -200,7 +202,7 @@ COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcel
   -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
   -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
   -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
-  "${SAT_ARGS[@]}" -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE; filterd io_threads $FILTERD_IO_THREADS, bridge deadline $BRIDGE_DEADLINE" -out "$OUT/result.json"
+  "${SAT_ARGS[@]}" -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE; filterd io_threads $FILTERD_IO_THREADS, io_thread_slice_us $FILTERD_IO_THREAD_SLICE_US, bridge deadline $BRIDGE_DEADLINE" -out "$OUT/result.json"
 
 "$BUILD/filterd-loadgen" floor --iterations 20000 --pin cross --json "$OUT/floor-2.json" || log "no cross-CPU floor (one CPU?)"
 

@@ -197,6 +197,9 @@ check "filterd exits 0 after its SIGTERM drain" 0 "$(pm inspect --format '{{.Sta
 fd_log="$(pm logs "$POD-filterd" 2>&1)"
 grep -qF '"msg":"shutting down: draining"' <<<"$fd_log" && ok "filterd logged its drain on SIGTERM" \
   || bad "filterd did not log its drain"
+# The I/O threads' short CPU slice needs sched_setattr, which the runtime's default seccomp profile allows.
+grep -qF '"io_thread_slice_us":100' <<<"$fd_log" && ! grep -qF 'refused by the kernel' <<<"$fd_log" \
+  && ok "filterd's I/O threads got their CPU slice in the pod" || bad "filterd's I/O thread slice was not applied in the pod"
 pm restart -t 15 "$POD-gateway" >/dev/null 2>>"$WORK/podman.log"
 inpod bash -c "until curl -fs -o /dev/null http://127.0.0.1:8080/__health 2>/dev/null; do sleep 0.05; done"
 b0="$(counts)"

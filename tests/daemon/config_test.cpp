@@ -34,10 +34,19 @@ TEST_CASE("a minimal config loads with safe defaults", "[config]") {
     CHECK(c->listen.allowed_uids == std::vector<std::uint32_t>{static_cast<std::uint32_t>(::geteuid())});
     CHECK(c->admin.address == "127.0.0.1");
     CHECK(c->io_threads == 2);
+    CHECK(c->io_thread_slice == std::chrono::microseconds(100));
     CHECK(c->limits.max_frame_bytes == 1u << 20);
     CHECK(c->limits.max_in_flight_per_connection == 256);
     CHECK(c->limits.stall_timeout.count() == 2000);
     CHECK(c->filters->find_route("r") != nullptr);
+}
+
+TEST_CASE("io_thread_slice_us 0 leaves the kernel's slice; 100..100000 are taken", "[config]") {
+    for (int us : {0, 100, 100000}) {
+        auto c = load_config_text(with(R"("io_thread_slice_us": )" + std::to_string(us) + ", " + routes), "",
+                                  test_registry(), nullptr);
+        CHECK(c->io_thread_slice == std::chrono::microseconds(us));
+    }
 }
 
 TEST_CASE("the --socket flag overrides listen.socket", "[config]") {
@@ -85,6 +94,12 @@ TEST_CASE("config rules, one failing config each", "[config]") {
         for (int i = 0; i <= 16; ++i)
             filters += (i ? ", " : "") + std::string("\"f") + std::to_string(i) + "\": null";
         expect_error(with(R"("routes": {"long": {)" + filters + "}}"), "routes.long");
+    }
+    SECTION("io_thread_slice_us below the kernel's least slice") {
+        expect_error(with(R"("io_thread_slice_us": 50, )" + routes), "io_thread_slice_us");
+    }
+    SECTION("io_thread_slice_us above the kernel's largest slice") {
+        expect_error(with(R"("io_thread_slice_us": 100001, )" + routes), "io_thread_slice_us");
     }
     SECTION("io_threads type") { expect_error(with(R"("io_threads": "2", )" + routes), "io_threads"); }
     SECTION("limits.max_frame_bytes range") {

@@ -158,3 +158,36 @@ TEST_CASE("/readyz turns 503 when the socket file is deleted or replaced", "[pro
         ::close(fd);
     }
 }
+
+TEST_CASE("every I/O thread runs with io_thread_slice_us as its CPU slice", "[process][sched]") {
+    temp_dir d;
+    const std::string sock = d.path + "/filterd.sock";
+    const std::string cfg = d.path + "/filterd.json";
+    std::ofstream(cfg) << R"({"listen": {"socket": ")" << sock << R"("}, "admin": {"enabled": false},
+        "io_threads": 3, "io_thread_slice_us": 250, "routes": {"r": {}}})";
+    filterd_process p(cfg, sock, d.path + "/run.log");
+    CHECK(p.log_text().find(R"("io_thread_slice_us":250)") != std::string::npos);
+    int threads = 0, reported = 0, with_slice = 0;
+    for (int attempt = 0; attempt < 100 && with_slice < 3; ++attempt) {  // threads set it as they start
+        threads = reported = with_slice = 0;
+        for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(p.pid()) + "/task")) {
+            ++threads;
+            std::ifstream in(task.path() / "sched");
+            for (std::string line; std::getline(in, line);) {
+                if (line.rfind("se.slice", 0) == 0) {
+                    ++reported;
+                    with_slice += std::stoll(line.substr(line.find(':') + 1)) == 250'000;
+                }
+            }
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    INFO("threads " << threads << ", reporting a slice " << reported);
+    CHECK(threads >= 3);
+    if (reported == 0) {
+        WARN("this kernel reports no se.slice; the slice cannot be read back");
+        return;
+    }
+    CHECK(with_slice == 3);
+    CHECK(p.log_text().find("refused by the kernel") == std::string::npos);
+}

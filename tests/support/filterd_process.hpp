@@ -60,6 +60,7 @@ public:
         pid_ = -1;
     }
     bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
+    pid_t pid() const noexcept { return pid_; }
     const std::string& socket_path() const noexcept { return socket_; }
     std::string log_text() const {
         std::ifstream f(log_);

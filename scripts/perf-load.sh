@@ -11,7 +11,8 @@
 #   3. filterd alone, full chain, driven by build-perf/filterd-loadgen run (decisions per core);
 #   4. the floor and filterd again at RATE, one request at a time (CPU per round trip of each);
 #   5. the loaded floor: the floor paced at 200/s while (a)'s load runs;
-#   6. saturation: (a) and (b) ramped until P99 > 10 ms or errors > 0.1% (SATURATE=1);
+#   6. saturation: (a) and (b) ramped side by side until a step and its repeat both have P99 > 10 ms
+#      or errors > 0.1%, then refined by bisection to within 7% (SATURATE=1);
 #   7. (d) with REDIS_PHASE=1 (default): the same chain as (b) on a second filterd whose nonces and
 #      rate limits live in a local redis-server, interleaved with (a), (b), (c); its Redis commands
 #      per request are read from INFO commandstats;
@@ -24,7 +25,7 @@
 #        FILTERD_IO_THREADS (1, as conf/filterd.example.json), FILTERD_IO_THREAD_SLICE_US (100, filterd's
 #        default; 0: the kernel's), KEEP_LOGS (keep the stack's logs),
 #        GATEWAY_LOG_LEVEL (WARNING; DEBUG shows why the bridge denied), LOADED_SECONDS (10s: (a)'s
-#        load under the loaded floor), SATURATE (1: ramp (a) and (b) to saturation), SAT_BUDGET (90s), OUT
+#        load under the loaded floor), SATURATE (1: ramp (a) and (b) to saturation), SAT_BUDGET (150s), OUT
 #        (perf/results/latest), BUILD (build-perf), GOOUT (out/perf), PERF_NICE (-10 as root, else 0)
 # Exit: 0 done; 1 failure; 3 a piece of the stack is missing from the tree (perf-gate.sh: SKIPPED).
 # Traffic goes to 127.0.0.1 only and is bounded by RATE x DURATION x endpoints.
@@ -38,7 +39,7 @@ LOADGEN_SECONDS="${LOADGEN_SECONDS:-10}"
 LOADED_SECONDS="${LOADED_SECONDS:-10s}"
 SATURATE="${SATURATE:-1}"
 REDIS_PHASE="${REDIS_PHASE:-1}"
-SAT_BUDGET="${SAT_BUDGET:-90s}"
+SAT_BUDGET="${SAT_BUDGET:-150s}"
 BRIDGE_DEADLINE="${BRIDGE_DEADLINE:-4500us}"
 FILTERD_IO_THREADS="${FILTERD_IO_THREADS:-1}" # conf/filterd.example.json's value
 FILTERD_IO_THREAD_SLICE_US="${FILTERD_IO_THREAD_SLICE_US:-100}" # filterd's default

@@ -554,7 +554,10 @@ int run_load(const std::map<std::string, std::string>& opt) {
             stderr,
             "filterd-loadgen: paced at %.0f/s: round trip P50 %.1f us, P99 %.1f us; %.1f us filterd CPU per decision\n",
             rate, p.p50, p.p99, sum.decisions ? cpu * 1e6 / static_cast<double>(sum.decisions) : 0.0);
-        paced = fmt::format(R"(,"rate_per_s":{:.0f},"rtt_us":{})", rate, json(p));
+        // Round trips longer than the budget: the bridge, with that deadline, would have denied them.
+        auto over = std::count_if(sum.rtt_us.begin(), sum.rtt_us.end(),
+                                  [&](double us) { return us > static_cast<double>(base.budget_us); });
+        paced = fmt::format(R"(,"rate_per_s":{:.0f},"rtt_us":{},"over_budget":{})", rate, json(p), over);
         pipeline = 1;
     }
     emit(fmt::format(R"({{"decisions":{},"allowed":{},"denied":{},"errors":{},"wall_s":{:.3f},"filterd_cpu_s":{:.2f},)"

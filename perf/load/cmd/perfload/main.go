@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -83,7 +84,7 @@ func main() {
 		satFactor = flag.Float64("sat-factor", 1.25, "saturation: rate multiplier per step")
 		satStep   = flag.Duration("sat-step", 3*time.Second, "saturation: measured time per step")
 		satMax    = flag.Int("sat-max", 20000, "saturation: highest rate tried")
-		satBudget = flag.Duration("sat-budget", 90*time.Second, "saturation: total time bound over both ramps")
+		satBudget = flag.Duration("sat-budget", 150*time.Second, "saturation: total time bound over both ramps")
 		notes     multi
 	)
 	flag.Var(&notes, "note", "free-text note recorded in the result (repeatable)")
@@ -194,51 +195,93 @@ func main() {
 	fmt.Fprintf(os.Stderr, "perfload: wrote %s\n", *out)
 }
 
-// saturation ramps (a) and then (b): each step runs one endpoint at one rate for step; the ramp
-// stops at the first step whose P99 exceeds 10 ms or whose errors exceed 0.1%, at max, or when its
-// half of the time budget is spent. The highest passing rate is the sustained rate; a ramp that
-// ended without a failing step marks the result as a lower bound (Capped).
+// saturation ramps (a) and (b) side by side: at each rate of the coarse ramp (start, ×factor, ...)
+// each endpoint still ramping runs one step, so both see the same machine. A step passes with
+// P99 ≤ 10 ms and errors ≤ 0.1%; a failing step is run once more, and only a second failure ends the
+// coarse ramp (one scheduler hiccup in a few seconds is not the endpoint's limit). Then the rate is
+// refined by bisection (geometric mean of the highest pass and the lowest confirmed failure) until
+// they are within satResolution of each other. The highest passing rate is the sustained rate. A
+// ramp that reached max, or ran out of its share of the time budget before a confirmed failure,
+// marks the result as a lower bound (Capped).
 func saturation(eps []*endpoint, key spv1.Key, method string, body []byte, start int, factor float64, max int,
 	step, budget time.Duration, attacker func() *vegeta.Attacker) *result.Saturation {
-	sat := &result.Saturation{StepS: step.Seconds()}
+	run := func(e *endpoint, rate int) result.SatStep {
+		var sample stats.Sample
+		st := result.SatStep{Phase: e.key, RatePerS: rate}
+		fmt.Fprintf(os.Stderr, "perfload: saturation (%s) %d/s for %s\n", e.key, rate, step)
+		for r := range attacker().Attack(targeter(e, key, method, body, rate), vegeta.Rate{Freq: rate, Per: time.Second}, step, "sat-"+e.key) {
+			st.Requests++
+			sample.Add(r.Latency)
+			if r.Code < 200 || r.Code >= 300 {
+				st.Errors++
+			}
+		}
+		st.P99US = sample.Percentiles().P99
+		return st
+	}
+	sat := ramp(eps, start, factor, max, step, time.Now().Add(budget), run)
+	sat.StepS = step.Seconds()
+	return sat
+}
+
+// ramp drives the saturation ramps of (a) and (b) with run, which measures one step; it sets Pass.
+func ramp(eps []*endpoint, start int, factor float64, max int, step time.Duration, deadline time.Time,
+	run func(e *endpoint, rate int) result.SatStep) *result.Saturation {
+	sat := &result.Saturation{}
+	type state struct {
+		e          *endpoint
+		pass, fail int // highest passing rate; lowest confirmed failing rate (0: none yet)
+		done       bool
+	}
+	var ramps []*state
 	for _, e := range eps {
-		if e.key != result.PhaseBaseline && e.key != result.PhasePlugin {
-			continue
+		if e.key == result.PhaseBaseline || e.key == result.PhasePlugin {
+			ramps = append(ramps, &state{e: e})
 		}
-		deadline := time.Now().Add(budget / 2)
-		best, failed := 0, false
-		rate := start
-		for ; rate <= max && time.Now().Add(step).Before(deadline); rate = int(float64(rate)*factor + 0.5) {
-			var sample stats.Sample
-			st := result.SatStep{Phase: e.key, RatePerS: rate}
-			fmt.Fprintf(os.Stderr, "perfload: saturation (%s) %d/s for %s\n", e.key, rate, step)
-			for r := range attacker().Attack(targeter(e, key, method, body, rate), vegeta.Rate{Freq: rate, Per: time.Second}, step, "sat-"+e.key) {
-				st.Requests++
-				sample.Add(r.Latency)
-				if r.Code < 200 || r.Code >= 300 {
-					st.Errors++
-				}
+	}
+	try := func(e *endpoint, rate int) bool {
+		st := run(e, rate)
+		st.Pass = st.Requests > 0 && st.P99US <= result.SatMaxP99US && float64(st.Errors) <= result.SatMaxErrorRate*float64(st.Requests)
+		sat.Steps = append(sat.Steps, st)
+		return st.Pass
+	}
+	for active := len(ramps); active > 0; {
+		for _, r := range ramps {
+			if r.done {
+				continue
 			}
-			st.P99US = sample.Percentiles().P99
-			st.Pass = st.Requests > 0 && st.P99US <= result.SatMaxP99US && float64(st.Errors) <= result.SatMaxErrorRate*float64(st.Requests)
-			sat.Steps = append(sat.Steps, st)
-			if !st.Pass {
-				failed = true
-				break
+			rate := start
+			switch {
+			case r.fail == 0 && r.pass > 0:
+				rate = int(float64(r.pass)*factor + 0.5)
+			case r.fail > 0:
+				rate = int(math.Sqrt(float64(r.pass)*float64(r.fail)) + 0.5)
 			}
-			best = rate
+			refined := r.fail > 0 && float64(r.fail) <= float64(r.pass)*satResolution
+			if refined || rate > max || rate <= r.pass || !time.Now().Add(2*step).Before(deadline) {
+				r.done, active = true, active-1
+				sat.Capped = sat.Capped || r.fail == 0
+				continue
+			}
+			if try(r.e, rate) || try(r.e, rate) {
+				r.pass = rate
+			} else {
+				r.fail = rate
+			}
 		}
-		if !failed {
-			sat.Capped = true
-		}
-		if e.key == result.PhaseBaseline {
-			sat.MaxRateA = best
+	}
+	for _, r := range ramps {
+		if r.e.key == result.PhaseBaseline {
+			sat.MaxRateA = r.pass
 		} else {
-			sat.MaxRateB = best
+			sat.MaxRateB = r.pass
 		}
 	}
 	return sat
 }
+
+// satResolution: the refined sustained rate is within this factor of the lowest failing rate.
+const satResolution = 1.07
 
 // redisCalls returns how many scripts (EVALSHA, and EVAL after a NOSCRIPT) redis-server at addr has
 // run, from INFO commandstats: each is one round trip from filterd. The commands a script runs

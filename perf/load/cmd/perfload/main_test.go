@@ -58,3 +58,55 @@ func TestTargeterSignsEveryRequestFreshly(t *testing.T) {
 		}
 	}
 }
+
+// The ramp finds each endpoint's limit to within satResolution, runs (a) and (b) at each rate side by
+// side, needs a repeat to fail before it counts, and reports a ramp stopped by max as a lower bound.
+func TestRampFindsEachLimitAndConfirmsFailures(t *testing.T) {
+	a := &endpoint{key: result.PhaseBaseline}
+	b := &endpoint{key: result.PhasePlugin}
+	limit := map[string]int{result.PhaseBaseline: 4100, result.PhasePlugin: 3600}
+	hiccups := map[string]int{result.PhasePlugin: 976} // one failed step at 976/s: a hiccup, not a limit
+	var order []string
+	run := func(e *endpoint, rate int) result.SatStep {
+		order = append(order, e.key)
+		st := result.SatStep{Phase: e.key, RatePerS: rate, Requests: rate * 3, P99US: 2000}
+		if rate > limit[e.key] {
+			st.P99US = 50000
+		} else if hiccups[e.key] == rate {
+			delete(hiccups, e.key)
+			st.P99US = 12000
+		}
+		return st
+	}
+	sat := ramp([]*endpoint{a, b}, 500, 1.25, 20000, time.Millisecond, time.Now().Add(time.Hour), run)
+	for key, got := range map[string]int{result.PhaseBaseline: sat.MaxRateA, result.PhasePlugin: sat.MaxRateB} {
+		if got > limit[key] || float64(got)*satResolution < float64(limit[key]) {
+			t.Errorf("(%s): sustained %d/s, limit %d/s: not within %.2f", key, got, limit[key], satResolution)
+		}
+	}
+	if sat.Capped {
+		t.Error("both ramps found a limit, yet the result is marked as a lower bound")
+	}
+	if order[0] != result.PhaseBaseline || order[1] != result.PhasePlugin {
+		t.Errorf("the first rate did not run (a) then (b): %v", order[:2])
+	}
+	retried := 0
+	for _, st := range sat.Steps {
+		if st.Phase == result.PhasePlugin && st.RatePerS == 976 {
+			retried++
+		}
+	}
+	if retried != 2 {
+		t.Errorf("the hiccup at 976/s ran %d times, want 2 (the step and its repeat)", retried)
+	}
+
+	limit[result.PhasePlugin] = 1 << 30
+	sat = ramp([]*endpoint{a, b}, 500, 1.25, 2000, time.Millisecond, time.Now().Add(time.Hour), run)
+	if !sat.Capped || sat.MaxRateB > 2000 || sat.MaxRateB < 1600 {
+		t.Errorf("a ramp stopped by max: capped %v, (b) %d/s", sat.Capped, sat.MaxRateB)
+	}
+	sat = ramp([]*endpoint{a, b}, 500, 1.25, 20000, time.Second, time.Now().Add(time.Second), run)
+	if len(sat.Steps) != 0 || !sat.Capped {
+		t.Errorf("no time for a step and its repeat: %d steps, capped %v", len(sat.Steps), sat.Capped)
+	}
+}

@@ -162,13 +162,17 @@ func main() {
 			}
 		}
 	}
-	calls0 := redisCalls(*redisAddr)
+	calls0, steal0 := redisCalls(*redisAddr), stealMS()
 	for round := 0; round < *rounds; round++ {
 		for i := range eps {
 			e := eps[(i+round)%len(eps)] // rotate the order every round
 			fmt.Fprintf(os.Stderr, "perfload: round %d/%d (%s) %d/s for %s\n", round+1, *rounds, e.key, *rate, seg)
 			runSegment(attacker(), e, key, *method, body, *rate, pace, seg, p)
 		}
+	}
+	if steal1 := stealMS(); steal0 >= 0 && steal1 >= 0 {
+		d := steal1 - steal0
+		res.Machine.StealMS = &d
 	}
 	for _, e := range eps {
 		ph := e.phase
@@ -458,6 +462,27 @@ func loadavg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// stealMS is the CPU time the hypervisor has taken from this machine since boot (all CPUs, in
+// milliseconds), from /proc/stat; -1 when it is not reported.
+func stealMS() float64 {
+	b, _ := os.ReadFile("/proc/stat")
+	return parseSteal(string(b))
+}
+
+// parseSteal reads the steal column (the 8th after "cpu", in USER_HZ = 100 ticks per second).
+func parseSteal(stat string) float64 {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return -1
+	}
+	ticks, err := strconv.ParseFloat(f[8], 64)
+	if err != nil {
+		return -1
+	}
+	return ticks * 10
 }
 
 func must(err error) {

@@ -110,3 +110,15 @@ func TestRampFindsEachLimitAndConfirmsFailures(t *testing.T) {
 		t.Errorf("no time for a step and its repeat: %d steps, capped %v", len(sat.Steps), sat.Capped)
 	}
 }
+
+func TestParseStealReadsTheStealColumn(t *testing.T) {
+	stat := "cpu  2375288 631635 606566 1513791 11765 0 33969 1507 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+	if got := parseSteal(stat); got != 15070 {
+		t.Errorf("parseSteal = %v ms, want 15070 (1507 ticks of 10 ms)", got)
+	}
+	for _, bad := range []string{"", "cpu 1 2 3", "intr 1 2 3 4 5 6 7 8 9", "cpu 1 2 3 4 5 6 7 x 9"} {
+		if got := parseSteal(bad); got != -1 {
+			t.Errorf("parseSteal(%q) = %v, want -1", bad, got)
+		}
+	}
+}

@@ -24,6 +24,9 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 	m := r.Machine
 	p("Machine: %s, %d CPUs (%s), %.0f GiB, %s, kernel %s, %s. Commit %s. Load average at start %s, at end %s.\n\n",
 		m.Hostname, m.CPUs, m.CPUModel, m.MemGiB, m.OS, m.Kernel, m.Go, r.Commit, m.LoadAvgStart, m.LoadAvgEnd)
+	if m.StealMS != nil {
+		p("The hypervisor took %.0f ms of CPU time from this VM (steal, all CPUs) during the measured rounds.\n\n", *m.StealMS)
+	}
 	c := r.Config
 	order := "back to back"
 	if c.Interleaved {
@@ -91,7 +94,7 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 			d.DeadlineDenialsB, b.Requests, d.DeadlineDenialRateB*100, d.DeadlineDenialRateB*1e5)
 	}
 	if s := r.Saturation; s != nil {
-		p("## Saturation\n\nEach endpoint ramped in %.0f s steps until P99 > 10 ms or errors > 0.1%%: (a) sustained **%d/s**, (b) **%d/s**, ratio **%.2f**.",
+		p("## Saturation\n\n(a) and (b) ramped side by side in %.0f s steps (×1.25 from 500/s) until a step and its repeat both had P99 > 10 ms or errors > 0.1%%, then refined by bisection to within 7%%: (a) sustained **%d/s**, (b) **%d/s**, ratio **%.2f**.",
 			s.StepS, s.MaxRateA, s.MaxRateB, d.SaturationRatio)
 		if s.Capped {
 			p(" A ramp reached its highest step: that figure is a lower bound.")

@@ -72,14 +72,17 @@ type Floor struct {
 type Machine struct {
 	Hostname string `json:"hostname"`
 	// /proc/loadavg when the run started and ended: other work on a shared machine shows here.
-	LoadAvgStart string  `json:"loadavg_start,omitempty"`
-	LoadAvgEnd   string  `json:"loadavg_end,omitempty"`
-	CPUModel     string  `json:"cpu_model"`
-	CPUs         int     `json:"cpus"`
-	MemGiB       float64 `json:"mem_gib"`
-	Kernel       string  `json:"kernel"`
-	OS           string  `json:"os"`
-	Go           string  `json:"go"`
+	LoadAvgStart string `json:"loadavg_start,omitempty"`
+	LoadAvgEnd   string `json:"loadavg_end,omitempty"`
+	// CPU time the hypervisor took from this VM (all CPUs) during the measured rounds: a stall no
+	// scheduling inside the VM can prevent. Absent where the kernel does not report it.
+	StealMS  *float64 `json:"steal_ms_during_rounds,omitempty"`
+	CPUModel string   `json:"cpu_model"`
+	CPUs     int      `json:"cpus"`
+	MemGiB   float64  `json:"mem_gib"`
+	Kernel   string   `json:"kernel"`
+	OS       string   `json:"os"`
+	Go       string   `json:"go"`
 }
 
 // Config records how the run was driven.
@@ -373,7 +376,7 @@ func (r *Result) targets() []Target {
 	}
 
 	if s := r.Saturation; s != nil && s.MaxRateA > 0 {
-		note := fmt.Sprintf("(a) %d/s, (b) %d/s sustained (P99 ≤ 10 ms, errors ≤ 0.1%%, %.0f s steps)", s.MaxRateA, s.MaxRateB, s.StepS)
+		note := fmt.Sprintf("(a) %d/s, (b) %d/s sustained (P99 ≤ 10 ms, errors ≤ 0.1%%, %.0f s steps side by side, a failure confirmed by a repeat, refined to 7%%)", s.MaxRateA, s.MaxRateB, s.StepS)
 		if s.Capped {
 			note += "; a ramp reached its highest step: a lower bound"
 		}

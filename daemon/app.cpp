@@ -74,12 +74,15 @@ void reload(server& srv, const options& opt, const registry& reg) {
         auto next = load_config(opt.config_path, opt.socket_override, reg, old.get());
         if (next->listen.socket_path != old->listen.socket_path || next->io_threads != old->io_threads ||
             next->admin.port != old->admin.port || next->admin.address != old->admin.address ||
-            next->admin.enabled != old->admin.enabled || next->listen.mode != old->listen.mode)
-            log::warn("config reload: listen, admin and io_threads changes need a restart; keeping the old values");
+            next->admin.enabled != old->admin.enabled || next->listen.mode != old->listen.mode ||
+            next->io_thread_slice != old->io_thread_slice)
+            log::warn("config reload: listen, admin, io_threads and io_thread_slice_us changes need a restart; keeping "
+                      "the old values");
         auto merged = std::make_shared<daemon_config>(*next);
         merged->listen = old->listen;
         merged->admin = old->admin;
         merged->io_threads = old->io_threads;
+        merged->io_thread_slice = old->io_thread_slice;
         // allowed_uids is a security setting and applies to new connections at once.
         merged->listen.allowed_uids = next->listen.allowed_uids;
         srv.update_config(merged);

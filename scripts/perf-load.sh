@@ -187,7 +187,7 @@ log "stack up: backend $BACKEND (pid $BE_PID), filterd $SOCK (pid $FD_PID), gate
 
 # ---- measure -------------------------------------------------------------------------------------------
 mkdir -p "$OUT"
-rm -f "$OUT/result.json" "$OUT"/floor*.json "$OUT/loadgen.json" "$OUT/paced-floor.json" "$OUT/paced-filterd.json" "$OUT/loaded-floor.json"
+rm -f "$OUT/result.json" "$OUT"/floor*.json "$OUT/loadgen.json" "$OUT/paced-floor.json" "$OUT/paced-filterd.json" "$OUT/loaded-floor.json" "$OUT/stalls.json"
 # The floor is measured three times: both processes on one CPU (before the load), on two CPUs (after
 # it), and left to the scheduler (at the end). On a VM a wake-up across CPUs costs several times one
 # on the same CPU (here 11 vs 50 µs a round trip); the lowest P50 is used as the floor, the others are
@@ -198,12 +198,21 @@ SAT_ARGS=()
 if [[ "$SATURATE" == 1 ]]; then
   SAT_ARGS=(-saturate -sat-budget "$SAT_BUDGET")
 fi
+# The stall probe: a thread scheduled like filterd's I/O thread counts its wake-ups a deadline or
+# more late while the rounds run (perfload stops it when they end).
+DEADLINE_US="$(python3 -c 'import re, sys
+m = re.fullmatch(r"([0-9.]+)(us|µs|ms|s)", sys.argv[1])
+print(round(float(m[1]) * {"us": 1, "µs": 1, "ms": 1e3, "s": 1e6}[m[2]]) if m else 4500)' "$BRIDGE_DEADLINE")"
+"$BUILD/filterd-loadgen" stalls --threshold-us "$DEADLINE_US" --json "$OUT/stalls.json" 2>"$RUN/stalls.log" &
+PROBE_PID=$!; PIDS+=("$PROBE_PID")
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" status --porcelain | grep -q . && echo '+dirty' || true)"
 "$GOOUT/bin/perfload" -a "http://$GW/v1/baseline" -b "http://$GW/v1/payments" "${C_ARGS[@]}" "${D_ARGS[@]}" \
   -rate "$RATE" -duration "$DURATION" -warmup "$WARMUP" -body-bytes 1024 \
   -merchant m-perf -key-id k-perf -secret-file "$RUN/secret" \
-  -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" \
+  -filterd-pid "$FD_PID" -gateway-pid "$GW_PID" -backend-pid "$BE_PID" -probe-pid "$PROBE_PID" \
   "${SAT_ARGS[@]}" -commit "$COMMIT" -note "$NOTE" -note "stack and load driver ran at $SCHED_NOTE; filterd io_threads $FILTERD_IO_THREADS, io_thread_slice_us $FILTERD_IO_THREAD_SLICE_US, bridge deadline $BRIDGE_DEADLINE" -out "$OUT/result.json"
+kill -TERM "$PROBE_PID" 2>/dev/null || true # already stopped at the end of the rounds, unless perfload had none
+wait "$PROBE_PID" || log "the stall probe failed (see $RUN/stalls.log)"
 
 "$BUILD/filterd-loadgen" floor --iterations 20000 --pin cross --json "$OUT/floor-2.json" || log "no cross-CPU floor (one CPU?)"
 
@@ -242,5 +251,6 @@ REPORT_ARGS=(-in "$OUT/result.json" -floor "$OUT/floor-1.json,$OUT/floor-2.json,
   -paced-floor "$OUT/paced-floor.json" -paced-loadgen "$OUT/paced-filterd.json" -loaded-floor "$OUT/loaded-floor.json"
   -bridge-lines "$BRIDGE_LINES" -bridge-physical-lines "$BRIDGE_PHYSICAL")
 [[ -s "$OUT/go-bench.txt" ]] && REPORT_ARGS+=(-gobench "$OUT/go-bench.txt")
+[[ -s "$OUT/stalls.json" ]] && REPORT_ARGS+=(-stalls "$OUT/stalls.json")
 "$GOOUT/bin/perfreport" "${REPORT_ARGS[@]}"
 grep -A8 '^## Targets' "$OUT/report.md" >&2 || true

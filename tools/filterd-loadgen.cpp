@@ -20,8 +20,13 @@
 //       SPV1 hmac-sha256 signature with a unique nonce. With --filterd-pid, filterd's CPU seconds
 //       over the run give decisions per CPU-second: decisions per second per core.
 //
+//   filterd-loadgen stalls [--threshold-us U] [--seconds S] [--json FILE]
+//       A stall probe beside a load test: a thread with filterd's CPU slice sleeps 1 ms at a time and
+//       counts the wake-ups U µs (default 4500, the bridge's deadline) or more late, until SIGTERM.
+//
 // Output is one JSON object (the shapes of result.Floor and result.Loadgen in perf/load).
 
+#include "daemon/sched.hpp"
 #include "protocol/framing.hpp"
 #include "tests/support/spv1.hpp"
 #include "tools/frame_io.hpp"
@@ -39,6 +44,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -570,6 +576,40 @@ int run_load(const std::map<std::string, std::string>& opt) {
     return sum.decisions > 0 ? 0 : 1;
 }
 
+// ---- stall probe ---------------------------------------------------------------------------------
+
+std::atomic<bool> probe_stop{false};
+
+/// Sleeps 1 ms at a time with filterd's CPU slice (100 µs) and the caller's priority, and counts the
+/// wake-ups at least threshold_us late: moments when a thread scheduled like filterd's I/O thread could
+/// not run for that long, which no scheduling inside the machine prevents (the hypervisor held the
+/// CPUs). Runs until SIGTERM or SIGINT, or for `seconds` when > 0.
+int run_stalls(double seconds, double threshold_us, const std::string& json_path) {
+    if (int err = filterd::set_thread_slice(std::chrono::microseconds(100)))
+        std::fprintf(stderr, "filterd-loadgen: stalls: no short slice (%s); counting anyway\n", std::strerror(err));
+    std::signal(SIGTERM, [](int) { probe_stop = true; });
+    std::signal(SIGINT, [](int) { probe_stop = true; });
+    const auto start = clock_type::now();
+    const auto period = std::chrono::milliseconds(1);
+    std::int64_t sleeps = 0, stalls = 0;
+    double worst_us = 0;
+    while (!probe_stop && (seconds <= 0 || clock_type::now() - start < std::chrono::duration<double>(seconds))) {
+        auto t0 = clock_type::now();
+        std::this_thread::sleep_for(period);
+        double late_us = std::chrono::duration<double, std::micro>(clock_type::now() - t0 - period).count();
+        ++sleeps;
+        worst_us = std::max(worst_us, late_us);
+        stalls += late_us >= threshold_us;
+    }
+    double wall = std::chrono::duration<double>(clock_type::now() - start).count();
+    std::fprintf(stderr, "filterd-loadgen: stalls: %lld of %lld 1 ms sleeps woke %.0f us or more late, worst %.0f us\n",
+                 static_cast<long long>(stalls), static_cast<long long>(sleeps), threshold_us, worst_us);
+    emit(fmt::format(R"({{"sleeps":{},"threshold_us":{:.0f},"stalls":{},"worst_us":{:.0f},"seconds":{:.1f}}})", sleeps,
+                     threshold_us, stalls, worst_us, wall),
+         json_path);
+    return 0;
+}
+
 void usage() {
     std::fprintf(stderr,
                  "usage: filterd-loadgen floor [--req-bytes N] [--reply-bytes M] [--iterations K] [--rate R]\n"
@@ -577,7 +617,8 @@ void usage() {
                  "       filterd-loadgen run --socket PATH [--route R] [--filters a,b,c] [--path P] [--duration S]\n"
                  "                           [--connections C] [--pipeline P | --rate R] [--budget-us U] [--merchant "
                  "ID] [--key-id ID]\n"
-                 "                           [--secret-env VAR | --secret-file F] [--filterd-pid PID] [--json FILE]\n");
+                 "                           [--secret-env VAR | --secret-file F] [--filterd-pid PID] [--json FILE]\n"
+                 "       filterd-loadgen stalls [--threshold-us U] [--seconds S] [--json FILE]\n");
 }
 
 }  // namespace
@@ -606,6 +647,11 @@ int main(int argc, char** argv) {
         }
         if (mode == "run")
             return run_load(opt);
+        if (mode == "stalls") {
+            auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
+            return run_stalls(std::stod(num("seconds", "0")), std::stod(num("threshold-us", "4500")),
+                              num("json", ""));
+        }
     } catch (const std::exception& e) {  // bad numeric option: a tool, not the data path
         die(std::string("bad option: ") + e.what());
     }

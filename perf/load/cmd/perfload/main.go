@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -84,6 +85,7 @@ func main() {
 		satFactor = flag.Float64("sat-factor", 1.25, "saturation: rate multiplier per step")
 		satStep   = flag.Duration("sat-step", 3*time.Second, "saturation: measured time per step")
 		satMax    = flag.Int("sat-max", 20000, "saturation: highest rate tried")
+		probePID  = flag.Int("probe-pid", 0, "stall probe (filterd-loadgen stalls) to stop with SIGTERM when the rounds end")
 		satBudget = flag.Duration("sat-budget", 150*time.Second, "saturation: total time bound over both ramps")
 		notes     multi
 	)
@@ -186,6 +188,9 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "perfload: (%s) %d requests, %d ok, P50 %.0f µs, P99 %.0f µs, max %.0f µs\n",
 			e.key, ph.Requests, ph.Success, ph.LatencyUS.P50, ph.LatencyUS.P99, ph.LatencyUS.Max)
+	}
+	if *probePID > 0 { // the stall probe counts the rounds only
+		_ = syscall.Kill(*probePID, syscall.SIGTERM)
 	}
 	if *redisAddr != "" {
 		res.RedisCallsD = redisCalls(*redisAddr) - calls0

@@ -27,6 +27,7 @@ func main() {
 	pacedLoadgen := flag.String("paced-loadgen", "", "loadgen JSON from filterd-loadgen run --rate (optional)")
 	gobench := flag.String("gobench", "", "go test -bench output of go-bridge (optional)")
 	benchRe := flag.String("bridge-bench", `^BenchmarkModifierRoundTrip/body=\d+B(-\d+)?$`, "regexp picking the bridge benchmarks judged on the allocation target (the worst one is kept)")
+	stalls := flag.String("stalls", "", "filterd-loadgen stalls JSON from the rounds (optional)")
 	loadedFloor := flag.String("loaded-floor", "", "floor JSON from filterd-loadgen floor --rate, measured while (a)'s load ran (optional)")
 	bridgeLines := flag.Int("bridge-lines", 0, "hand-written lines of Go code in go-bridge, as cloc counts them (optional)")
 	bridgePhysical := flag.Int("bridge-physical-lines", 0, "the same files' physical lines, comments and blanks included (optional)")
@@ -88,6 +89,14 @@ func main() {
 			r.Notes = append(r.Notes, "loaded floor missing: "+err.Error())
 		} else {
 			r.LoadedFloor = &f
+		}
+	}
+	if *stalls != "" {
+		var sp result.StallProbe
+		if err := readJSON(*stalls, &sp); err != nil {
+			r.Notes = append(r.Notes, "stall probe missing: "+err.Error())
+		} else {
+			r.StallProbe = &sp
 		}
 	}
 	if *bridgeLines > 0 {

@@ -92,6 +92,10 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 	if b := r.Phases[result.PhasePlugin]; b != nil && b.Requests > 0 {
 		p("## Deadline denials\n\n(b): %d of %d validly signed requests answered 503 (%.4f%%, %.2f per 100,000).\n\n",
 			d.DeadlineDenialsB, b.Requests, d.DeadlineDenialRateB*100, d.DeadlineDenialRateB*1e5)
+		if sp := r.StallProbe; sp != nil && sp.Sleeps > 0 {
+			p("Stall probe (a thread with filterd's CPU slice and priority, sleeping 1 ms at a time through the rounds): %d of %d wake-ups came %.1f ms or more late (worst %.1f ms). At those moments a thread scheduled like filterd's could not run for a whole deadline, which no scheduling inside the machine prevents.\n\n",
+				sp.Stalls, sp.Sleeps, sp.ThresholdUS/1000, sp.WorstUS/1000)
+		}
 	}
 	if s := r.Saturation; s != nil {
 		p("## Saturation\n\n(a) and (b) ramped side by side in %.0f s steps (×1.25 from 500/s) until a step and its repeat both had P99 > 10 ms or errors > 0.1%%, then refined by bisection to within 7%%: (a) sustained **%d/s**, (b) **%d/s**, ratio **%.2f**.",

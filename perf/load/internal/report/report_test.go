@@ -43,6 +43,26 @@ func TestMarkdownHasEveryFigure(t *testing.T) {
 	}
 }
 
+// The machine's own stalls are reported beside the denials they explain: the steal and the probe.
+func TestMarkdownReportsStealAndStalls(t *testing.T) {
+	r := sample()
+	steal := 270.0
+	r.Machine.StealMS = &steal
+	r.StallProbe = &result.StallProbe{Sleeps: 180000, ThresholdUS: 4500, Stalls: 3, WorstUS: 9000, Seconds: 200}
+	r.Derive()
+	var b bytes.Buffer
+	if err := Markdown(&b, r, "latency.png"); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{"took 270 ms of CPU time from this VM", "3 of 180000 wake-ups came 4.5 ms or more late (worst 9.0 ms)",
+		"the stall probe woke 4.5 ms or more late 3 times in the rounds"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 func TestPlotIsAPNG(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "latency.png")
 	if err := PlotPNG(sample(), p); err != nil {

@@ -115,6 +115,15 @@ type Saturation struct {
 	Steps    []SatStep `json:"steps"`
 }
 
+// StallProbe is filterd-loadgen stalls' output.
+type StallProbe struct {
+	Sleeps      int64   `json:"sleeps"`
+	ThresholdUS float64 `json:"threshold_us"`
+	Stalls      int64   `json:"stalls"`
+	WorstUS     float64 `json:"worst_us"`
+	Seconds     float64 `json:"seconds"`
+}
+
 // Saturation ramp limits: a step passes with P99 ≤ SatMaxP99US and errors ≤ SatMaxErrorRate.
 const (
 	SatMaxP99US     = 10000
@@ -205,8 +214,11 @@ type Result struct {
 	Bridge       *BridgeBench `json:"bridge_bench,omitempty"`
 	// The floor again, paced (200/s), while (a)'s HTTP load runs: the least a round trip costs under
 	// the contention the bridge sees.
-	LoadedFloor *Floor      `json:"loaded_floor,omitempty"`
-	Saturation  *Saturation `json:"saturation,omitempty"`
+	LoadedFloor *Floor `json:"loaded_floor,omitempty"`
+	// A thread scheduled like filterd's I/O thread, sleeping 1 ms at a time during the rounds: how
+	// often it woke a deadline or more late (filterd-loadgen stalls).
+	StallProbe *StallProbe `json:"stall_probe,omitempty"`
+	Saturation *Saturation `json:"saturation,omitempty"`
 	// Scripts (EVALSHA + EVAL) redis-server ran during phase (d): filterd's round trips to Redis.
 	RedisCallsD int64 `json:"redis_calls_d,omitempty"`
 	// Hand-written Go in go-bridge (not tests, not flatc output): lines of code as cloc counts them
@@ -368,6 +380,9 @@ func (r *Result) targets() []Target {
 		note := fmt.Sprintf("%d of %d requests of (b) answered 503", d.DeadlineDenialsB, b.Requests)
 		if b.Requests < 60000 {
 			note += "; fewer than 60,000 requests: a rate of 1 in 100,000 cannot be shown by this run"
+		}
+		if sp := r.StallProbe; sp != nil && sp.Sleeps > 0 {
+			note += fmt.Sprintf("; the stall probe woke %.1f ms or more late %d times in the rounds (worst %.1f ms)", sp.ThresholdUS/1000, sp.Stalls, sp.WorstUS/1000)
 		}
 		add("legitimate requests denied by the bridge's deadline", "≤ 1 in 100,000", "per 100,000", true,
 			d.DeadlineDenialRateB*1e5, d.DeadlineDenialRateB <= 1e-5, note)

@@ -44,8 +44,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -649,8 +649,7 @@ int main(int argc, char** argv) {
             return run_load(opt);
         if (mode == "stalls") {
             auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
-            return run_stalls(std::stod(num("seconds", "0")), std::stod(num("threshold-us", "4500")),
-                              num("json", ""));
+            return run_stalls(std::stod(num("seconds", "0")), std::stod(num("threshold-us", "4500")), num("json", ""));
         }
     } catch (const std::exception& e) {  // bad numeric option: a tool, not the data path
         die(std::string("bad option: ") + e.what());

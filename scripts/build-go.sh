@@ -23,6 +23,7 @@ while (($#)); do
   esac
   shift
 done
+mkdir -p "$OUT" && OUT="$(cd "$OUT" && pwd)" # the builds below run in each module's directory
 
 # shellcheck source=../versions.env
 source "$ROOT/versions.env"

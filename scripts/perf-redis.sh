@@ -24,20 +24,12 @@ SECONDS_RUN="${SECONDS_RUN:-10}"
 RATE="${RATE:-1000}"
 IO_THREADS="${IO_THREADS:-1}"
 
+# shellcheck source=perf-lib.sh
+source "$ROOT/scripts/perf-lib.sh"
 bash "$ROOT/scripts/install-deps.sh" >/dev/null
-if [[ ! -f "$BUILD/build.ninja" ]]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFILTERD_BUILD_TESTS=OFF >/dev/null
-fi
-ninja -C "$BUILD" filterd filterd-loadgen >/dev/null
+perf_build
 mkdir -p "$OUT"
-RUN="$(mktemp -d /tmp/filterd-perf-redis-XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
+perf_rundir perf-redis
 
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$RUN" \

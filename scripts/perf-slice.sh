@@ -22,18 +22,10 @@ done
 SLICES="${SLICES:-0 100}" HOGS="${HOGS:-2}" RATE="${RATE:-1000}" SECONDS_RUN="${SECONDS_RUN:-20}"
 REPEAT="${REPEAT:-2}" BUDGET_US="${BUDGET_US:-4500}"
 
-if [[ ! -f "$BUILD/build.ninja" ]]; then
-  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFILTERD_BUILD_TESTS=OFF >/dev/null
-fi
-ninja -C "$BUILD" filterd filterd-loadgen >/dev/null
-RUN="$(mktemp -d /tmp/filterd-perf-slice-XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$RUN"
-}
-trap cleanup EXIT
+# shellcheck source=perf-lib.sh
+source "$ROOT/scripts/perf-lib.sh"
+perf_build
+perf_rundir perf-slice
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/secret"
 chmod 600 "$RUN/secret"
 

@@ -26,6 +26,7 @@
 //
 // Output is one JSON object (the shapes of result.Floor and result.Loadgen in perf/load).
 
+#include "daemon/config.hpp"
 #include "daemon/sched.hpp"
 #include "protocol/framing.hpp"
 #include "tests/support/spv1.hpp"
@@ -580,12 +581,12 @@ int run_load(const std::map<std::string, std::string>& opt) {
 
 std::atomic<bool> probe_stop{false};
 
-/// Sleeps 1 ms at a time with filterd's CPU slice (100 µs) and the caller's priority, and counts the
-/// wake-ups at least threshold_us late: moments when a thread scheduled like filterd's I/O thread could
-/// not run for that long, which no scheduling inside the machine prevents (the hypervisor held the
-/// CPUs). Runs until SIGTERM or SIGINT, or for `seconds` when > 0.
+/// Sleeps 1 ms at a time with filterd's default CPU slice (io_thread_slice_us) and the caller's priority, and counts
+/// the wake-ups at least threshold_us late: moments when a thread scheduled like filterd's I/O thread could not run for
+/// that long, which no scheduling inside the machine prevents (the hypervisor held the CPUs). Runs until SIGTERM or
+/// SIGINT, or for `seconds` when > 0.
 int run_stalls(double seconds, double threshold_us, const std::string& json_path) {
-    if (int err = filterd::set_thread_slice(std::chrono::microseconds(100)))
+    if (int err = filterd::set_thread_slice(filterd::daemon_config{}.io_thread_slice))
         std::fprintf(stderr, "filterd-loadgen: stalls: no short slice (%s); counting anyway\n", std::strerror(err));
     std::signal(SIGTERM, [](int) { probe_stop = true; });
     std::signal(SIGINT, [](int) { probe_stop = true; });

@@ -210,7 +210,7 @@ func main() {
 // coarse ramp (one scheduler hiccup in a few seconds is not the endpoint's limit). Then the rate is
 // refined by bisection (geometric mean of the highest pass and the lowest confirmed failure) until
 // they are within satResolution of each other. The highest passing rate is the sustained rate. A
-// ramp that reached max, or ran out of its share of the time budget before a confirmed failure,
+// ramp that reached max, or ran out of the time budget before a confirmed failure,
 // marks the result as a lower bound (Capped).
 func saturation(eps []*endpoint, key spv1.Key, method string, body []byte, start int, factor float64, max int,
 	step, budget time.Duration, attacker func() *vegeta.Attacker) *result.Saturation {

@@ -63,42 +63,11 @@ func main() {
 			r.Notes = append(r.Notes, fmt.Sprintf("floor measured %d times in this run, P50 by placement of the two processes (same CPU / across CPUs / left to the scheduler): %s µs; the lowest is used", len(all), strings.Join(all, ", ")))
 		}
 	}
-	if *loadgen != "" {
-		var l result.Loadgen
-		if err := readJSON(*loadgen, &l); err != nil {
-			r.Notes = append(r.Notes, "filterd-loadgen result unavailable: "+err.Error())
-		} else {
-			r.Loadgen = &l
-		}
-	}
-	if *pacedFloor != "" {
-		var f result.Floor
-		if err := readJSON(*pacedFloor, &f); err == nil {
-			r.PacedFloor = &f
-		}
-	}
-	if *pacedLoadgen != "" {
-		var l result.Loadgen
-		if err := readJSON(*pacedLoadgen, &l); err == nil {
-			r.PacedFilterd = &l
-		}
-	}
-	if *loadedFloor != "" {
-		var f result.Floor
-		if err := readJSON(*loadedFloor, &f); err != nil {
-			r.Notes = append(r.Notes, "loaded floor missing: "+err.Error())
-		} else {
-			r.LoadedFloor = &f
-		}
-	}
-	if *stalls != "" {
-		var sp result.StallProbe
-		if err := readJSON(*stalls, &sp); err != nil {
-			r.Notes = append(r.Notes, "stall probe missing: "+err.Error())
-		} else {
-			r.StallProbe = &sp
-		}
-	}
+	readOptional(&r.Loadgen, *loadgen, "filterd-loadgen result unavailable", &r.Notes)
+	readOptional(&r.PacedFloor, *pacedFloor, "", &r.Notes)
+	readOptional(&r.PacedFilterd, *pacedLoadgen, "", &r.Notes)
+	readOptional(&r.LoadedFloor, *loadedFloor, "loaded floor missing", &r.Notes)
+	readOptional(&r.StallProbe, *stalls, "stall probe missing", &r.Notes)
 	if *bridgeLines > 0 {
 		r.BridgeGoLines, r.BridgeGoPhysicalLines = *bridgeLines, *bridgePhysical
 	}
@@ -129,6 +98,22 @@ func main() {
 	must(report.Markdown(f, r, "latency.png"))
 	must(f.Close())
 	fmt.Printf("perfreport: wrote %s, %s, %s\n", *in, filepath.Join(dir, "report.md"), filepath.Join(dir, "latency.png"))
+}
+
+// readOptional reads path, when given, into *dst. A file that cannot be read leaves *dst as it was and
+// adds "missing: <error>" to notes (nothing when missing is "").
+func readOptional[T any](dst **T, path, missing string, notes *[]string) {
+	if path == "" {
+		return
+	}
+	var v T
+	if err := readJSON(path, &v); err != nil {
+		if missing != "" {
+			*notes = append(*notes, missing+": "+err.Error())
+		}
+		return
+	}
+	*dst = &v
 }
 
 func readJSON(path string, v any) error {

@@ -12,6 +12,8 @@
 #   7. end-to-end: gateway harness + plugin + filterd + backend (+ Redis) on loopback (test-e2e.sh)
 #   8. the containers and the Kubernetes pod with podman (scripts/test-pod.sh)
 #   9. the performance regression gate (scripts/perf-gate.sh)
+# A ctest failure names its tests in the final summary; a test that fails without a sanitizer report runs
+# once more, and if it passes then it is reported as FLAKY there (run_ctest).
 # Set SKIP_ASAN=1, SKIP_TSAN=1, SKIP_COVERAGE=1, SKIP_POD=1 or SKIP_PERF=1 to skip a stage locally (a
 # skipped stage is announced); CI runs them all.
 set -euo pipefail
@@ -31,6 +33,9 @@ JOBS="${JOBS:-2}"
 passed=0
 failed=0
 failures=()
+# Stages run in subshells; what they have to say in the summary (failed or flaky test names) goes here.
+NOTES="$(mktemp)"
+trap 'rm -f "$NOTES"' EXIT
 
 stage() {
   local name="$1"
@@ -54,11 +59,37 @@ stage() {
   fi
 }
 
+# ctest in build dir $1 with a per-test timeout of $2 s. Each failing test is named in the summary (CI
+# shows the end of the log). A test that failed without a sanitizer report runs once more: if it passes
+# then, the stage passes and the summary names it as flaky; a sanitizer report, or a second failure,
+# fails the stage.
+run_ctest() {
+  local b="$1" timeout="$2" log="$1/ctest-output.log" rc=0
+  ctest --test-dir "$b" --output-on-failure --no-tests=error --timeout "$timeout" 2>&1 | tee "$log" || rc=$?
+  ((rc == 0)) && return 0
+  local names
+  names="$(cut -d: -f2- "$b/Testing/Temporary/LastTestsFailed.log" 2>/dev/null | paste -sd ';' -)"
+  if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$log"; then
+    echo "$(basename "$b"): sanitizer report in: ${names:-?}" >>"$NOTES"
+    return 1
+  elif [[ -z "$names" ]]; then
+    echo "$(basename "$b"): ctest failed (exit $rc) without a failing test" >>"$NOTES"
+    return 1
+  fi
+  echo "=== test-all: running the failed tests once more: $names"
+  if ctest --test-dir "$b" --rerun-failed --output-on-failure --timeout "$timeout"; then
+    echo "$(basename "$b"): FLAKY (failed, then passed): $names" >>"$NOTES"
+    return 0
+  fi
+  echo "$(basename "$b"): failed twice: $(cut -d: -f2- "$b/Testing/Temporary/LastTestsFailed.log" | paste -sd ';' -)" >>"$NOTES"
+  return 1
+}
+
 cpp_tests() {
   cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFILTERD_WERROR=ON \
     -DFILTERD_BUILD_TESTS=ON -DFILTERD_BUILD_BENCHMARKS=ON >/dev/null
   ninja -C "$BUILD" -j "$JOBS"
-  ctest --test-dir "$BUILD" --output-on-failure --no-tests=error --timeout 300
+  run_ctest "$BUILD" 300
 }
 
 asan_tests() {
@@ -67,7 +98,7 @@ asan_tests() {
     -DFILTERD_BUILD_TESTS=ON -DFILTERD_BUILD_BENCHMARKS=OFF >/dev/null
   ninja -C "$b" -j "$JOBS"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$b" --output-on-failure --no-tests=error --timeout 600
+    run_ctest "$b" 600
 }
 
 # ThreadSanitizer: the same tests, built with -fsanitize=thread. No suppressions file: every report fails.
@@ -76,7 +107,7 @@ tsan_tests() {
   cmake -S "$ROOT" -B "$b" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFILTERD_TSAN=ON \
     -DFILTERD_BUILD_TESTS=ON -DFILTERD_BUILD_BENCHMARKS=OFF >/dev/null
   ninja -C "$b" -j "$JOBS"
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir "$b" --output-on-failure --no-tests=error --timeout 600
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 run_ctest "$b" 600
 }
 
 go_unit_tests() {
@@ -179,6 +210,7 @@ fi
 if [[ "${SKIP_PERF:-0}" != 1 ]]; then stage "performance regression gate" perf_gate; fi
 
 echo
+sed 's/^/test-all: /' "$NOTES"
 if ((failed > 0)); then
   echo "test-all: failed stages: ${failures[*]}"
 fi

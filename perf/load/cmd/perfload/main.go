@@ -366,6 +366,10 @@ func runSegment(atk *vegeta.Attacker, e *endpoint, key spv1.Key, method string, 
 	ph.CPU.DriverS += cpu1.DriverS - cpu0.DriverS
 	ph.CPU.FilterdRedisS += cpu1.FilterdRedisS - cpu0.FilterdRedisS
 	ph.CPU.RedisS += cpu1.RedisS - cpu0.RedisS
+	ph.CPU.GatewaySleeps += cpu1.GatewaySleeps - cpu0.GatewaySleeps
+	ph.CPU.GatewayPreemptions += cpu1.GatewayPreemptions - cpu0.GatewayPreemptions
+	ph.CPU.FilterdSleeps += cpu1.FilterdSleeps - cpu0.FilterdSleeps
+	ph.CPU.FilterdPreemptions += cpu1.FilterdPreemptions - cpu0.FilterdPreemptions
 }
 
 func readCPU(p pids) result.CPU {
@@ -377,6 +381,15 @@ func readCPU(p pids) result.CPU {
 		return v
 	}
 	c := result.CPU{FilterdS: get(p.filterd), GatewayS: get(p.gateway), BackendS: get(p.backend), DriverS: get(os.Getpid())}
+	switches := func(pid int) (int64, int64) {
+		s, n, err := procstat.Switches(pid)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "perfload: warning: pid %d: %v\n", pid, err)
+		}
+		return s, n
+	}
+	c.GatewaySleeps, c.GatewayPreemptions = switches(p.gateway)
+	c.FilterdSleeps, c.FilterdPreemptions = switches(p.filterd)
 	if p.filterdRedis != 0 {
 		c.FilterdRedisS, c.RedisS = get(p.filterdRedis), get(p.redis)
 	}

@@ -43,3 +43,42 @@ func parse(stat string) (float64, error) {
 	}
 	return float64(u+s) / clkTck, nil
 }
+
+// Switches counts the context switches of pid's living threads, from /proc/<pid>/task/*/status:
+// sleeps (voluntary: the thread blocked, and was woken later) and preemptions (involuntary).
+// Threads that have exited are not counted. pid 0 means "not tracked" and returns zeros.
+func Switches(pid int) (sleeps, preemptions int64, err error) {
+	if pid == 0 {
+		return 0, 0, nil
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		v, n := parseSwitches(string(b))
+		sleeps, preemptions = sleeps+v, preemptions+n
+	}
+	return sleeps, preemptions, nil
+}
+
+func parseSwitches(status string) (voluntary, involuntary int64) {
+	for _, line := range strings.Split(status, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		switch k {
+		case "voluntary_ctxt_switches":
+			voluntary = n
+		case "nonvoluntary_ctxt_switches":
+			involuntary = n
+		}
+	}
+	return voluntary, involuntary
+}

@@ -2,6 +2,7 @@ package procstat
 
 import (
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -41,6 +42,42 @@ func TestAgreesWithGetrusage(t *testing.T) {
 		t.Fatalf("/proc says %.3f s, getrusage %.3f s", got, want)
 	}
 	if v, _ := CPUSeconds(0); v != 0 {
+		t.Fatal("pid 0 must read as untracked")
+	}
+}
+
+func TestParseSwitches(t *testing.T) {
+	v, n := parseSwitches("Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n")
+	if v != 120 || n != 7 {
+		t.Fatalf("got %d, %d; want 120, 7", v, n)
+	}
+}
+
+// A thread that sleeps is counted: the process's sleeps grow by at least the number of sleeps of
+// its locked thread.
+func TestSwitchesCountsSleeps(t *testing.T) {
+	s0, _, err := Switches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for i := 0; i < 20; i++ {
+			syscall.Nanosleep(&syscall.Timespec{Nsec: 1e6}, nil)
+		}
+		close(done)
+	}()
+	<-done
+	s1, _, err := Switches(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1-s0 < 20 {
+		t.Fatalf("sleeps grew by %d over 20 sleeps of 1 ms", s1-s0)
+	}
+	if s, p, _ := Switches(0); s != 0 || p != 0 {
 		t.Fatal("pid 0 must read as untracked")
 	}
 }

@@ -65,6 +65,19 @@ func Markdown(w io.Writer, r *result.Result, plotName string) error {
 		p(", (c) %+.1f µs", d.GatewayExtraCPUPerReqCUS)
 	}
 	p(".\n\n")
+	if d.GatewaySleepsPerReqA > 0 {
+		p("Context switches: the gateway's threads slept %.2f times per request of (a) and %.2f of (b) (each sleep is a wake-up paid later); filterd's %.2f per request of (b).",
+			d.GatewaySleepsPerReqA, d.GatewaySleepsPerReqB, d.FilterdSleepsPerReqB)
+		if d.GatewayCPUPerExtraSleep > 0 {
+			p(" Extra gateway CPU per extra sleep of (b): **%.1f µs**.", d.GatewayCPUPerExtraSleep)
+		}
+		if a, b := r.Phases[result.PhaseBaseline], r.Phases[result.PhasePlugin]; a != nil && b != nil && a.Requests > 0 && b.Requests > 0 {
+			p(" Preemptions per request: gateway (a) %.2f, (b) %.2f; filterd (b) %.2f.",
+				float64(a.CPU.GatewayPreemptions)/float64(a.Requests), float64(b.CPU.GatewayPreemptions)/float64(b.Requests),
+				float64(b.CPU.FilterdPreemptions)/float64(b.Requests))
+		}
+		p("\n\n")
+	}
 	if f := r.Floor; f != nil {
 		p("## Raw floor\n\nUnix-socket round trip between two processes, %d-byte request, %d-byte reply, %d iterations (%s): P50 %.1f µs, P90 %.1f µs, P99 %.1f µs.",
 			f.ReqBytes, f.ReplyBytes, f.Iterations, f.Source, f.RTTUS.P50, f.RTTUS.P90, f.RTTUS.P99)

@@ -63,6 +63,25 @@ func TestMarkdownReportsStealAndStalls(t *testing.T) {
 	}
 }
 
+// The gateway's sleeps per request, and what each extra one costs, are reported with the CPU.
+func TestMarkdownReportsContextSwitches(t *testing.T) {
+	r := sample()
+	r.Phases["a"].CPU = result.CPU{GatewayS: 1.5, GatewaySleeps: 20000, GatewayPreemptions: 500}
+	r.Phases["b"].CPU = result.CPU{GatewayS: 2.0, GatewaySleeps: 25000, GatewayPreemptions: 1000, FilterdSleeps: 5100, FilterdPreemptions: 50}
+	r.Derive()
+	var b bytes.Buffer
+	if err := Markdown(&b, r, "latency.png"); err != nil {
+		t.Fatal(err)
+	}
+	md := b.String()
+	for _, want := range []string{"slept 4.00 times per request of (a) and 5.00 of (b)", "filterd's 1.02 per request of (b)",
+		"Extra gateway CPU per extra sleep of (b): **100.0 µs**", "gateway (a) 0.10, (b) 0.20; filterd (b) 0.01"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+}
+
 func TestPlotIsAPNG(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "latency.png")
 	if err := PlotPNG(sample(), p); err != nil {

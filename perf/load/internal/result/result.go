@@ -38,6 +38,12 @@ type CPU struct {
 	// Phase (d) only: the Redis-mode filterd and redis-server.
 	FilterdRedisS float64 `json:"filterd_redis_s,omitempty"`
 	RedisS        float64 `json:"redis_s,omitempty"`
+	// Context switches of the gateway's and filterd's threads: sleeps (a thread blocked and was
+	// woken later: each is a wake-up paid for) and preemptions.
+	GatewaySleeps      int64 `json:"gateway_sleeps,omitempty"`
+	GatewayPreemptions int64 `json:"gateway_preemptions,omitempty"`
+	FilterdSleeps      int64 `json:"filterd_sleeps,omitempty"`
+	FilterdPreemptions int64 `json:"filterd_preemptions,omitempty"`
 }
 
 // Phase is everything measured for one endpoint.
@@ -141,6 +147,12 @@ type Derived struct {
 	// Gateway CPU per request of (b) minus that of (a): what the bridge costs KrakenD, µs.
 	GatewayExtraCPUPerReqBUS float64 `json:"gateway_extra_cpu_us_per_req_b"`
 	GatewayExtraCPUPerReqCUS float64 `json:"gateway_extra_cpu_us_per_req_c"`
+	// Gateway thread sleeps per request of (a) and (b), filterd's per request of (b), and the extra
+	// gateway CPU of (b) per extra sleep: what one wake-up costs the gateway on this machine, µs.
+	GatewaySleepsPerReqA    float64 `json:"gateway_sleeps_per_req_a,omitempty"`
+	GatewaySleepsPerReqB    float64 `json:"gateway_sleeps_per_req_b,omitempty"`
+	FilterdSleepsPerReqB    float64 `json:"filterd_sleeps_per_req_b,omitempty"`
+	GatewayCPUPerExtraSleep float64 `json:"gateway_cpu_us_per_extra_sleep_b,omitempty"`
 	// Added P50 of (b) over the floor's P50: the bridge's round trip as a multiple of the floor.
 	BridgeRTTOverFloor float64 `json:"bridge_rtt_over_floor,omitempty"`
 	// Added P50 of (b) over the loaded floor's P50 (the floor measured while (a)'s load runs).
@@ -279,6 +291,14 @@ func (r *Result) Derive() {
 			d.FilterdCPUPerReqUS = b.CPU.FilterdS / float64(b.Requests) * 1e6
 		}
 		d.GatewayExtraCPUPerReqBUS = perReqUS(b) - perReqUS(a)
+		if a.Requests > 0 && b.Requests > 0 && a.CPU.GatewaySleeps > 0 {
+			d.GatewaySleepsPerReqA = float64(a.CPU.GatewaySleeps) / float64(a.Requests)
+			d.GatewaySleepsPerReqB = float64(b.CPU.GatewaySleeps) / float64(b.Requests)
+			d.FilterdSleepsPerReqB = float64(b.CPU.FilterdSleeps) / float64(b.Requests)
+			if extra := d.GatewaySleepsPerReqB - d.GatewaySleepsPerReqA; extra > 0.05 {
+				d.GatewayCPUPerExtraSleep = d.GatewayExtraCPUPerReqBUS / extra
+			}
+		}
 		if r.Floor != nil && r.Floor.RTTUS.P50 > 0 {
 			d.BridgeRTTOverFloor = x.P50 / r.Floor.RTTUS.P50
 		}

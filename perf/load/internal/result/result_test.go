@@ -51,6 +51,28 @@ func TestDeriveAddedLatencyCPUAndFloorMultiple(t *testing.T) {
 	if !near(d.BridgeRTTOverFloor, 2.5) {
 		t.Fatalf("bridge/floor = %v", d.BridgeRTTOverFloor)
 	}
+	if d.GatewaySleepsPerReqA != 0 || d.GatewayCPUPerExtraSleep != 0 {
+		t.Fatalf("sleeps derived without sleep counts: %v, %v", d.GatewaySleepsPerReqA, d.GatewayCPUPerExtraSleep)
+	}
+}
+
+// 4 sleeps per request of (a), 5.5 of (b): 1.5 extra sleeps for 30 µs of extra gateway CPU.
+func TestDeriveGatewayCPUPerExtraSleep(t *testing.T) {
+	r := synthetic(25, 150, 0)
+	r.Phases["a"].CPU.GatewaySleeps, r.Phases["b"].CPU.GatewaySleeps, r.Phases["b"].CPU.FilterdSleeps = 40000, 55000, 10000
+	r.Derive()
+	d := r.Derived
+	if d.GatewaySleepsPerReqA != 4 || d.GatewaySleepsPerReqB != 5.5 || d.FilterdSleepsPerReqB != 1 {
+		t.Fatalf("sleeps per request: a %v, b %v, filterd %v", d.GatewaySleepsPerReqA, d.GatewaySleepsPerReqB, d.FilterdSleepsPerReqB)
+	}
+	if x := d.GatewayCPUPerExtraSleep; x < 19.999 || x > 20.001 {
+		t.Fatalf("gateway CPU per extra sleep = %v, want 20 µs", x)
+	}
+	r.Phases["b"].CPU.GatewaySleeps = 40000 // no extra sleep: no ratio
+	r.Derive()
+	if r.Derived.GatewayCPUPerExtraSleep != 0 {
+		t.Fatalf("ratio over no extra sleeps: %v", r.Derived.GatewayCPUPerExtraSleep)
+	}
 }
 
 func targetStatus(r *Result, prefix string) string {

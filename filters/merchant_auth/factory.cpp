@@ -20,6 +20,9 @@ bool same_journal(const std::optional<journal_options>& a, const std::optional<j
 std::shared_ptr<nonce_store> make_store(const config& c, const std::string& path) {
     if (c.redis_store)  // Redis holds the nonces; the local store stays empty (one entry, never used)
         return std::make_shared<nonce_store>(1);
+    // Logged first: if the container's memory limit is too small, this is the last line before it fails.
+    log::info("merchant-auth: committing the nonce table",
+              {{"nonce_capacity", c.nonce_capacity}, {"bytes", nonce_store::table_bytes(c.nonce_capacity)}});
     auto nonces = std::make_shared<nonce_store>(c.nonce_capacity);
     if (!c.nonce_journal) {
         log::warn("merchant-auth: no nonce_journal configured; nonces are forgotten on restart, so a request "

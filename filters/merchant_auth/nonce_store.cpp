@@ -5,10 +5,12 @@
 #include <openssl/rand.h>
 
 #include <bit>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <random>
+#include <sys/mman.h>
 
 namespace filterd::merchant_auth {
 
@@ -41,20 +43,39 @@ constexpr std::uint64_t pack(std::uint32_t owner, std::int64_t ts) noexcept {
 
 }  // namespace
 
+std::size_t nonce_store::shards_for(std::size_t capacity) noexcept { return capacity < 1024 ? 1 : 64; }
+
+std::size_t nonce_store::table_bytes(std::size_t capacity) noexcept {
+    capacity = capacity < 1 ? 1 : capacity;
+    std::size_t shards = shards_for(capacity);
+    return std::bit_ceil((capacity + shards - 1) / shards * 2) * shards * sizeof(slot);
+}
+
+nonce_store::slot* nonce_store::commit_table(std::size_t slots) {
+    constexpr std::size_t huge_page = std::size_t{2} << 20;
+    std::size_t bytes = slots * sizeof(slot);
+    std::size_t align = bytes >= huge_page ? huge_page : alignof(std::max_align_t);
+    bytes = (bytes + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, bytes);  // not malloc: malloc + memset may become a lazy calloc
+    if (p == nullptr)
+        throw std::bad_alloc();
+    if (align == huge_page)
+        ::madvise(p, bytes, MADV_HUGEPAGE);  // a refusal leaves 4 KiB pages: slower, still correct
+    std::memset(p, 0, bytes);                // touches every page now: committed at start-up, never on a request
+    return static_cast<slot*>(p);
+}
+
 nonce_store::nonce_store(std::size_t capacity, std::size_t per_merchant_limit)
     : capacity_(capacity < 1 ? 1 : capacity),
       per_merchant_limit_(per_merchant_limit == 0 ? capacity_ : per_merchant_limit),
       owner_counts_(new std::atomic<std::uint32_t>[max_owners + 1]()) {
-    shard_count_ = capacity_ < 1024 ? 1 : 64;
+    shard_count_ = shards_for(capacity_);
     shards_ = std::make_unique<shard[]>(shard_count_);
     std::size_t per = (capacity_ + shard_count_ - 1) / shard_count_;
     std::size_t table = std::bit_ceil(per * 2);  // load factor <= 1/2 keeps probe chains short
+    table_ = commit_table(table * shard_count_);
     for (std::size_t i = 0; i < shard_count_; ++i) {
-        // calloc: zero pages come from the kernel lazily, so a large capacity costs nothing until used.
-        auto* p = static_cast<slot*>(std::calloc(table, sizeof(slot)));
-        if (p == nullptr)
-            throw std::bad_alloc();
-        shards_[i].slots = p;
+        shards_[i].slots = table_ + i * table;
         shards_[i].mask = table - 1;
         shards_[i].cap = per;
     }
@@ -65,10 +86,7 @@ nonce_store::nonce_store(std::size_t capacity, std::size_t per_merchant_limit)
     }
 }
 
-nonce_store::~nonce_store() {
-    for (std::size_t i = 0; i < shard_count_; ++i)
-        std::free(shards_[i].slots);
-}
+nonce_store::~nonce_store() { std::free(table_); }
 
 std::uint64_t nonce_store::hash(std::string_view merchant_id, std::string_view nonce) const noexcept {
     // Keyed multiply-mix over both strings with a separator byte; not a MAC, only collision-resistant

@@ -6,9 +6,12 @@
 //  * An entry recorded for a request with timestamp T is "live" while now <= T + skew, i.e. while a
 //    replay of that request would still be inside the ±skew window. The skew is passed on every call,
 //    so a reload that changes skew_seconds applies to entries already stored.
-//  * Memory is bounded and allocated once, at construction: capacity entries (16 bytes each, in a
-//    table twice that size). When a shard is full and nothing in it has expired, check_and_record
-//    answers `full` (the filter denies 503): the store never forgets a live nonce to make room.
+//  * Memory is bounded and committed once, at construction: capacity entries (16 bytes each, in a
+//    table twice that size), every page touched then (in transparent huge pages where the kernel
+//    grants them). A container limit too small for nonce_capacity therefore fails at start-up, not
+//    hours later, and no request pays a page fault.
+//  * When a shard is full and nothing in it has expired, check_and_record answers `full` (the filter
+//    denies 503): the store never forgets a live nonce to make room.
 //  * One merchant cannot fill the store for the others: each registered merchant (owner index, from
 //    owner_index()) holds at most per_merchant_limit() live entries; past it the answer is
 //    `merchant_full` for that merchant only. Expired entries are purged at least once a second per
@@ -98,6 +101,8 @@ public:
     std::int64_t fence() const noexcept { return fence_s_.load(std::memory_order_relaxed); }
 
     std::size_t capacity() const noexcept { return capacity_; }
+    /// Bytes a store of this capacity commits at construction.
+    static std::size_t table_bytes(std::size_t capacity) noexcept;
     /// Entries currently stored (live or expired-but-not-yet-purged). For tests and metrics.
     std::size_t size() const noexcept;
 
@@ -116,6 +121,9 @@ private:
         std::int64_t last_purge_s = 0;             // wall second of the last purge
     };
 
+    /// A zeroed block of `slots` slots, every page touched. @throws std::bad_alloc
+    static slot* commit_table(std::size_t slots);
+    static std::size_t shards_for(std::size_t capacity) noexcept;
     std::uint64_t hash(std::string_view merchant_id, std::string_view nonce) const noexcept;
     void erase_at(shard& s, std::size_t i) noexcept;
     void purge_expired(shard& s, std::int64_t now_ns, std::int64_t skew_ns) noexcept;
@@ -125,6 +133,7 @@ private:
     std::size_t capacity_;
     std::size_t shard_count_;
     std::unique_ptr<shard[]> shards_;
+    slot* table_ = nullptr;  // every shard's slots, one block
     std::uint64_t seed_[2];
     std::atomic<std::size_t> per_merchant_limit_;
     std::unique_ptr<std::atomic<std::uint32_t>[]> owner_counts_;  // index = owner

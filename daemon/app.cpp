@@ -108,6 +108,7 @@ void reload(server& srv, const options& opt, const registry& reg) {
 
 int run_daemon(const options& opt, const registry& reg) {
     std::shared_ptr<const daemon_config> cfg;
+    set_check_only(opt.check_only);
     try {
         cfg = load_config(opt.config_path, opt.socket_override, reg, nullptr);
     } catch (const config_error& e) {

@@ -12,8 +12,8 @@
 #   7. end-to-end: gateway harness + plugin + filterd + backend (+ Redis) on loopback (test-e2e.sh)
 #   8. the containers and the Kubernetes pod with podman (scripts/test-pod.sh)
 #   9. the performance regression gate (scripts/perf-gate.sh)
-# A ctest failure names its tests in the final summary; a test that fails without a sanitizer report runs
-# once more, and if it passes then it is reported as FLAKY there (run_ctest).
+# In stages 2 and 3, a ctest failure names its tests in the final summary; a test that fails without a
+# sanitizer report runs once more, and if it passes then it is reported as FLAKY there (run_ctest).
 # Set SKIP_ASAN=1, SKIP_TSAN=1, SKIP_COVERAGE=1, SKIP_POD=1 or SKIP_PERF=1 to skip a stage locally (a
 # skipped stage is announced); CI runs them all.
 set -euo pipefail
@@ -59,16 +59,17 @@ stage() {
   fi
 }
 
-# ctest in build dir $1 with a per-test timeout of $2 s. Each failing test is named in the summary (CI
-# shows the end of the log). A test that failed without a sanitizer report runs once more: if it passes
+# ctest in build dir $1, $2 s the timeout of a test that sets none. Each failing test is named in the
+# summary (CI shows the end of the log). A test that failed without a sanitizer report runs once more: if it passes
 # then, the stage passes and the summary names it as flaky; a sanitizer report, or a second failure,
 # fails the stage.
 run_ctest() {
-  local b="$1" timeout="$2" log="$1/ctest-output.log" rc=0
+  local b="$1" timeout="$2" log="$1/ctest-output.log" failed="$1/Testing/Temporary/LastTestsFailed.log" rc=0
+  rm -f "$failed" # ctest leaves it behind after a clean run: only this run's failures may be named
   ctest --test-dir "$b" --output-on-failure --no-tests=error --timeout "$timeout" 2>&1 | tee "$log" || rc=$?
   ((rc == 0)) && return 0
-  local names
-  names="$(cut -d: -f2- "$b/Testing/Temporary/LastTestsFailed.log" 2>/dev/null | paste -sd ';' -)"
+  local names=""
+  [[ -f "$failed" ]] && names="$(cut -d: -f2- "$failed" | paste -sd ';' -)"
   if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$log"; then
     echo "$(basename "$b"): sanitizer report in: ${names:-?}" >>"$NOTES"
     return 1
@@ -81,7 +82,7 @@ run_ctest() {
     echo "$(basename "$b"): FLAKY (failed, then passed): $names" >>"$NOTES"
     return 0
   fi
-  echo "$(basename "$b"): failed twice: $(cut -d: -f2- "$b/Testing/Temporary/LastTestsFailed.log" | paste -sd ';' -)" >>"$NOTES"
+  echo "$(basename "$b"): failed twice: $(cut -d: -f2- "$failed" 2>/dev/null | paste -sd ';' -)" >>"$NOTES"
   return 1
 }
 

@@ -1,5 +1,6 @@
 #include "filters/common/filter.hpp"
 
+#include <atomic>
 #include <stdexcept>
 
 namespace filterd {
@@ -97,6 +98,13 @@ void context::reset() noexcept {
     fused_store = nullptr;
     nonce.reset();
 }
+
+namespace {
+std::atomic<bool> check_only_flag{false};
+}
+
+void set_check_only(bool on) noexcept { check_only_flag.store(on, std::memory_order_relaxed); }
+bool check_only() noexcept { return check_only_flag.load(std::memory_order_relaxed); }
 
 void registry::add(std::shared_ptr<const filter_factory> f) {
     if (find(f->name()) != nullptr)

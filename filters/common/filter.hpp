@@ -194,6 +194,11 @@ public:
                                                     const std::string& path) const = 0;
 };
 
+/// Process-wide, set by `filterd --check` before it builds a config: filters validate and build as
+/// usual but commit no large memory (a check runs beside the live daemon, in the same memory limit).
+void set_check_only(bool on) noexcept;
+bool check_only() noexcept;
+
 class filter_factory {
 public:
     virtual ~filter_factory() = default;

@@ -21,9 +21,12 @@ std::shared_ptr<nonce_store> make_store(const config& c, const std::string& path
     if (c.redis_store)  // Redis holds the nonces; the local store stays empty (one entry, never used)
         return std::make_shared<nonce_store>(1);
     // Logged first: if the container's memory limit is too small, this is the last line before it fails.
-    log::info("merchant-auth: committing the nonce table",
-              {{"nonce_capacity", c.nonce_capacity}, {"bytes", nonce_store::table_bytes(c.nonce_capacity)}});
-    auto nonces = std::make_shared<nonce_store>(c.nonce_capacity);
+    // A config check beside the live daemon commits nothing.
+    const bool commit = !check_only();
+    if (commit)
+        log::info("merchant-auth: committing the nonce table",
+                  {{"nonce_capacity", c.nonce_capacity}, {"bytes", nonce_store::table_bytes(c.nonce_capacity)}});
+    auto nonces = std::make_shared<nonce_store>(c.nonce_capacity, 0, commit);
     if (!c.nonce_journal) {
         log::warn("merchant-auth: no nonce_journal configured; nonces are forgotten on restart, so a request "
                   "accepted before a restart can be replayed after it within skew_seconds",

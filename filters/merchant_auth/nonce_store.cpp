@@ -51,7 +51,13 @@ std::size_t nonce_store::table_bytes(std::size_t capacity) noexcept {
     return std::bit_ceil((capacity + shards - 1) / shards * 2) * shards * sizeof(slot);
 }
 
-nonce_store::slot* nonce_store::commit_table(std::size_t slots) {
+nonce_store::slot* nonce_store::make_table(std::size_t slots, bool commit) {
+    if (!commit) {
+        auto* p = static_cast<slot*>(std::calloc(slots, sizeof(slot)));
+        if (p == nullptr)
+            throw std::bad_alloc();
+        return p;
+    }
     constexpr std::size_t huge_page = std::size_t{2} << 20;
     std::size_t bytes = slots * sizeof(slot);
     std::size_t align = bytes >= huge_page ? huge_page : alignof(std::max_align_t);
@@ -65,7 +71,7 @@ nonce_store::slot* nonce_store::commit_table(std::size_t slots) {
     return static_cast<slot*>(p);
 }
 
-nonce_store::nonce_store(std::size_t capacity, std::size_t per_merchant_limit)
+nonce_store::nonce_store(std::size_t capacity, std::size_t per_merchant_limit, bool commit)
     : capacity_(capacity < 1 ? 1 : capacity),
       per_merchant_limit_(per_merchant_limit == 0 ? capacity_ : per_merchant_limit),
       owner_counts_(new std::atomic<std::uint32_t>[max_owners + 1]()) {
@@ -73,7 +79,7 @@ nonce_store::nonce_store(std::size_t capacity, std::size_t per_merchant_limit)
     shards_ = std::make_unique<shard[]>(shard_count_);
     std::size_t per = (capacity_ + shard_count_ - 1) / shard_count_;
     std::size_t table = std::bit_ceil(per * 2);  // load factor <= 1/2 keeps probe chains short
-    table_ = commit_table(table * shard_count_);
+    table_ = make_table(table * shard_count_, commit);
     for (std::size_t i = 0; i < shard_count_; ++i) {
         shards_[i].slots = table_ + i * table;
         shards_[i].mask = table - 1;

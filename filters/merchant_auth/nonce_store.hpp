@@ -51,7 +51,8 @@ public:
     /// @param capacity  total number of live entries kept (>= 1). Capacities below 1024 use one shard,
     ///                  so the bound is exact; larger ones use 64 shards of ceil(capacity / 64) each.
     /// @param per_merchant_limit  live entries one owner may hold (0 = capacity).
-    explicit nonce_store(std::size_t capacity, std::size_t per_merchant_limit = 0);
+    /// `commit` false (`filterd --check`): the table is taken from the kernel lazily instead.
+    explicit nonce_store(std::size_t capacity, std::size_t per_merchant_limit = 0, bool commit = true);
     ~nonce_store();
     nonce_store(const nonce_store&) = delete;
     nonce_store& operator=(const nonce_store&) = delete;
@@ -121,8 +122,8 @@ private:
         std::int64_t last_purge_s = 0;             // wall second of the last purge
     };
 
-    /// A zeroed block of `slots` slots, every page touched. @throws std::bad_alloc
-    static slot* commit_table(std::size_t slots);
+    /// A zeroed block of `slots` slots, every page touched unless !commit. @throws std::bad_alloc
+    static slot* make_table(std::size_t slots, bool commit);
     static std::size_t shards_for(std::size_t capacity) noexcept;
     std::uint64_t hash(std::string_view merchant_id, std::string_view nonce) const noexcept;
     void erase_at(shard& s, std::size_t i) noexcept;

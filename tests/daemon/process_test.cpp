@@ -11,10 +11,12 @@
 #include <arpa/inet.h>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <netinet/in.h>
 #include <regex>
 #include <sstream>
@@ -190,4 +192,23 @@ TEST_CASE("every I/O thread runs with io_thread_slice_us as its CPU slice", "[pr
     }
     CHECK(with_slice == 3);
     CHECK(p.log_text().find("refused by the kernel") == std::string::npos);
+}
+
+// A start commits the nonce table (and says so first, with its size); `filterd --check`, which runs
+// beside the live daemon in the same memory limit, validates the same config without committing it.
+TEST_CASE("filterd commits the nonce table at start-up, and --check does not", "[process]") {
+    temp_dir d;
+    const std::string cfg = write_config(d, false, false);
+    const std::string out = d.path + "/check.out";
+    const std::string cmd = std::string(FILTERD_BINARY) + " --check --config " + cfg + " >" + out + " 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream f(out);
+    const std::string check((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    CHECK(check.find("config OK") != std::string::npos);
+    CHECK(check.find("committing the nonce table") == std::string::npos);
+
+    filterd_process p(cfg, d.path + "/filterd.sock", d.path + "/filterd.log");
+    const std::string log = p.log_text();
+    CHECK(log.find(R"("msg":"merchant-auth: committing the nonce table","nonce_capacity":1000000,"bytes":33554432)") !=
+          std::string::npos);
 }

@@ -148,7 +148,8 @@ type Derived struct {
 	GatewayExtraCPUPerReqBUS float64 `json:"gateway_extra_cpu_us_per_req_b"`
 	GatewayExtraCPUPerReqCUS float64 `json:"gateway_extra_cpu_us_per_req_c"`
 	// Gateway thread sleeps per request of (a) and (b), filterd's per request of (b), and the extra
-	// gateway CPU of (b) per extra sleep: what one wake-up costs the gateway on this machine, µs.
+	// gateway CPU of (b) divided by its extra sleeps, µs: all of (b)'s extra CPU, not only the
+	// wake-ups, so an upper bound on what one extra wake-up costs the gateway.
 	GatewaySleepsPerReqA    float64 `json:"gateway_sleeps_per_req_a,omitempty"`
 	GatewaySleepsPerReqB    float64 `json:"gateway_sleeps_per_req_b,omitempty"`
 	FilterdSleepsPerReqB    float64 `json:"filterd_sleeps_per_req_b,omitempty"`

@@ -29,12 +29,18 @@ func sample() *result.Result {
 	return r
 }
 
-func TestMarkdownHasEveryFigure(t *testing.T) {
+// markdown renders r as the report does.
+func markdown(t *testing.T, r *result.Result) string {
+	t.Helper()
 	var b bytes.Buffer
-	if err := Markdown(&b, sample(), "latency.png"); err != nil {
+	if err := Markdown(&b, r, "latency.png"); err != nil {
 		t.Fatal(err)
 	}
-	md := b.String()
+	return b.String()
+}
+
+func TestMarkdownHasEveryFigure(t *testing.T) {
+	md := markdown(t, sample())
 	for _, want := range []string{"| (a) baseline |", "| (b) plugin |", "| (c) builtin |", "(b) − (a) | +40 |", "(c) − (a) | +10 |",
 		"Raw floor", "3.3×", "| added P99 (b over a) |", "## Deadline denials", "not measured", "![latency percentiles](latency.png)"} {
 		if !strings.Contains(md, want) {
@@ -50,11 +56,7 @@ func TestMarkdownReportsStealAndStalls(t *testing.T) {
 	r.Machine.StealMS = &steal
 	r.StallProbe = &result.StallProbe{Sleeps: 180000, ThresholdUS: 4500, Stalls: 3, WorstUS: 9000, Seconds: 200}
 	r.Derive()
-	var b bytes.Buffer
-	if err := Markdown(&b, r, "latency.png"); err != nil {
-		t.Fatal(err)
-	}
-	md := b.String()
+	md := markdown(t, r)
 	for _, want := range []string{"took 270 ms of CPU time from this VM", "3 of 180000 wake-ups came 4.5 ms or more late (worst 9.0 ms)",
 		"the stall probe woke 4.5 ms or more late 3 times in the rounds"} {
 		if !strings.Contains(md, want) {
@@ -69,11 +71,7 @@ func TestMarkdownReportsContextSwitches(t *testing.T) {
 	r.Phases["a"].CPU = result.CPU{GatewayS: 1.5, GatewaySleeps: 20000, GatewayPreemptions: 500}
 	r.Phases["b"].CPU = result.CPU{GatewayS: 2.0, GatewaySleeps: 25000, GatewayPreemptions: 1000, FilterdSleeps: 5100, FilterdPreemptions: 50}
 	r.Derive()
-	var b bytes.Buffer
-	if err := Markdown(&b, r, "latency.png"); err != nil {
-		t.Fatal(err)
-	}
-	md := b.String()
+	md := markdown(t, r)
 	for _, want := range []string{"slept 4.00 times per request of (a) and 5.00 of (b)", "filterd's 1.02 per request of (b)",
 		"Extra gateway CPU per extra sleep of (b): **100.0 µs**", "gateway (a) 0.10, (b) 0.20; filterd (b) 0.01"} {
 		if !strings.Contains(md, want) {

@@ -60,9 +60,9 @@ stage() {
 }
 
 # ctest in build dir $1, $2 s the timeout of a test that sets none. Each failing test is named in the
-# summary (CI shows the end of the log). A test that failed without a sanitizer report runs once more: if it passes
-# then, the stage passes and the summary names it as flaky; a sanitizer report, or a second failure,
-# fails the stage.
+# summary (CI shows the end of the log). A test that failed without a sanitizer report runs once
+# more: if it passes then, the stage passes and the summary names it as flaky; a sanitizer report, or
+# a second failure, fails the stage.
 run_ctest() {
   local b="$1" timeout="$2" log="$1/ctest-output.log" failed="$1/Testing/Temporary/LastTestsFailed.log" rc=0
   rm -f "$failed" # ctest leaves it behind after a clean run: only this run's failures may be named

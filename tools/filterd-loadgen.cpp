@@ -639,19 +639,16 @@ int main(int argc, char** argv) {
         }
         opt[a.substr(2)] = argv[++i];
     }
+    auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
     try {
-        if (mode == "floor") {
-            auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
+        if (mode == "floor")
             return run_floor(std::stoul(num("req-bytes", "0")), std::stoul(num("reply-bytes", "0")),
                              std::stoi(num("iterations", "20000")), std::stod(num("rate", "0")), num("pin", "none"),
                              num("json", ""));
-        }
         if (mode == "run")
             return run_load(opt);
-        if (mode == "stalls") {
-            auto num = [&](const char* k, const char* d) { return opt.count(k) ? opt[k] : std::string(d); };
+        if (mode == "stalls")
             return run_stalls(std::stod(num("seconds", "0")), std::stod(num("threshold-us", "4500")), num("json", ""));
-        }
     } catch (const std::exception& e) {  // bad numeric option: a tool, not the data path
         die(std::string("bad option: ") + e.what());
     }

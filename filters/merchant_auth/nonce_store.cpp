@@ -43,12 +43,18 @@ constexpr std::uint64_t pack(std::uint32_t owner, std::int64_t ts) noexcept {
 
 }  // namespace
 
-std::size_t nonce_store::shards_for(std::size_t capacity) noexcept { return capacity < 1024 ? 1 : 64; }
+nonce_store::layout nonce_store::layout_for(std::size_t capacity) noexcept {
+    capacity = capacity < 1 ? 1 : capacity;
+    layout l;
+    l.shards = capacity < 1024 ? 1 : 64;
+    l.per_shard = (capacity + l.shards - 1) / l.shards;
+    l.slots_per_shard = std::bit_ceil(l.per_shard * 2);  // load factor <= 1/2 keeps probe chains short
+    return l;
+}
 
 std::size_t nonce_store::table_bytes(std::size_t capacity) noexcept {
-    capacity = capacity < 1 ? 1 : capacity;
-    std::size_t shards = shards_for(capacity);
-    return std::bit_ceil((capacity + shards - 1) / shards * 2) * shards * sizeof(slot);
+    layout l = layout_for(capacity);
+    return l.slots_per_shard * l.shards * sizeof(slot);
 }
 
 nonce_store::slot* nonce_store::make_table(std::size_t slots, bool commit) {
@@ -75,15 +81,14 @@ nonce_store::nonce_store(std::size_t capacity, std::size_t per_merchant_limit, b
     : capacity_(capacity < 1 ? 1 : capacity),
       per_merchant_limit_(per_merchant_limit == 0 ? capacity_ : per_merchant_limit),
       owner_counts_(new std::atomic<std::uint32_t>[max_owners + 1]()) {
-    shard_count_ = shards_for(capacity_);
+    const layout l = layout_for(capacity_);
+    shard_count_ = l.shards;
     shards_ = std::make_unique<shard[]>(shard_count_);
-    std::size_t per = (capacity_ + shard_count_ - 1) / shard_count_;
-    std::size_t table = std::bit_ceil(per * 2);  // load factor <= 1/2 keeps probe chains short
-    table_ = make_table(table * shard_count_, commit);
+    table_ = make_table(l.slots_per_shard * shard_count_, commit);
     for (std::size_t i = 0; i < shard_count_; ++i) {
-        shards_[i].slots = table_ + i * table;
-        shards_[i].mask = table - 1;
-        shards_[i].cap = per;
+        shards_[i].slots = table_ + i * l.slots_per_shard;
+        shards_[i].mask = l.slots_per_shard - 1;
+        shards_[i].cap = l.per_shard;
     }
     if (RAND_bytes(reinterpret_cast<unsigned char*>(seed_), sizeof(seed_)) != 1) {
         std::random_device rd;

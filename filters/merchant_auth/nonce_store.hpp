@@ -124,7 +124,10 @@ private:
 
     /// A zeroed block of `slots` slots, every page touched unless !commit. @throws std::bad_alloc
     static slot* make_table(std::size_t slots, bool commit);
-    static std::size_t shards_for(std::size_t capacity) noexcept;
+    struct layout {
+        std::size_t shards, per_shard, slots_per_shard;  // entries kept per shard; its table's size
+    };
+    static layout layout_for(std::size_t capacity) noexcept;
     std::uint64_t hash(std::string_view merchant_id, std::string_view nonce) const noexcept;
     void erase_at(shard& s, std::size_t i) noexcept;
     void purge_expired(shard& s, std::int64_t now_ns, std::int64_t skew_ns) noexcept;

@@ -360,16 +360,7 @@ func runSegment(atk *vegeta.Attacker, e *endpoint, key spv1.Key, method string, 
 	cpu1 := readCPU(p)
 	ph := e.phase
 	ph.DurationS += wall
-	ph.CPU.FilterdS += cpu1.FilterdS - cpu0.FilterdS
-	ph.CPU.GatewayS += cpu1.GatewayS - cpu0.GatewayS
-	ph.CPU.BackendS += cpu1.BackendS - cpu0.BackendS
-	ph.CPU.DriverS += cpu1.DriverS - cpu0.DriverS
-	ph.CPU.FilterdRedisS += cpu1.FilterdRedisS - cpu0.FilterdRedisS
-	ph.CPU.RedisS += cpu1.RedisS - cpu0.RedisS
-	ph.CPU.GatewaySleeps += cpu1.GatewaySleeps - cpu0.GatewaySleeps
-	ph.CPU.GatewayPreemptions += cpu1.GatewayPreemptions - cpu0.GatewayPreemptions
-	ph.CPU.FilterdSleeps += cpu1.FilterdSleeps - cpu0.FilterdSleeps
-	ph.CPU.FilterdPreemptions += cpu1.FilterdPreemptions - cpu0.FilterdPreemptions
+	ph.CPU.AddDelta(cpu0, cpu1)
 }
 
 func readCPU(p pids) result.CPU {

@@ -46,6 +46,20 @@ type CPU struct {
 	FilterdPreemptions int64 `json:"filterd_preemptions,omitempty"`
 }
 
+// AddDelta adds what each counter grew by from before to after.
+func (c *CPU) AddDelta(before, after CPU) {
+	c.FilterdS += after.FilterdS - before.FilterdS
+	c.GatewayS += after.GatewayS - before.GatewayS
+	c.BackendS += after.BackendS - before.BackendS
+	c.DriverS += after.DriverS - before.DriverS
+	c.FilterdRedisS += after.FilterdRedisS - before.FilterdRedisS
+	c.RedisS += after.RedisS - before.RedisS
+	c.GatewaySleeps += after.GatewaySleeps - before.GatewaySleeps
+	c.GatewayPreemptions += after.GatewayPreemptions - before.GatewayPreemptions
+	c.FilterdSleeps += after.FilterdSleeps - before.FilterdSleeps
+	c.FilterdPreemptions += after.FilterdPreemptions - before.FilterdPreemptions
+}
+
 // Phase is everything measured for one endpoint.
 type Phase struct {
 	Name        string            `json:"name"`

@@ -56,6 +56,19 @@ func TestDeriveAddedLatencyCPUAndFloorMultiple(t *testing.T) {
 	}
 }
 
+func TestCPUAddDeltaAddsEveryCounter(t *testing.T) {
+	c := CPU{GatewayS: 1, GatewaySleeps: 10}
+	c.AddDelta(CPU{FilterdS: 1, GatewayS: 2, BackendS: 3, DriverS: 4, FilterdRedisS: 5, RedisS: 6,
+		GatewaySleeps: 100, GatewayPreemptions: 7, FilterdSleeps: 8, FilterdPreemptions: 9},
+		CPU{FilterdS: 2, GatewayS: 4, BackendS: 6, DriverS: 8, FilterdRedisS: 10, RedisS: 12,
+			GatewaySleeps: 150, GatewayPreemptions: 14, FilterdSleeps: 16, FilterdPreemptions: 18})
+	want := CPU{FilterdS: 1, GatewayS: 3, BackendS: 3, DriverS: 4, FilterdRedisS: 5, RedisS: 6,
+		GatewaySleeps: 60, GatewayPreemptions: 7, FilterdSleeps: 8, FilterdPreemptions: 9}
+	if c != want {
+		t.Fatalf("AddDelta = %+v, want %+v", c, want)
+	}
+}
+
 // 4 sleeps per request of (a), 5.5 of (b): 1.5 extra sleeps for 30 µs of extra gateway CPU.
 func TestDeriveGatewayCPUPerExtraSleep(t *testing.T) {
 	r := synthetic(25, 150, 0)

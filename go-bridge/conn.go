@@ -38,9 +38,8 @@ const (
 // failure is why a request got no verdict. The texts are fixed and carry no request data.
 type failure string
 
-func (f failure) Error() string   { return string(f) }
-func (f failure) Timeout() bool   { return f == errTimeout }
-func (f failure) Temporary() bool { return false }
+func (f failure) Error() string { return string(f) }
+func (f failure) Timeout() bool { return f == errTimeout }
 
 const (
 	errDown        failure = "daemon not connected"
@@ -82,13 +81,13 @@ type pool struct {
 	key      poolKey
 	ctx      context.Context
 	log      func(func(Logger, ...interface{}), ...interface{})
-	timeouts atomic.Int32  // request timeouts in a row
-	replied  atomic.Int64  // when the latest reply came (UnixNano)
-	connects atomic.Uint64 // successful handshakes
+	timeouts atomic.Int32 // request timeouts in a row
+	replied  atomic.Int64 // when the latest reply came (UnixNano)
 	lastErr  atomic.Pointer[string]
 	mu       sync.Mutex
 	idle     []*conn
-	open     int // connections, idle or busy
+	open     int           // connections, idle or busy
+	freed    chan struct{} // closed when a connection goes back while requests wait for one
 	backoff  time.Duration
 	retryAt  time.Time
 }
@@ -131,13 +130,25 @@ func (p *pool) flush() {
 }
 
 // get hands out an idle connection (most recent first), or opens one: while down, once per backoff.
-func (p *pool) get(deadline time.Time) (c *conn, f failure) {
+// When every connection is busy it waits for one until the deadline: a slow verdict beats a deny.
+func (p *pool) get(ctx context.Context, deadline time.Time) (c *conn, f failure) {
 	p.mu.Lock()
+	for len(p.idle) == 0 && p.open >= maxConns {
+		p.freed = cmp.Or(p.freed, make(chan struct{}))
+		freed := p.freed
+		p.mu.Unlock()
+		select {
+		case <-freed:
+		case <-time.After(time.Until(deadline)):
+			return nil, errOverloaded
+		case <-ctx.Done():
+			return nil, errCancelled
+		}
+		p.mu.Lock()
+	}
 	down := p.lastErr.Load() != nil
 	if n := len(p.idle); n > 0 {
 		c, p.idle = p.idle[n-1], p.idle[:n-1]
-	} else if p.open >= maxConns {
-		f = errOverloaded
 	} else if down && time.Now().Before(p.retryAt) {
 		f = errDown
 	} else if p.open++; down {
@@ -167,6 +178,10 @@ func (p *pool) get(deadline time.Time) (c *conn, f failure) {
 func (p *pool) put(c *conn, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.freed != nil {
+		close(p.freed)
+		p.freed = nil
+	}
 	if ok && p.ctx.Err() == nil {
 		p.idle = append(p.idle, c)
 		return
@@ -201,7 +216,6 @@ func (p *pool) dial(deadline time.Time) (c *conn, err error) {
 		return nil, err
 	}
 	c.maxFrame = min(c.r.ack.MaxFrameBytes(), proposedMaxFrame)
-	p.connects.Add(1)
 	return c, nil
 }
 
@@ -230,7 +244,7 @@ func (p *pool) roundTrip(ctx context.Context, req *filterRequest, deadline time.
 		return nil, errCancelled
 	}
 	for retry := true; ; retry = false {
-		c, f := p.get(deadline)
+		c, f := p.get(ctx, deadline)
 		if f != "" {
 			return nil, f
 		}
@@ -286,7 +300,7 @@ func (p *pool) lost(c *conn, f failure) failure {
 func ioFailure(err error, other failure) failure {
 	if err == nil {
 		return ""
-	} else if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+	} else if ne := (interface{ Timeout() bool })(nil); errors.As(err, &ne) && ne.Timeout() { // net.Error, os.ErrDeadlineExceeded, failure
 		return errTimeout
 	}
 	return other
@@ -474,10 +488,8 @@ type reply struct {
 func decodeReply(buf []byte, r *reply) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = errBounds
-			if e, ok := p.(failure); ok {
-				err = e
-			}
+			e, _ := p.(failure) // a failure from check, else a bounds panic
+			err = cmp.Or(e, errBounds)
 		}
 	}()
 	var f wire.Frame

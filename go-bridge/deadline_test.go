@@ -18,7 +18,7 @@ func TestVerdictInBufferAfterDeadlineIsRead(t *testing.T) {
 	e := newEnv(t)
 	b := e.bridge(path, nil)
 	waitReady(t, b.pool)
-	c, f := b.pool.get(time.Now().Add(time.Second))
+	c, f := b.pool.get(context.Background(), time.Now().Add(time.Second))
 	if f != "" {
 		t.Fatal(f)
 	}
@@ -48,7 +48,7 @@ func TestNoVerdictInBufferAfterDeadlineDenies(t *testing.T) {
 	e := newEnv(t)
 	b := e.bridge(path, nil)
 	waitReady(t, b.pool)
-	c, _ := b.pool.get(time.Now().Add(time.Second))
+	c, _ := b.pool.get(context.Background(), time.Now().Add(time.Second))
 	c.nextID++
 	if _, err := c.write(c.enc.filterRequest(&filterRequest{ID: c.nextID, Route: "r"}), time.Now().Add(time.Millisecond)); err != nil {
 		t.Fatal(err)

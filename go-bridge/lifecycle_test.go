@@ -239,9 +239,9 @@ func TestStalledDaemonIsDroppedAndRequestsFailFast(t *testing.T) {
 	}
 }
 
-// Each connection carries one request; when all maxConns are busy, the next request is denied
-// at once rather than queued.
-func TestPoolLimitDeniesWhenEveryConnectionIsBusy(t *testing.T) {
+// Each connection carries one request; when all maxConns are busy, the next request waits for one
+// until its deadline: it is served when a connection comes back, and denied when none does in time.
+func TestPoolLimitWaitsForABusyConnectionUntilTheDeadline(t *testing.T) {
 	path := socketPath(t)
 	p := newPeer(t, path)
 	hold := make(chan struct{})
@@ -254,29 +254,48 @@ func TestPoolLimitDeniesWhenEveryConnectionIsBusy(t *testing.T) {
 	b := e.bridge(path, nil)
 	waitReady(t, b.pool)
 	var wg sync.WaitGroup
-	results := make(chan failure, maxConns)
-	for i := 0; i < maxConns; i++ {
+	results := make(chan failure, maxConns+1)
+	send := func(timeout time.Duration) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, f := b.pool.roundTrip(context.Background(), &filterRequest{Route: "r"}, time.Now().Add(10*time.Second))
+			c, f := b.pool.roundTrip(context.Background(), &filterRequest{Route: "r"}, time.Now().Add(timeout))
 			if c != nil {
 				b.pool.put(c, true)
 			}
 			results <- f
 		}()
 	}
-	eventually(t, "every connection busy", func() bool { return p.requests.Load() == maxConns })
-	if _, f := b.pool.roundTrip(context.Background(), &filterRequest{Route: "r"}, time.Now().Add(time.Second)); f != errOverloaded {
-		t.Errorf("request %d: %v, want errOverloaded", maxConns+1, f)
+	for i := 0; i < maxConns; i++ {
+		send(10 * time.Second)
 	}
+	eventually(t, "every connection busy", func() bool { return p.requests.Load() == maxConns })
+	start := time.Now()
+	if _, f := b.pool.roundTrip(context.Background(), &filterRequest{Route: "r"}, start.Add(50*time.Millisecond)); f != errOverloaded {
+		t.Errorf("request %d with no connection freed: %v, want errOverloaded", maxConns+1, f)
+	} else if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Errorf("request %d was denied after %v, before its deadline", maxConns+1, waited)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, f := b.pool.roundTrip(ctx, &filterRequest{Route: "r"}, time.Now().Add(10*time.Second)); f != errCancelled {
+		t.Errorf("request %d whose context ended while it waited: %v, want errCancelled", maxConns+1, f)
+	}
+	send(10 * time.Second) // waits, then gets a connection back
+	time.Sleep(20 * time.Millisecond)
 	close(hold)
 	wg.Wait()
 	close(results)
 	for f := range results {
 		if f != "" {
-			t.Errorf("held request failed: %v", f)
+			t.Errorf("request failed: %v", f)
 		}
+	}
+	if n := p.requests.Load(); n != maxConns+1 {
+		t.Errorf("the daemon got %d requests, want %d", n, maxConns+1)
+	}
+	if n := p.accepted.Load(); n > maxConns+1 {
+		t.Errorf("the pool opened %d connections, want at most %d and the watch connection", n, maxConns+1)
 	}
 }
 

@@ -300,11 +300,11 @@ const helloTimeout = 250 * time.Millisecond
 // ready checks that the daemon answers: an idle connection is still open, or a new one
 // completes the HELLO exchange (nil), or says why not.
 func (p *pool) ready() error {
-	c, f := p.get(time.Now().Add(helloTimeout))
+	c, f := p.get(p.ctx, time.Now().Add(helloTimeout))
 	if f == "" && !c.alive() {
 		p.put(c, false)
 		p.flush()
-		c, f = p.get(time.Now().Add(helloTimeout))
+		c, f = p.get(p.ctx, time.Now().Add(helloTimeout))
 	}
 	if f == "" {
 		p.put(c, true)

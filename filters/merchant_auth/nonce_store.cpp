@@ -4,6 +4,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstdlib>
@@ -161,20 +162,32 @@ void nonce_store::erase_at(shard& s, std::size_t i) noexcept {
     --s.used;
 }
 
-void nonce_store::purge_expired(shard& s, std::int64_t now_ns, std::int64_t skew_ns) noexcept {
-    std::int64_t min_ts = INT64_MAX;
-    for (std::size_t i = 0; i <= s.mask;) {
+void nonce_store::sweep(shard& s, std::size_t slots, std::int64_t now_ns, std::int64_t skew_ns) noexcept {
+    if (!s.sweeping) {
+        s.sweeping = true;
+        s.sweep_at = 0;
+        s.sweep_min = INT64_MAX;
+    }
+    // Entries move only into the hole an erase leaves, at or after i (or wrapped to the swept front,
+    // whose entries were seen or recorded in this sweep), so every entry is seen once at least.
+    const std::size_t end = std::min(s.sweep_at + slots, s.mask + 1);
+    std::size_t i = s.sweep_at;
+    while (i < end) {
         slot& e = s.slots[i];
         if (e.fp != 0 && !live(ts_of(e.meta), now_ns, skew_ns)) {
             erase_at(s, i);  // another entry may have moved into i: look at i again
             continue;
         }
-        if (e.fp != 0 && ts_of(e.meta) < min_ts)
-            min_ts = ts_of(e.meta);
+        if (e.fp != 0)
+            s.sweep_min = std::min(s.sweep_min, ts_of(e.meta));
         ++i;
     }
-    s.min_timestamp_s = min_ts;
-    s.last_purge_s = now_ns / 1'000'000'000;
+    s.sweep_at = i;
+    if (i > s.mask) {
+        s.sweeping = false;
+        s.min_timestamp_s = s.sweep_min;
+        s.last_sweep_s = now_ns / 1'000'000'000;
+    }
 }
 
 nonce_store::result nonce_store::check_and_record(std::string_view merchant_id, std::uint32_t owner,
@@ -215,11 +228,13 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
     shard& s = shards_[shard_count_ == 1 ? 0 : (h >> 58)];
     std::lock_guard lock(s.mu);
 
-    // Expired entries are purged at most once a second per shard, so per-merchant counts track the live
-    // entries closely without a scan per request.
-    if (s.min_timestamp_s != INT64_MAX && !live(s.min_timestamp_s, now_ns, skew_ns) &&
-        now_ns / 1'000'000'000 - s.last_purge_s >= 1)
-        purge_expired(s, now_ns, skew_ns);
+    // A shard is swept every skew/16 (at least 1 s) once something in it may have expired,
+    // sweep_slots slots per insert: per-merchant counts overstate the live entries by about 1/16 of
+    // the window at most, and no request scans the whole shard.
+    const std::int64_t sweep_every_s = std::max<std::int64_t>(1, skew_ns / 16 / 1'000'000'000);
+    if (s.sweeping || (s.min_timestamp_s != INT64_MAX && !live(s.min_timestamp_s, now_ns, skew_ns) &&
+                       now_ns / 1'000'000'000 - s.last_sweep_s >= sweep_every_s))
+        sweep(s, sweep_slots, now_ns, skew_ns);
 
     std::size_t i = fp & s.mask;
     for (; s.slots[i].fp != 0; i = (i + 1) & s.mask) {
@@ -229,8 +244,8 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
         if (live(ts_of(e.meta), now_ns, skew_ns))
             return result::replay;
         e.meta = pack(owner_of(e.meta), timestamp_s);  // an expired entry for the same pair: reuse it
-        if (timestamp_s < s.min_timestamp_s)
-            s.min_timestamp_s = timestamp_s;
+        s.min_timestamp_s = std::min(s.min_timestamp_s, timestamp_s);
+        s.sweep_min = std::min(s.sweep_min, timestamp_s);
         return result::recorded;
     }
     if (check_quota && owner != no_owner &&
@@ -239,10 +254,11 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
     if (s.used >= s.cap) {
         if (s.min_timestamp_s == INT64_MAX || live(s.min_timestamp_s, now_ns, skew_ns))
             return result::full;  // nothing can have expired: do not scan
-        purge_expired(s, now_ns, skew_ns);
+        s.sweeping = false;       // the whole shard, now: this insert needs the room
+        sweep(s, s.mask + 1, now_ns, skew_ns);
         if (s.used >= s.cap)
             return result::full;
-        i = fp & s.mask;  // the purge moved entries: find the first empty slot again
+        i = fp & s.mask;  // the sweep moved entries: find the first empty slot again
         while (s.slots[i].fp != 0)
             i = (i + 1) & s.mask;
     }
@@ -250,8 +266,8 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
     ++s.used;
     if (owner != no_owner)
         owner_counts_[owner].fetch_add(1, std::memory_order_relaxed);
-    if (timestamp_s < s.min_timestamp_s)
-        s.min_timestamp_s = timestamp_s;
+    s.min_timestamp_s = std::min(s.min_timestamp_s, timestamp_s);
+    s.sweep_min = std::min(s.sweep_min, timestamp_s);
     return result::recorded;
 }
 

@@ -14,8 +14,11 @@
 //    denies 503): the store never forgets a live nonce to make room.
 //  * One merchant cannot fill the store for the others: each registered merchant (owner index, from
 //    owner_index()) holds at most per_merchant_limit() live entries; past it the answer is
-//    `merchant_full` for that merchant only. Expired entries are purged at least once a second per
-//    shard that sees traffic, so the per-merchant count follows the live count within about a second.
+//    `merchant_full` for that merchant only. Expired entries are swept out of a shard that sees traffic
+//    every skew/16 (at least a second), so the per-merchant count overstates the live count by at most
+//    about 1/16 of the window. A sweep examines at most sweep_slots slots per insert: no request scans
+//    a whole shard (0.5 to 2 MiB at the capacities filterd uses); only a shard found full with
+//    something expired in it is swept whole, on that insert, so an expired entry never causes `full`.
 //  * Optional persistence (nonce_journal): with a journal attached, every recorded entry is appended
 //    to it before check_and_record answers `recorded`; a failed append answers `unavailable` (deny
 //    503). At start-up the journal is replayed into the store (restore()), so a restart does not
@@ -84,7 +87,7 @@ public:
     /// Live entries one owner may hold; changeable on reload.
     void set_per_merchant_limit(std::size_t n) noexcept;
     std::size_t per_merchant_limit() const noexcept { return per_merchant_limit_.load(std::memory_order_relaxed); }
-    /// Entries (live or not yet purged) an owner holds. For tests and metrics.
+    /// Entries (live or not yet swept out) an owner holds. For tests and metrics.
     std::size_t owner_count(std::uint32_t owner) const noexcept;
 
     /// Attaches the journal that every later recorded entry is appended to. Start-up only.
@@ -102,9 +105,11 @@ public:
     std::int64_t fence() const noexcept { return fence_s_.load(std::memory_order_relaxed); }
 
     std::size_t capacity() const noexcept { return capacity_; }
+    /// Slots a sweep examines per insert: 16 KiB of table, a few microseconds.
+    static constexpr std::size_t sweep_slots = 1024;
     /// Bytes a store of this capacity commits at construction.
     static std::size_t table_bytes(std::size_t capacity) noexcept;
-    /// Entries currently stored (live or expired-but-not-yet-purged). For tests and metrics.
+    /// Entries currently stored (live or expired but not yet swept out). For tests and metrics.
     std::size_t size() const noexcept;
 
 private:
@@ -119,7 +124,10 @@ private:
         std::size_t cap = 0;
         std::size_t used = 0;
         std::int64_t min_timestamp_s = INT64_MAX;  // lower bound of the stored timestamps
-        std::int64_t last_purge_s = 0;             // wall second of the last purge
+        std::int64_t last_sweep_s = 0;             // wall second the last sweep ended
+        bool sweeping = false;                     // a sweep is under way: slots [0, sweep_at) are done
+        std::size_t sweep_at = 0;
+        std::int64_t sweep_min = INT64_MAX;  // lower bound of the timestamps the sweep has kept or seen recorded
     };
 
     /// A zeroed block of `slots` slots, every page touched unless !commit. @throws std::bad_alloc
@@ -130,7 +138,8 @@ private:
     static layout layout_for(std::size_t capacity) noexcept;
     std::uint64_t hash(std::string_view merchant_id, std::string_view nonce) const noexcept;
     void erase_at(shard& s, std::size_t i) noexcept;
-    void purge_expired(shard& s, std::int64_t now_ns, std::int64_t skew_ns) noexcept;
+    /// Continues (or starts) the shard's sweep over at most `slots` slots, erasing expired entries.
+    void sweep(shard& s, std::size_t slots, std::int64_t now_ns, std::int64_t skew_ns) noexcept;
     result insert(std::string_view merchant_id, std::uint32_t owner, std::string_view nonce, std::int64_t timestamp_s,
                   std::int64_t now_ns, std::int64_t skew_ns, bool check_quota) noexcept;
 

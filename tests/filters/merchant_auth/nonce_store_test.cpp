@@ -70,7 +70,7 @@ TEST_CASE("nonce store: records once, then reports a replay while live", "[nonce
     CHECK(st.check_and_record("globex", nonce(1), T, T * s, skew) == res::recorded);
     CHECK(st.size() == 2);
     // Once T + skew has passed the entry is expired and the pair may be recorded again; the expired
-    // globex entry is purged on the way (at most once a second per shard).
+    // globex entry is swept out on the way (the whole 32-slot shard fits in one insert's sweep).
     CHECK(st.check_and_record("acme", nonce(1), T + 301, (T + 301) * s, skew) == res::recorded);
     CHECK(st.size() == 1);
 }
@@ -89,27 +89,47 @@ TEST_CASE("nonce store: full means 503, never forgetting a live entry", "[nonce]
     CHECK(st.check_and_record("m", nonce(3), T, T * s, skew) == res::full);
     for (int i = 0; i < 3; ++i)
         CHECK(st.check_and_record("m", nonce(i), T, (T + 300) * s, skew) == res::replay);
-    // After expiry the purge makes room.
+    // After expiry the whole-shard sweep of a full shard makes room.
     CHECK(st.check_and_record("m", nonce(3), T + 301, (T + 301) * s, skew) == res::recorded);
     CHECK(st.size() == 1);
 }
 
 TEST_CASE("nonce store: purging expired entries keeps every live one findable", "[nonce]") {
-    // One shard of 1000 entries filled with alternating old and new timestamps; then a purge deletes
-    // the old half in place (backward-shift deletion) and every new one must still be a replay.
+    // One shard of 1000 entries (2048 slots) filled with alternating old and new timestamps; then the
+    // sweep deletes the old half in place (backward-shift deletion), 1024 slots per insert, and every
+    // new one must still be a replay.
     nonce_store st(1000);
     for (int i = 0; i < 1000; ++i)
         REQUIRE(st.check_and_record("m", nonce(i), (i % 2 == 0) ? T : T + 200, (T + 200) * s, skew) == res::recorded);
     std::int64_t later = (T + 301) * s;  // evens expired, odds live until T + 500
     CHECK(st.check_and_record("m", nonce(5000), T + 301, later, skew) == res::recorded);
-    CHECK(st.size() == 501);
+    CHECK(st.size() > 501);  // half the shard swept
+    CHECK(st.check_and_record("m", nonce(5001), T + 301, later, skew) == res::recorded);
+    CHECK(st.size() == 502);  // the sweep ended on the second insert
     for (int i = 1; i < 1000; i += 2)
         REQUIRE(st.check_and_record("m", nonce(i), T + 200, later, skew) == res::replay);
-    // Room for 499 more: 500 live odds + nonce(5000) + 499 evens = 1000; the 500th even finds it full.
-    for (int i = 0; i < 998; i += 2)
+    // Room for 498 more: 500 live odds + 2 + 498 evens = 1000; the 499th even finds it full.
+    for (int i = 0; i < 996; i += 2)
         REQUIRE(st.check_and_record("m", nonce(i), T + 301, later, skew) == res::recorded);
-    CHECK(st.check_and_record("m", nonce(998), T + 301, later, skew) == res::full);
+    CHECK(st.check_and_record("m", nonce(996), T + 301, later, skew) == res::full);
     CHECK(st.size() == 1000);
+}
+
+TEST_CASE("nonce store: expired entries go a bounded sweep per insert, all of them within one sweep", "[nonce]") {
+    // 64 shards of 32 768 slots, 200 000 entries: a whole-shard scan would erase about 3 000 at once.
+    nonce_store st(1'000'000);
+    for (int i = 0; i < 200'000; ++i)
+        REQUIRE(st.check_and_record("m", nonce(i), T, T * s, skew) == res::recorded);
+    std::int64_t later = (T + 301) * s;  // every entry expired
+    REQUIRE(st.check_and_record("m", nonce(1'000'000), T + 301, later, skew) == res::recorded);
+    CHECK(st.size() < 200'001);                              // the sweep started
+    CHECK(st.size() >= 200'001 - nonce_store::sweep_slots);  // and examined one chunk only
+    // 20 000 more inserts give every shard far more than the 32 it needs to finish its sweep.
+    for (int i = 0; i < 20'000; ++i)
+        REQUIRE(st.check_and_record("m", nonce(2'000'000 + i), T + 301, later, skew) == res::recorded);
+    CHECK(st.size() == 20'001);
+    for (int i = 0; i < 20'000; i += 97)
+        REQUIRE(st.check_and_record("m", nonce(2'000'000 + i), T + 301, later, skew) == res::replay);
 }
 
 TEST_CASE("nonce store: concurrent writers lose nothing", "[nonce]") {
@@ -147,7 +167,7 @@ TEST_CASE("nonce store: one merchant cannot take more than its share, the others
     CHECK(st.check_and_record("flooder", flood, nonce(3), T, T * s, skew) == res::replay);
     for (int i = 0; i < 10; ++i)
         CHECK(st.check_and_record("other", other, nonce(i), T, T * s, skew) == res::recorded);
-    // Expiry gives the share back (the purge runs at most once a second per shard).
+    // Expiry gives the share back (the sweep of this 256-slot shard runs whole on the next insert).
     CHECK(st.check_and_record("flooder", flood, nonce(11), T + 301, (T + 301) * s, skew) == res::recorded);
     CHECK(st.owner_count(flood) == 1);
     // The limit changes on reload.

@@ -162,12 +162,14 @@ void nonce_store::erase_at(shard& s, std::size_t i) noexcept {
     --s.used;
 }
 
+void nonce_store::note_timestamp(shard& s, std::int64_t timestamp_s) noexcept {
+    s.min_timestamp_s = std::min(s.min_timestamp_s, timestamp_s);
+    s.sweep_min = std::min(s.sweep_min, timestamp_s);  // a sweep under way has passed this slot, or may have
+}
+
 void nonce_store::sweep(shard& s, std::size_t slots, std::int64_t now_ns, std::int64_t skew_ns) noexcept {
-    if (!s.sweeping) {
-        s.sweeping = true;
-        s.sweep_at = 0;
+    if (s.sweep_at == 0)  // a new sweep
         s.sweep_min = INT64_MAX;
-    }
     // Entries move only into the hole an erase leaves, at or after i (or wrapped to the swept front,
     // whose entries were seen or recorded in this sweep), so every entry is seen once at least.
     const std::size_t end = std::min(s.sweep_at + slots, s.mask + 1);
@@ -184,7 +186,7 @@ void nonce_store::sweep(shard& s, std::size_t slots, std::int64_t now_ns, std::i
     }
     s.sweep_at = i;
     if (i > s.mask) {
-        s.sweeping = false;
+        s.sweep_at = 0;
         s.min_timestamp_s = s.sweep_min;
         s.last_sweep_s = now_ns / 1'000'000'000;
     }
@@ -232,8 +234,8 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
     // sweep_slots slots per insert: per-merchant counts overstate the live entries by about 1/16 of
     // the window at most, and no request scans the whole shard.
     const std::int64_t sweep_every_s = std::max<std::int64_t>(1, skew_ns / 16 / 1'000'000'000);
-    if (s.sweeping || (s.min_timestamp_s != INT64_MAX && !live(s.min_timestamp_s, now_ns, skew_ns) &&
-                       now_ns / 1'000'000'000 - s.last_sweep_s >= sweep_every_s))
+    if (s.sweep_at != 0 || (s.min_timestamp_s != INT64_MAX && !live(s.min_timestamp_s, now_ns, skew_ns) &&
+                            now_ns / 1'000'000'000 - s.last_sweep_s >= sweep_every_s))
         sweep(s, sweep_slots, now_ns, skew_ns);
 
     std::size_t i = fp & s.mask;
@@ -244,8 +246,7 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
         if (live(ts_of(e.meta), now_ns, skew_ns))
             return result::replay;
         e.meta = pack(owner_of(e.meta), timestamp_s);  // an expired entry for the same pair: reuse it
-        s.min_timestamp_s = std::min(s.min_timestamp_s, timestamp_s);
-        s.sweep_min = std::min(s.sweep_min, timestamp_s);
+        note_timestamp(s, timestamp_s);
         return result::recorded;
     }
     if (check_quota && owner != no_owner &&
@@ -254,7 +255,7 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
     if (s.used >= s.cap) {
         if (s.min_timestamp_s == INT64_MAX || live(s.min_timestamp_s, now_ns, skew_ns))
             return result::full;  // nothing can have expired: do not scan
-        s.sweeping = false;       // the whole shard, now: this insert needs the room
+        s.sweep_at = 0;           // the whole shard, now: this insert needs the room
         sweep(s, s.mask + 1, now_ns, skew_ns);
         if (s.used >= s.cap)
             return result::full;
@@ -266,8 +267,7 @@ nonce_store::result nonce_store::insert(std::string_view merchant_id, std::uint3
     ++s.used;
     if (owner != no_owner)
         owner_counts_[owner].fetch_add(1, std::memory_order_relaxed);
-    s.min_timestamp_s = std::min(s.min_timestamp_s, timestamp_s);
-    s.sweep_min = std::min(s.sweep_min, timestamp_s);
+    note_timestamp(s, timestamp_s);
     return result::recorded;
 }
 

@@ -125,9 +125,8 @@ private:
         std::size_t used = 0;
         std::int64_t min_timestamp_s = INT64_MAX;  // lower bound of the stored timestamps
         std::int64_t last_sweep_s = 0;             // wall second the last sweep ended
-        bool sweeping = false;                     // a sweep is under way: slots [0, sweep_at) are done
-        std::size_t sweep_at = 0;
-        std::int64_t sweep_min = INT64_MAX;  // lower bound of the timestamps the sweep has kept or seen recorded
+        std::size_t sweep_at = 0;                  // 0: no sweep under way; else slots [0, sweep_at) are done
+        std::int64_t sweep_min = INT64_MAX;        // lower bound of the timestamps the sweep has kept or seen recorded
     };
 
     /// A zeroed block of `slots` slots, every page touched unless !commit. @throws std::bad_alloc
@@ -138,6 +137,8 @@ private:
     static layout layout_for(std::size_t capacity) noexcept;
     std::uint64_t hash(std::string_view merchant_id, std::string_view nonce) const noexcept;
     void erase_at(shard& s, std::size_t i) noexcept;
+    /// Lowers the shard's timestamp bounds (and the running sweep's) for an entry just recorded.
+    static void note_timestamp(shard& s, std::int64_t timestamp_s) noexcept;
     /// Continues (or starts) the shard's sweep over at most `slots` slots, erasing expired entries.
     void sweep(shard& s, std::size_t slots, std::int64_t now_ns, std::int64_t skew_ns) noexcept;
     result insert(std::string_view merchant_id, std::uint32_t owner, std::string_view nonce, std::int64_t timestamp_s,
